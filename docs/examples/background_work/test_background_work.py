@@ -1,0 +1,131 @@
+"""Background work must stay in the request's trace and outlive the request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from handlers import (
+    SlowDatabase,
+    background_tasks,
+    hello_offload,
+    hello_offload_lost,
+    hello_pool,
+    hello_pool_lost,
+    hello_task,
+    hello_task_tied,
+    hello_thread,
+    hello_thread_lost,
+    serve,
+)
+
+from pytest_tracechain import (
+    TraceAssertionError,
+    TraceCapture,
+    assert_child_of,
+    assert_outlives,
+    assert_same_trace,
+)
+
+LOST = pytest.mark.xfail(
+    strict=True,
+    raises=TraceAssertionError,
+    reason="the job starts without the request's context: a new root trace",
+)
+
+
+@pytest.fixture
+def executor() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="jobs") as pool:
+        yield pool
+
+
+# (a) threading.Thread
+
+
+def test_thread_job_joins_the_request_trace(tracechain: TraceCapture) -> None:
+    hello_thread("ada")
+
+    [job] = tracechain.wait_for("service.User.Create")
+    assert_child_of(job, "GET /hello")
+    assert tracechain.origin(job).thread_name == "create-user"
+
+
+@LOST
+def test_thread_started_without_context(tracechain: TraceCapture) -> None:
+    hello_thread_lost("ada")
+
+    [job] = tracechain.wait_for("service.User.Create")
+    assert_child_of(job, "GET /hello")
+
+
+# (b) concurrent.futures
+
+
+def test_pool_job_joins_the_request_trace(
+    tracechain: TraceCapture, executor: ThreadPoolExecutor
+) -> None:
+    hello_pool(executor, "ada")
+
+    [job] = tracechain.wait_for("service.User.Create")
+    assert_child_of(job, "GET /hello")
+
+
+@LOST
+def test_pool_job_without_context(tracechain: TraceCapture, executor: ThreadPoolExecutor) -> None:
+    hello_pool_lost(executor, "ada")
+
+    [job] = tracechain.wait_for("service.User.Create")
+    assert_child_of(job, "GET /hello")
+
+
+# (c) asyncio tasks
+
+
+def test_task_outlives_the_request(tracechain: TraceCapture) -> None:
+    async def scenario() -> None:
+        db = SlowDatabase()
+        await serve(hello_task, "/hello", db, "ada")
+        db.answer()  # the database answers after the response was sent
+        await asyncio.gather(*background_tasks)
+
+    asyncio.run(scenario())
+
+    assert_child_of("service.User.Create", "GET /hello")
+    assert_outlives("service.User.Create", "GET /hello")
+    assert tracechain.origin("service.User.Create").task_name == "create-user"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TraceAssertionError,
+    reason="the task belongs to the request and is cancelled when the request ends",
+)
+def test_task_tied_to_the_request(tracechain: TraceCapture) -> None:
+    async def scenario() -> None:
+        db = SlowDatabase()
+        await serve(hello_task_tied, "/hello", db, "ada")
+        db.answer()
+
+    asyncio.run(scenario())
+
+    assert_same_trace("service.User.Create", "GET /hello")  # the trace is fine...
+    assert_outlives("service.User.Create", "GET /hello")  # ...the lifetime is not
+
+
+# (d) loop.run_in_executor
+
+
+def test_offloaded_call_joins_the_request_trace(tracechain: TraceCapture) -> None:
+    asyncio.run(hello_offload("ada"))
+
+    assert_child_of("service.User.Create", "GET /hello")
+
+
+@LOST
+def test_run_in_executor_without_context(tracechain: TraceCapture) -> None:
+    asyncio.run(hello_offload_lost("ada"))
+
+    assert_child_of("service.User.Create", "GET /hello")

@@ -1,0 +1,68 @@
+"""pytest-tracechain: fail tests when OpenTelemetry trace context is lost.
+
+The public API is resolved lazily (PEP 562) so that a pytest run which never
+uses the plugin does not import the OpenTelemetry SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from pytest_tracechain._errors import TraceAssertionError, TraceChainWarning
+
+if TYPE_CHECKING:
+    from pytest_tracechain._assertions import (
+        assert_child_of,
+        assert_descendant_of,
+        assert_linked_to,
+        assert_outlives,
+        assert_remote_parent,
+        assert_root,
+        assert_same_trace,
+        assert_span_kind,
+    )
+    from pytest_tracechain._capture import Origin, Trace, TraceCapture
+
+__all__ = [
+    "Origin",
+    "Trace",
+    "TraceAssertionError",
+    "TraceCapture",
+    "TraceChainWarning",
+    "assert_child_of",
+    "assert_descendant_of",
+    "assert_linked_to",
+    "assert_outlives",
+    "assert_remote_parent",
+    "assert_root",
+    "assert_same_trace",
+    "assert_span_kind",
+]
+
+_LAZY = {
+    "Origin": "_capture",
+    "Trace": "_capture",
+    "TraceCapture": "_capture",
+    "assert_child_of": "_assertions",
+    "assert_descendant_of": "_assertions",
+    "assert_linked_to": "_assertions",
+    "assert_outlives": "_assertions",
+    "assert_remote_parent": "_assertions",
+    "assert_root": "_assertions",
+    "assert_same_trace": "_assertions",
+    "assert_span_kind": "_assertions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_tracechain' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"pytest_tracechain.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

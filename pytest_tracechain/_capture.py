@@ -1,0 +1,501 @@
+"""Span capture: one routing span processor and the per-test ``TraceCapture``.
+
+Cost matters here: ``on_start``/``on_end`` run for every span of the code under
+test. Per span the capture adds no new garbage-collected object: origins are
+shared ``Origin`` records (one per thread or asyncio task), indexed by the
+span id (an int) in a dict.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from asyncio import current_task
+from asyncio import _get_running_loop as _running_loop
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanContext, SpanKind
+
+from pytest_tracechain._errors import TraceAssertionError
+
+__all__ = ["Origin", "Trace", "TraceCapture"]
+
+# Instrumentation scopes of plugins that trace the test run itself. Their spans
+# are the test's ambient spans: never captured, and their children count as roots.
+HARNESS_SCOPES = frozenset({"pytest-opentelemetry", "pytest_opentelemetry", "pytest-otel", "pytest_otel"})
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a span started.
+
+    ``task_name`` is the asyncio task's name, or ``None`` outside a task.
+    ``thread_name`` and ``thread_id`` are ``None`` for spans received from
+    another process, where they are unknown.
+    """
+
+    pid: int
+    thread_name: str | None
+    thread_id: int | None
+    task_name: str | None = None
+
+    def describe(self, *, this_pid: int | None = None) -> str:
+        """A short label such as ``thread 'MainThread', task 'Task-2'``."""
+        parts = []
+        if self.pid != (os.getpid() if this_pid is None else this_pid):
+            parts.append(f"pid {self.pid}")
+        if self.thread_name is not None:
+            parts.append(f"thread {self.thread_name!r}")
+        if self.task_name is not None:
+            parts.append(f"task {self.task_name!r}")
+        return ", ".join(parts) or f"pid {self.pid}"
+
+
+@dataclass(frozen=True)
+class Trace:
+    """The captured spans of one trace id.
+
+    ``spans`` are ordered by start time; ``roots`` are the spans with no parent,
+    or whose parent is the test's ambient span.
+    """
+
+    trace_id: int
+    spans: tuple[ReadableSpan, ...]
+    roots: tuple[ReadableSpan, ...]
+
+    @property
+    def trace_id_hex(self) -> str:
+        return format(self.trace_id, "032x")
+
+
+SpanFilter = Callable[[ReadableSpan], bool]
+_KIND_NAMES = ", ".join(k.name.lower() for k in SpanKind)
+
+
+def parse_kind(kind: object, argname: str = "kind") -> SpanKind:
+    """A ``SpanKind`` from a ``SpanKind`` or its name in any case."""
+    if isinstance(kind, SpanKind):
+        return kind
+    if isinstance(kind, str):
+        try:
+            return SpanKind[kind.strip().upper()]
+        except KeyError:
+            raise ValueError(
+                f"{argname}={kind!r} is not a span kind; use a SpanKind or one of: {_KIND_NAMES}"
+            ) from None
+    raise TypeError(f"{argname} must be a SpanKind or its name, not {type(kind).__name__}")
+
+
+def parse_trace_id(trace_id: object) -> int:
+    if isinstance(trace_id, bool) or not isinstance(trace_id, (int, str)):
+        raise TypeError(f"trace_id must be an int or a 32-digit hex string, not {type(trace_id).__name__}")
+    if isinstance(trace_id, str):
+        if not re.fullmatch(r"[0-9a-fA-F]{32}", trace_id):
+            raise ValueError(f"trace_id={trace_id!r} is not a 32-digit hex trace id")
+        return int(trace_id, 16)
+    return trace_id
+
+
+def span_filter(
+    name: str | re.Pattern[str] | None = None,
+    *,
+    kind: SpanKind | str | None = None,
+    trace_id: int | str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> SpanFilter:
+    """One predicate for the ``find``/``one``/``wait_for`` filters, arguments checked."""
+    checks: list[SpanFilter] = []
+    if isinstance(name, str):
+        checks.append(lambda s: s.name == name)
+    elif isinstance(name, re.Pattern):
+        pattern = name
+        checks.append(lambda s: pattern.search(s.name) is not None)
+    elif name is not None:
+        raise TypeError(f"name must be a str or a compiled regex, not {type(name).__name__}")
+    if kind is not None:
+        wanted_kind = parse_kind(kind)
+        checks.append(lambda s: s.kind is wanted_kind)
+    if trace_id is not None:
+        wanted_trace = parse_trace_id(trace_id)
+        checks.append(lambda s: s.context.trace_id == wanted_trace)
+    if attributes is not None:
+        if not isinstance(attributes, Mapping):
+            raise TypeError(f"attributes must be a mapping, not {type(attributes).__name__}")
+        wanted = dict(attributes)
+
+        def has_attributes(s: ReadableSpan) -> bool:
+            have = s.attributes or {}
+            return all(k in have and _attr_equal(have[k], v) for k, v in wanted.items())
+
+        checks.append(has_attributes)
+    if not checks:
+        return lambda s: True
+    if len(checks) == 1:
+        return checks[0]
+    return lambda s: all(check(s) for check in checks)
+
+
+def _attr_equal(have: object, want: object) -> bool:
+    # Sequence attributes are stored as tuples; let users write lists.
+    if isinstance(have, tuple) and isinstance(want, list):
+        return have == tuple(want)
+    return have == want
+
+
+def describe_filters(name: object = None, **filters: object) -> str:
+    """``span named 'x' with kind=server`` for failure messages."""
+    if isinstance(name, re.Pattern):
+        text = f"span with a name matching {name.pattern!r}"
+    elif name is not None:
+        text = f"span named {name!r}"
+    else:
+        text = "span"
+    extra = [
+        f"{key}={value.name.lower() if isinstance(value, SpanKind) else value!r}"
+        for key, value in filters.items()
+        if value is not None
+    ]
+    return text + (" with " + ", ".join(extra) if extra else "")
+
+
+class TraceCapture:
+    """The spans started during one test, given by the ``tracechain`` fixture.
+
+    Spans are attributed to a test when they start: to the test that owns
+    their parent span when the parent was captured, otherwise to the test
+    running then. Capture runs from the test's setup to the end of its
+    teardown, so spans that end after their test never show in a later one.
+    """
+
+    __slots__ = ("__weakref__", "_ambient", "_closed", "_cond", "_finished", "_open", "_origins", "_waiters", "name")
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self._finished: list[ReadableSpan] = []
+        self._open: dict[int, Span] = {}
+        self._origins: dict[int, Origin] = {}
+        self._ambient: set[int] = set()
+        self._cond = threading.Condition(threading.Lock())
+        self._waiters = 0
+        self._closed = False
+
+    # -- what the router calls -------------------------------------------------
+
+    def _started(self, span: Span, origin: Origin) -> None:
+        span_id = span.context.span_id
+        self._origins[span_id] = origin
+        self._open[span_id] = span
+
+    def _ended(self, span_id: int, span: ReadableSpan) -> None:
+        # Append before forgetting the open span, so a reader never misses it.
+        self._finished.append(span)
+        self._open.pop(span_id, None)
+        if self._waiters:
+            with self._cond:
+                self._cond.notify_all()
+
+    def _add_ambient(self, span_id: int) -> None:
+        """Mark a span of the test harness: not captured, its children are roots."""
+        self._ambient.add(span_id)
+        if self._open.pop(span_id, None) is not None:
+            self._origins.pop(span_id, None)
+
+    def _owns(self, span_id: int) -> bool:
+        return span_id in self._origins
+
+    # -- public API --------------------------------------------------------------
+
+    @property
+    def spans(self) -> list[ReadableSpan]:
+        """The finished spans of this test, in end order (a copy)."""
+        return list(self._finished)
+
+    @property
+    def open_spans(self) -> list[ReadableSpan]:
+        """Spans started in this test and not yet ended, in start order."""
+        live = [span for span in list(self._open.values()) if span.end_time is None]
+        live.sort(key=_start_time)
+        return live
+
+    @property
+    def ambient_span_ids(self) -> frozenset[int]:
+        """Span ids of the test harness's spans (see "roots are relative to the test")."""
+        return frozenset(self._ambient)
+
+    def find(
+        self,
+        name: str | re.Pattern[str] | None = None,
+        *,
+        kind: SpanKind | str | None = None,
+        trace_id: int | str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> list[ReadableSpan]:
+        """Finished spans matching every given filter, in end order.
+
+        ``name`` is an exact name or a compiled regex (matched with
+        ``re.search``); ``kind`` a ``SpanKind`` or its name in any case;
+        ``trace_id`` an int or 32-digit hex string; ``attributes`` a mapping
+        that must be a subset of the span's attributes.
+        """
+        matches = span_filter(name, kind=kind, trace_id=trace_id, attributes=attributes)
+        return [span for span in list(self._finished) if matches(span)]
+
+    def one(
+        self,
+        name: str | re.Pattern[str] | None = None,
+        *,
+        kind: SpanKind | str | None = None,
+        trace_id: int | str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> ReadableSpan:
+        """Exactly one finished span matching the filters, else ``TraceAssertionError``."""
+        __tracebackhide__ = True
+        found = self.find(name, kind=kind, trace_id=trace_id, attributes=attributes)
+        if len(found) == 1:
+            return found[0]
+        wanted = describe_filters(name, kind=kind, trace_id=trace_id, attributes=attributes)
+        if found:
+            headline = f"expected exactly one of {wanted}, found {len(found)}"
+        else:
+            headline = f"expected exactly one of {wanted}, found none"
+        raise TraceAssertionError(self._explain(headline, highlight={_sid(s): "match" for s in found}))
+
+    def wait_for(
+        self,
+        name: str | re.Pattern[str] | None = None,
+        *,
+        count: int = 1,
+        timeout: float = 5.0,
+        kind: SpanKind | str | None = None,
+        trace_id: int | str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> list[ReadableSpan]:
+        """Wait until at least ``count`` finished spans match, and return them.
+
+        Wakes on every span end (no polling). On timeout raises
+        ``TraceAssertionError`` showing the captured and still-open spans.
+        """
+        __tracebackhide__ = True
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise TypeError(f"count must be an int, not {type(count).__name__}")
+        if count < 1:
+            raise ValueError(f"count must be at least 1, not {count}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+        matches = span_filter(name, kind=kind, trace_id=trace_id, attributes=attributes)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._waiters += 1
+            try:
+                while True:
+                    found = [span for span in list(self._finished) if matches(span)]
+                    remaining = deadline - time.monotonic()
+                    if len(found) >= count or remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            finally:
+                self._waiters -= 1
+        if len(found) >= count:
+            return found
+        wanted = describe_filters(name, kind=kind, trace_id=trace_id, attributes=attributes)
+        if count != 1:
+            wanted = "spans" + wanted[len("span") :]
+        still_open = [s for s in self.open_spans if matches(s)]
+        headline = (
+            f"timed out after {timeout:g} s waiting for {count} finished {wanted}; "
+            f"{len(found)} finished"
+            + (f", {len(still_open)} matching still open" if still_open else "")
+        )
+        highlight = {_sid(s): "match" for s in found}
+        highlight.update({_sid(s): "match, still open" for s in still_open})
+        raise TraceAssertionError(self._explain(headline, highlight=highlight))
+
+    def traces(self) -> list[Trace]:
+        """One ``Trace`` per trace id of the finished spans, ordered by first start."""
+        by_trace: dict[int, list[ReadableSpan]] = {}
+        for span in sorted(self._finished, key=_start_time):
+            by_trace.setdefault(span.context.trace_id, []).append(span)
+        ambient = self._ambient
+        return [
+            Trace(
+                trace_id=trace_id,
+                spans=tuple(spans),
+                roots=tuple(s for s in spans if s.parent is None or s.parent.span_id in ambient),
+            )
+            for trace_id, spans in by_trace.items()
+        ]
+
+    def origin(self, span: ReadableSpan | SpanContext) -> Origin:
+        """Where ``span`` started: process id, thread name and id, asyncio task name."""
+        __tracebackhide__ = True
+        if isinstance(span, ReadableSpan):
+            context = span.context
+        elif isinstance(span, SpanContext):
+            context = span
+        else:
+            raise TypeError(f"span must be a ReadableSpan or a SpanContext, not {type(span).__name__}")
+        found = self._origins.get(context.span_id) if context is not None else None
+        if found is None:
+            name = f"{span.name!r}" if isinstance(span, ReadableSpan) else "span"
+            raise TraceAssertionError(self._explain(f"{name} ({_hex_span(context)}) was not captured in this test"))
+        return found
+
+    def is_root(self, span: ReadableSpan) -> bool:
+        """No parent, or only the test's ambient span."""
+        return span.parent is None or span.parent.span_id in self._ambient
+
+    def render(self, *, highlight: Mapping[int, str] | None = None, limit: int | None = None) -> str:
+        """The text tree of all captured traces, the view failure messages use."""
+        from pytest_tracechain._render import render_spans
+
+        return render_spans(
+            self._all_spans(),
+            origins=self._origins,
+            ambient=self._ambient,
+            highlight=highlight or {},
+            limit=limit,
+        )
+
+    def clear(self) -> None:
+        """Forget the finished spans captured so far (open spans stay tracked)."""
+        self._finished.clear()
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _all_spans(self) -> list[ReadableSpan]:
+        return list(self._finished) + self.open_spans
+
+    def _explain(self, headline: str, *, highlight: Mapping[int, str] | None = None) -> str:
+        from pytest_tracechain._render import MESSAGE_LIMIT
+
+        rendered = self.render(highlight=highlight, limit=MESSAGE_LIMIT)
+        return f"{headline}\n\ncaptured in this test:\n{rendered}"
+
+    def __repr__(self) -> str:
+        return f"<TraceCapture {self.name!r}: {len(self._finished)} finished, {len(self._open)} open>"
+
+
+def _start_time(span: ReadableSpan) -> int:
+    return span.start_time or 0
+
+
+def _sid(span: ReadableSpan) -> int:
+    return span.context.span_id
+
+
+def _hex_span(context: SpanContext | None) -> str:
+    return f"span {context.span_id:016x}" if context is not None else "no context"
+
+
+class Router(SpanProcessor):
+    """Attributes every span to a test's ``TraceCapture`` when it starts.
+
+    ``current`` is the capture of the running test (``None`` between tests).
+    Spans of a finished test that are still open stay routed to it through
+    ``_retained``, with their descendants, so they never show in a later test.
+    """
+
+    def __init__(self) -> None:
+        self.current: TraceCapture | None = None
+        self._retained: dict[int, TraceCapture] = {}
+        self._pid = os.getpid()
+        self._thread_origins: dict[threading.Thread, Origin] = {}
+        self._task_origins: dict[int, Origin] = {}
+        self._lock = threading.Lock()
+
+    # -- SpanProcessor -----------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        capture = self.current
+        parent = span.parent
+        if parent is not None and capture is not None and parent.span_id in capture._origins:
+            capture._started(span, self._origin())
+            return
+        owner = self._owner_of(span, parent, capture)
+        if owner is not None:
+            owner._started(span, self._origin())
+            if owner._closed:
+                self._retained[span.context.span_id] = owner
+
+    def on_end(self, span: ReadableSpan) -> None:
+        span_id = span.context.span_id
+        capture = self.current
+        if capture is not None and span_id in capture._open:
+            capture._ended(span_id, span)
+            return
+        owner = self._retained.get(span_id)
+        if owner is not None:
+            owner._ended(span_id, span)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    # -- test lifecycle ------------------------------------------------------------
+
+    def open(self, capture: TraceCapture) -> None:
+        self.current = capture
+
+    def close(self, capture: TraceCapture) -> None:
+        """End the capture window; its open spans stay routed to it."""
+        capture._closed = True
+        for span_id in list(capture._open):
+            self._retained[span_id] = capture
+        if self.current is capture:
+            self.current = None
+
+    def after_fork_in_child(self) -> None:
+        # A forked child must not record into its parent's test state.
+        self.current = None
+        self._retained = {}
+        self._pid = os.getpid()
+        self._thread_origins = {}
+        self._task_origins = {}
+
+    # -- internals -------------------------------------------------------------------
+
+    def _owner_of(self, span: Span, parent: SpanContext | None, capture: TraceCapture | None) -> TraceCapture | None:
+        """The slow path of ``on_start``: parent unknown to the running test."""
+        if parent is not None:
+            owner = self._retained.get(parent.span_id)
+            if owner is not None:
+                return owner
+        if capture is None:
+            return None
+        scope = span.instrumentation_scope
+        if scope is not None and scope.name in HARNESS_SCOPES:
+            capture._ambient.add(span.context.span_id)
+            return None
+        return capture
+
+    def _origin(self) -> Origin:
+        thread = threading.current_thread()
+        loop = _running_loop()
+        task = current_task(loop) if loop is not None else None
+        if task is None:
+            origin = self._thread_origins.get(thread)
+            if origin is None or origin.thread_name != thread.name:
+                origin = Origin(self._pid, thread.name, thread.ident, None)
+                with self._lock:
+                    if len(self._thread_origins) > 4096:
+                        self._thread_origins.clear()
+                    self._thread_origins[thread] = origin
+            return origin
+        task_name = task.get_name()
+        origin = self._task_origins.get(id(task))
+        if origin is None or origin.task_name != task_name or origin.thread_id != thread.ident:
+            origin = Origin(self._pid, thread.name, thread.ident, task_name)
+            with self._lock:
+                if len(self._task_origins) > 65536:
+                    self._task_origins.clear()
+                self._task_origins[id(task)] = origin
+        return origin
+

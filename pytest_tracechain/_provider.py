@@ -1,0 +1,91 @@
+"""Getting the routing processor onto the tracer provider the code under test uses.
+
+OpenTelemetry lets the global tracer provider be set once. At first use we
+install one SDK ``TracerProvider`` for the session, or add our processor to the
+SDK provider the application already set. Code under test that sets its own
+SDK provider later is refused by OpenTelemetry as usual, but we attach to that
+provider too, so spans it creates directly are still captured.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from pytest_tracechain._capture import Router
+from pytest_tracechain._errors import TraceChainUsageError
+
+_lock = threading.Lock()
+_router: Router | None = None
+_attached: list[TracerProvider] = []
+_original_set: Any = None
+
+
+def router() -> Router:
+    """The session's router, attached to the global provider (installing one if needed)."""
+    global _router
+    if _router is not None:
+        return _router
+    with _lock:
+        if _router is None:
+            new_router = Router()
+            _attach_global(new_router)
+            _watch_set_tracer_provider(new_router)
+            os.register_at_fork(after_in_child=new_router.after_fork_in_child)
+            _router = new_router
+    return _router
+
+
+def existing_router() -> Router | None:
+    """The router if some test already installed it, without installing it."""
+    return _router
+
+
+def _attach_global(new_router: Router) -> None:
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+        provider = trace.get_tracer_provider()  # another thread may have won the race
+    if not isinstance(provider, TracerProvider):
+        raise TraceChainUsageError(
+            "pytest-tracechain needs an OpenTelemetry SDK TracerProvider "
+            "(opentelemetry.sdk.trace.TracerProvider) as the global tracer provider, "
+            f"but the global provider is {type(provider).__module__}.{type(provider).__qualname__}. "
+            "Set an SDK TracerProvider before the first test that uses tracechain, "
+            "or leave the global provider unset and the plugin installs one."
+        )
+    _attach(provider, new_router)
+
+
+def _attach(provider: TracerProvider, new_router: Router) -> None:
+    if any(existing is provider for existing in _attached):
+        return
+    provider.add_span_processor(new_router)
+    _attached.append(provider)
+
+
+def _watch_set_tracer_provider(new_router: Router) -> None:
+    """Attach to SDK providers the code under test tries to set later."""
+    global _original_set
+    original = getattr(trace, "_set_tracer_provider", None)
+    if original is None or _original_set is not None:
+        return
+    _original_set = original
+
+    def set_and_attach(tracer_provider: Any, log: bool) -> None:
+        if isinstance(tracer_provider, TracerProvider):
+            _attach(tracer_provider, new_router)
+        original(tracer_provider, log)
+
+    trace._set_tracer_provider = set_and_attach  # type: ignore[attr-defined]
+
+
+def tracer(instrumenting_module_name: str = "pytest-tracechain") -> trace.Tracer:
+    """A tracer of the provider in use (the global SDK provider)."""
+    router()
+    return trace.get_tracer(instrumenting_module_name)

@@ -1,0 +1,121 @@
+"""The text tree of captured traces, used by ``render()`` and every failure message."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
+
+from pytest_tracechain._capture import Origin
+
+# Failure messages show at most this many spans; render() shows all by default.
+MESSAGE_LIMIT = 200
+
+_BRANCH, _LAST, _PIPE, _SPACE = "├─ ", "└─ ", "│  ", "   "
+
+
+def format_duration(span: ReadableSpan) -> str:
+    if span.end_time is None or span.start_time is None:
+        return "open"
+    ns = span.end_time - span.start_time
+    if ns < 1_000_000:
+        return f"{ns / 1000:.0f} µs"
+    if ns < 1_000_000_000:
+        return f"{ns / 1_000_000:.1f} ms"
+    return f"{ns / 1_000_000_000:.2f} s"
+
+
+def span_label(span: ReadableSpan, origin: Origin | None = None, *, this_pid: int | None = None) -> str:
+    """``name [kind] · duration · thread … · ERROR …`` for one span."""
+    parts = [span.name + ("" if span.kind is SpanKind.INTERNAL else f" [{span.kind.name.lower()}]")]
+    parts.append(format_duration(span))
+    if origin is not None:
+        parts.append(origin.describe(this_pid=this_pid if this_pid is not None else os.getpid()))
+    status = span.status
+    if status is not None and status.status_code is StatusCode.ERROR:
+        parts.append("ERROR" + (f": {status.description}" if status.description else ""))
+    return " · ".join(parts)
+
+
+def render_spans(
+    spans: Iterable[ReadableSpan],
+    *,
+    origins: Mapping[int, Origin] | None = None,
+    ambient: frozenset[int] | set[int] = frozenset(),
+    highlight: Mapping[int, str] | None = None,
+    limit: int | None = None,
+) -> str:
+    """Render spans as one tree per trace, traces ordered by first start.
+
+    Spans whose parent is not among ``spans`` are shown at the top of their
+    trace with a note saying where the parent is. ``highlight`` maps span ids
+    to a marker shown after the span (``← child``). ``limit`` cuts the output
+    after that many spans with a line saying how many were left out.
+    """
+    origins = origins or {}
+    highlight = highlight or {}
+    unique: dict[int, ReadableSpan] = {}
+    for span in spans:
+        unique.setdefault(span.context.span_id, span)
+    if not unique:
+        return "  (no spans captured)"
+
+    children: dict[int, list[ReadableSpan]] = {}
+    tops: dict[int, list[ReadableSpan]] = {}
+    first_start: dict[int, int] = {}
+    for span in sorted(unique.values(), key=lambda s: s.start_time or 0):
+        trace_id = span.context.trace_id
+        first_start.setdefault(trace_id, span.start_time or 0)
+        parent = span.parent
+        if parent is not None and parent.span_id in unique and parent.trace_id == trace_id:
+            children.setdefault(parent.span_id, []).append(span)
+        else:
+            tops.setdefault(trace_id, []).append(span)
+
+    this_pid = os.getpid()
+    lines: list[str] = []
+    shown = 0
+    total = len(unique)
+
+    def note_for(span: ReadableSpan) -> str:
+        parent = span.parent
+        if parent is None or parent.span_id in ambient:
+            return ""
+        if parent.is_remote:
+            return f" (remote parent {parent.span_id:016x})"
+        return f" (parent {parent.span_id:016x} not captured)"
+
+    def walk(span: ReadableSpan, prefix: str, last: bool, top: bool) -> bool:
+        nonlocal shown
+        if limit is not None and shown >= limit:
+            return False
+        shown += 1
+        branch = _LAST if last else _BRANCH
+        label = span_label(span, origins.get(span.context.span_id), this_pid=this_pid)
+        if top:
+            label += note_for(span)
+        mark = highlight.get(span.context.span_id)
+        if mark:
+            label += f"  ← {mark}"
+        lines.append(f"{prefix}{branch}{label}")
+        kids = children.get(span.context.span_id, ())
+        child_prefix = prefix + (_SPACE if last else _PIPE)
+        for index, child in enumerate(kids):
+            if not walk(child, child_prefix, index == len(kids) - 1, False):
+                return False
+        return True
+
+    for trace_id in sorted(tops, key=lambda t: first_start[t]):
+        if limit is not None and shown >= limit:
+            break
+        roots: Sequence[ReadableSpan] = tops[trace_id]
+        count = sum(1 for s in unique.values() if s.context.trace_id == trace_id)
+        lines.append(f"trace {trace_id:032x} · {count} span{'s' if count != 1 else ''}")
+        for index, root in enumerate(roots):
+            if not walk(root, "", index == len(roots) - 1, True):
+                break
+    if shown < total:
+        lines.append(f"... {total - shown} more spans not shown")
+    return "\n".join(lines)
