@@ -157,7 +157,7 @@ def describe_filters(name: object = None, **filters: object) -> str:
     else:
         text = "span"
     extra = [
-        f"{key}={value.name.lower() if isinstance(value, SpanKind) else value!r}"
+        f"{key}={parse_kind(value).name.lower() if key == 'kind' else repr(value)}"
         for key, value in filters.items()
         if value is not None
     ]
@@ -261,9 +261,9 @@ class TraceCapture:
             return found[0]
         wanted = describe_filters(name, kind=kind, trace_id=trace_id, attributes=attributes)
         if found:
-            headline = f"expected exactly one of {wanted}, found {len(found)}"
+            headline = f"expected exactly one {wanted}, found {len(found)}"
         else:
-            headline = f"expected exactly one of {wanted}, found none"
+            headline = f"expected exactly one {wanted}, found none"
         raise TraceAssertionError(self._explain(headline, highlight={_sid(s): "match" for s in found}))
 
     def wait_for(
@@ -342,8 +342,10 @@ class TraceCapture:
             raise TypeError(f"span must be a ReadableSpan or a SpanContext, not {type(span).__name__}")
         found = self._origins.get(context.span_id) if context is not None else None
         if found is None:
-            name = f"{span.name!r}" if isinstance(span, ReadableSpan) else "span"
-            raise TraceAssertionError(self._explain(f"{name} ({_hex_span(context)}) was not captured in this test"))
+            label = _hex_span(context)
+            if isinstance(span, ReadableSpan):
+                label = f"{span.name!r} ({label})"
+            raise TraceAssertionError(self._explain(f"{label} was not captured in this test"))
         return found
 
     def is_root(self, span: ReadableSpan) -> bool:

@@ -15,22 +15,24 @@ from concurrent.futures import Executor
 from typing import Any
 
 from opentelemetry import context, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 tracer = trace.get_tracer(__name__)
 
 ACCEPTED = "202 Accepted"
 
 
+# --8<-- [start:service]
 def create_user(name: str, parent: context.Context | None = None) -> None:
     """The slow part of the request; ``parent`` overrides the current context."""
     with tracer.start_as_current_span("service.User.Create", context=parent) as span:
         span.set_attribute("user.name", name)
 
 
-# (a) threading.Thread
+# --8<-- [end:service]
 
 
+# --8<-- [start:thread-lost]
 def hello_thread_lost(name: str) -> str:
     with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
         # A new thread starts with an empty context: create_user opens a new trace.
@@ -38,6 +40,8 @@ def hello_thread_lost(name: str) -> str:
         return ACCEPTED
 
 
+# --8<-- [end:thread-lost]
+# --8<-- [start:thread]
 def hello_thread(name: str) -> str:
     with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
         request_context = contextvars.copy_context()
@@ -47,9 +51,10 @@ def hello_thread(name: str) -> str:
         return ACCEPTED
 
 
-# (b) concurrent.futures executors
+# --8<-- [end:thread]
 
 
+# --8<-- [start:pool-lost]
 def hello_pool_lost(executor: Executor, name: str) -> str:
     with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
         # Pool threads run jobs in their own context, not the submitter's.
@@ -57,6 +62,8 @@ def hello_pool_lost(executor: Executor, name: str) -> str:
         return ACCEPTED
 
 
+# --8<-- [end:pool-lost]
+# --8<-- [start:pool]
 def hello_pool(executor: Executor, name: str) -> str:
     with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
         # Hand over the trace only: the job's span gets the request's span as parent.
@@ -64,9 +71,10 @@ def hello_pool(executor: Executor, name: str) -> str:
         return ACCEPTED
 
 
-# (c) asyncio tasks
+# --8<-- [end:pool]
 
 
+# --8<-- [start:task-service]
 class SlowDatabase:
     """A database that answers only when the test says so."""
 
@@ -83,9 +91,17 @@ class SlowDatabase:
 async def create_user_async(db: SlowDatabase, name: str) -> None:
     with tracer.start_as_current_span("service.User.Create") as span:
         span.set_attribute("user.name", name)
-        await db.insert(name)
+        try:
+            await db.insert(name)
+        except asyncio.CancelledError as cancelled:
+            # Spans record only Exception subclasses by themselves; say it was cancelled.
+            span.record_exception(cancelled)
+            span.set_status(StatusCode.ERROR, "cancelled")
+            raise
 
 
+# --8<-- [end:task-service]
+# --8<-- [start:task-server]
 class Request:
     """What a framework hands a handler: tasks spawned on it end with the request."""
 
@@ -106,15 +122,28 @@ class Request:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-# Keep a reference to fire-and-forget tasks, or they may be garbage collected mid-way.
-background_tasks: set[asyncio.Task[None]] = set()
+async def serve(handler: Any, path: str, *args: Any) -> str:
+    """Run one request the way a server does: handle, send the response, close."""
+    request = Request(path)
+    response: str = await handler(request, *args)
+    await request.send(response)
+    await request.close()
+    return response
 
 
+# --8<-- [end:task-server]
+# --8<-- [start:task-tied]
 async def hello_task_tied(request: Request, db: SlowDatabase, name: str) -> str:
     with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
         # Same trace, but the job dies with the request, like Go's `go job(ctx)`.
         request.spawn(create_user_async(db, name), name="create-user")
         return ACCEPTED
+
+
+# --8<-- [end:task-tied]
+# --8<-- [start:task]
+# Keep a reference to fire-and-forget tasks, or they may be garbage collected mid-way.
+background_tasks: set[asyncio.Task[None]] = set()
 
 
 async def hello_task(request: Request, db: SlowDatabase, name: str) -> str:
@@ -127,18 +156,10 @@ async def hello_task(request: Request, db: SlowDatabase, name: str) -> str:
         return ACCEPTED
 
 
-async def serve(handler: Any, path: str, *args: Any) -> str:
-    """Run one request the way a server does: handle, send the response, close."""
-    request = Request(path)
-    response: str = await handler(request, *args)
-    await request.send(response)
-    await request.close()
-    return response
+# --8<-- [end:task]
 
 
-# (d) blocking work from async code
-
-
+# --8<-- [start:offload-lost]
 async def hello_offload_lost(name: str) -> str:
     with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
         # run_in_executor does not copy the context into the executor's thread.
@@ -146,8 +167,13 @@ async def hello_offload_lost(name: str) -> str:
         return "201 Created"
 
 
+# --8<-- [end:offload-lost]
+# --8<-- [start:offload]
 async def hello_offload(name: str) -> str:
     with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
         # to_thread runs the function in a copy of the current context.
         await asyncio.to_thread(create_user, name)
         return "201 Created"
+
+
+# --8<-- [end:offload]

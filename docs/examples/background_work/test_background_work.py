@@ -29,22 +29,26 @@ from pytest_tracechain import (
     assert_same_trace,
 )
 
+# --8<-- [start:lost]
 LOST = pytest.mark.xfail(
     strict=True,
     raises=TraceAssertionError,
     reason="the job starts without the request's context: a new root trace",
 )
+# --8<-- [end:lost]
 
 
+# --8<-- [start:executor]
 @pytest.fixture
 def executor() -> Iterator[ThreadPoolExecutor]:
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="jobs") as pool:
         yield pool
 
 
-# (a) threading.Thread
+# --8<-- [end:executor]
 
 
+# --8<-- [start:thread]
 def test_thread_job_joins_the_request_trace(tracechain: TraceCapture) -> None:
     hello_thread("ada")
 
@@ -53,6 +57,10 @@ def test_thread_job_joins_the_request_trace(tracechain: TraceCapture) -> None:
     assert tracechain.origin(job).thread_name == "create-user"
 
 
+# --8<-- [end:thread]
+
+
+# --8<-- [start:thread-lost]
 @LOST
 def test_thread_started_without_context(tracechain: TraceCapture) -> None:
     hello_thread_lost("ada")
@@ -61,9 +69,10 @@ def test_thread_started_without_context(tracechain: TraceCapture) -> None:
     assert_child_of(job, "GET /hello")
 
 
-# (b) concurrent.futures
+# --8<-- [end:thread-lost]
 
 
+# --8<-- [start:pool]
 def test_pool_job_joins_the_request_trace(
     tracechain: TraceCapture, executor: ThreadPoolExecutor
 ) -> None:
@@ -73,6 +82,10 @@ def test_pool_job_joins_the_request_trace(
     assert_child_of(job, "GET /hello")
 
 
+# --8<-- [end:pool]
+
+
+# --8<-- [start:pool-lost]
 @LOST
 def test_pool_job_without_context(tracechain: TraceCapture, executor: ThreadPoolExecutor) -> None:
     hello_pool_lost(executor, "ada")
@@ -81,9 +94,10 @@ def test_pool_job_without_context(tracechain: TraceCapture, executor: ThreadPool
     assert_child_of(job, "GET /hello")
 
 
-# (c) asyncio tasks
+# --8<-- [end:pool-lost]
 
 
+# --8<-- [start:task]
 def test_task_outlives_the_request(tracechain: TraceCapture) -> None:
     async def scenario() -> None:
         db = SlowDatabase()
@@ -93,11 +107,16 @@ def test_task_outlives_the_request(tracechain: TraceCapture) -> None:
 
     asyncio.run(scenario())
 
-    assert_child_of("service.User.Create", "GET /hello")
-    assert_outlives("service.User.Create", "GET /hello")
-    assert tracechain.origin("service.User.Create").task_name == "create-user"
+    job = tracechain.one("service.User.Create")
+    assert_child_of(job, "GET /hello")
+    assert_outlives(job, "GET /hello")
+    assert tracechain.origin(job).task_name == "create-user"
 
 
+# --8<-- [end:task]
+
+
+# --8<-- [start:task-tied]
 @pytest.mark.xfail(
     strict=True,
     raises=TraceAssertionError,
@@ -115,17 +134,25 @@ def test_task_tied_to_the_request(tracechain: TraceCapture) -> None:
     assert_outlives("service.User.Create", "GET /hello")  # ...the lifetime is not
 
 
-# (d) loop.run_in_executor
+# --8<-- [end:task-tied]
 
 
+# --8<-- [start:offload]
 def test_offloaded_call_joins_the_request_trace(tracechain: TraceCapture) -> None:
     asyncio.run(hello_offload("ada"))
 
     assert_child_of("service.User.Create", "GET /hello")
 
 
+# --8<-- [end:offload]
+
+
+# --8<-- [start:offload-lost]
 @LOST
 def test_run_in_executor_without_context(tracechain: TraceCapture) -> None:
     asyncio.run(hello_offload_lost("ada"))
 
     assert_child_of("service.User.Create", "GET /hello")
+
+
+# --8<-- [end:offload-lost]
