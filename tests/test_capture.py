@@ -328,9 +328,9 @@ def test_render_shows_the_tree(pytester: pytest.Pytester, run_pytest: RunPytest)
     result.stdout.fnmatch_lines(
         [
             "trace * · 4 spans",
-            "└─ GET /hello [server] · * · thread 'MainThread'",
+            "└─ GET /hello [[]server] · * · thread 'MainThread'",
             "   ├─ service.User.Create · * · thread 'MainThread' · ERROR: duplicate user",
-            "   ├─ user.events send [producer] · * · thread 'MainThread'",
+            "   ├─ user.events send [[]producer] · * · thread 'MainThread'",
             "   └─ still running · open · thread 'MainThread'",
             "trace * · 1 span",
             "└─ lost · * · thread 'worker'",
