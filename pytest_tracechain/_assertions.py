@@ -14,7 +14,7 @@ from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 from pytest_tracechain import _provider
 from pytest_tracechain._capture import TraceCapture, parse_kind
 from pytest_tracechain._errors import TraceAssertionError
-from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
+from pytest_tracechain._render import MESSAGE_LIMIT, format_nanoseconds, render_spans
 
 __all__ = [
     "assert_child_of",
@@ -421,7 +421,7 @@ def assert_outlives(span: SpanArg, other: SpanArg) -> None:
         )
     if short.span.end_time is None:
         _fail(f"{short.label} has not ended yet", [], refs, capture, marks=marks)
-    cancelled = _cancellation(ref.span)
+    cancelled = _cancellation(ref.span, capture)
     if cancelled is not None:
         _fail(
             f"{ref.label} was cancelled ({cancelled}), it did not outlive {short.label}",
@@ -444,19 +444,22 @@ def assert_outlives(span: SpanArg, other: SpanArg) -> None:
             marks=marks,
         )
     if ref.span.end_time <= short.span.end_time:
-        gap = (short.span.end_time - ref.span.end_time) / 1e6
+        gap = format_nanoseconds(short.span.end_time - ref.span.end_time)
         _fail(
-            f"{ref.label} ended {gap:.1f} ms before {short.label} ended; expected it to outlive it",
+            f"{ref.label} ended {gap} before {short.label} ended; expected it to outlive it",
             [],
             refs,
             capture,
             marks=marks,
-            hint=f"the work finished inside {short.label}'s lifetime: the handler waited for it "
-            "(joined the thread or awaited the task) instead of letting it run in the background.",
+            hint=f"the work ended inside {short.label}'s lifetime: the handler waited for it (joined "
+            "the thread or awaited the task) or cancelled it on the way out, instead of letting it "
+            "run in the background.",
         )
 
 
-def _cancellation(span: ReadableSpan) -> str | None:
+def _cancellation(span: ReadableSpan, capture: TraceCapture | None) -> str | None:
+    if capture is not None and span.context.span_id in capture._cancelled:
+        return "its asyncio task was being cancelled when the span ended"
     for event in span.events or ():
         attributes = event.attributes or {}
         exc_type = str(attributes.get("exception.type", ""))

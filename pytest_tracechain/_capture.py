@@ -173,7 +173,18 @@ class TraceCapture:
     teardown, so spans that end after their test never show in a later one.
     """
 
-    __slots__ = ("__weakref__", "_ambient", "_closed", "_cond", "_finished", "_open", "_origins", "_waiters", "name")
+    __slots__ = (
+        "__weakref__",
+        "_ambient",
+        "_cancelled",
+        "_closed",
+        "_cond",
+        "_finished",
+        "_open",
+        "_origins",
+        "_waiters",
+        "name",
+    )
 
     def __init__(self, name: str = "") -> None:
         self.name = name
@@ -181,6 +192,9 @@ class TraceCapture:
         self._open: dict[int, Span] = {}
         self._origins: dict[int, Origin] = {}
         self._ambient: set[int] = set()
+        # Spans that ended inside an asyncio task being cancelled (Python 3.11+);
+        # OpenTelemetry does not record CancelledError on spans.
+        self._cancelled: set[int] = set()
         self._cond = threading.Condition(threading.Lock())
         self._waiters = 0
         self._closed = False
@@ -383,6 +397,10 @@ class TraceCapture:
         return f"<TraceCapture {self.name!r}: {len(self._finished)} finished, {len(self._open)} open>"
 
 
+def _never() -> int:
+    return 0
+
+
 def _start_time(span: ReadableSpan) -> int:
     return span.start_time or 0
 
@@ -427,13 +445,16 @@ class Router(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         span_id = span.context.span_id
-        capture = self.current
-        if capture is not None and span_id in capture._open:
-            capture._ended(span_id, span)
-            return
-        owner = self._retained.get(span_id)
-        if owner is not None:
-            owner._ended(span_id, span)
+        owner = self.current
+        if owner is None or span_id not in owner._open:
+            owner = self._retained.get(span_id)
+            if owner is None:
+                return
+        if _running_loop() is not None:
+            task = current_task()
+            if task is not None and getattr(task, "cancelling", _never)():
+                owner._cancelled.add(span_id)
+        owner._ended(span_id, span)
 
     def shutdown(self) -> None:
         pass

@@ -19,7 +19,10 @@ _BRANCH, _LAST, _PIPE, _SPACE = "├─ ", "└─ ", "│  ", "   "
 def format_duration(span: ReadableSpan) -> str:
     if span.end_time is None or span.start_time is None:
         return "open"
-    ns = span.end_time - span.start_time
+    return format_nanoseconds(span.end_time - span.start_time)
+
+
+def format_nanoseconds(ns: int) -> str:
     if ns < 1_000_000:
         return f"{ns / 1000:.0f} µs"
     if ns < 1_000_000_000:

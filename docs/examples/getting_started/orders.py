@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 
 from opentelemetry import trace
@@ -21,15 +22,19 @@ def place_order(item: str) -> str:
 # --8<-- [end:orders]
 
 
-def place_order_and_notify(item: str, recipients: list[str]) -> threading.Thread:
-    """Place the order, then mail every recipient from a background thread."""
-
-    def notify() -> None:
-        for recipient in recipients:
-            with tracer.start_as_current_span("mail.send") as span:
-                span.set_attribute("mail.to", recipient)
-
+# --8<-- [start:notify]
+def place_order_and_notify(item: str, recipients: list[str]) -> str:
+    """Place the order and mail the recipients from a background thread."""
     with tracer.start_as_current_span("POST /orders", kind=SpanKind.SERVER):
-        mailer = threading.Thread(target=notify, name="mailer")
-        mailer.start()
-    return mailer
+        in_this_trace = contextvars.copy_context()
+        threading.Thread(target=in_this_trace.run, args=(notify, recipients)).start()
+        return "202 Accepted"
+
+
+def notify(recipients: list[str]) -> None:
+    for recipient in recipients:
+        with tracer.start_as_current_span("mail.send") as span:
+            span.set_attribute("mail.to", recipient)
+
+
+# --8<-- [end:notify]

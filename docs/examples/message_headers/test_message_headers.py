@@ -49,6 +49,20 @@ def test_consumer_continues_the_producer_trace(
 # --8<-- [end:roundtrip]
 
 
+# --8<-- [start:carrier]
+def test_the_headers_carry_the_producer_span(tracechain: TraceCapture) -> None:
+    inbox: Inbox = queue.Queue()
+    hello(inbox, "ada")
+
+    message = inbox.get_nowait()
+    sent = tracechain.one("user.events send").context
+    assert isinstance(message, Message)
+    assert message.headers["traceparent"] == f"00-{sent.trace_id:032x}-{sent.span_id:016x}-01"
+
+
+# --8<-- [end:carrier]
+
+
 # --8<-- [start:headerless]
 @pytest.mark.xfail(
     strict=True,
