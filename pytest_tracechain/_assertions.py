@@ -232,6 +232,8 @@ def assert_child_of(child: SpanArg, parent: SpanArg) -> None:
     actual = kid.span.parent
     if actual is not None and actual.span_id == par.span_id and actual.trace_id == par.trace_id:
         return
+    if kid.span_id == par.span_id:
+        raise ValueError(f"assert_child_of() got the same span, {kid.label}, as child and parent")
     details = [f"expected parent: {par.label} (span {par.span_id:016x})", f"found: {_parent_desc(kid.span, capture)}"]
     hint = _relation_hint(kid, par, capture)
     _fail(

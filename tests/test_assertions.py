@@ -511,6 +511,11 @@ def test_argument_errors(pytester: pytest.Pytester, run_pytest: RunPytest) -> No
                                " it was not captured; pass the span itself$"):
                 assert_root(unknown)
 
+        def test_same_span(tracechain):
+            tracer.start_span("a").end()
+            with pytest.raises(ValueError, match=r"^assert_child_of\(\) got the same span, 'a', as child and parent$"):
+                assert_child_of("a", "a")
+
         def test_unknown_name(tracechain):
             tracer.start_span("a").end()
             with pytest.raises(TraceAssertionError, match="expected exactly one span named 'b', found none"):
@@ -522,7 +527,7 @@ def test_argument_errors(pytester: pytest.Pytester, run_pytest: RunPytest) -> No
                 assert_root("a")
         """
     )
-    run_pytest().assert_outcomes(passed=3)
+    run_pytest().assert_outcomes(passed=4)
 
 
 def test_assertions_work_with_plain_asserts(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:

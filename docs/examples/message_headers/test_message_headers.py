@@ -57,7 +57,8 @@ def test_the_headers_carry_the_producer_span(tracechain: TraceCapture) -> None:
     message = inbox.get_nowait()
     sent = tracechain.one("user.events send").context
     assert isinstance(message, Message)
-    assert message.headers["traceparent"] == f"00-{sent.trace_id:032x}-{sent.span_id:016x}-01"
+    traceparent = f"00-{sent.trace_id:032x}-{sent.span_id:016x}-{sent.trace_flags:02x}"
+    assert message.headers["traceparent"] == traceparent
 
 
 # --8<-- [end:carrier]

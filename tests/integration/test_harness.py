@@ -1,0 +1,69 @@
+"""Alongside plugins that trace the test run itself: roots are relative to the test."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import RunPytest
+
+pytest.importorskip("pytest_opentelemetry")
+
+
+def test_roots_are_relative_to_the_test(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+        from pytest_tracechain import assert_child_of, assert_root
+
+        tracer = trace.get_tracer("app")
+
+        @pytest.fixture
+        def server():
+            with tracer.start_as_current_span("server start"):
+                pass
+            yield
+            tracer.start_span("server stop").end()
+
+        def test_it(server, tracechain):
+            harness = trace.get_current_span()
+            assert harness.get_span_context().is_valid  # pytest-opentelemetry's span for this test
+            with tracer.start_as_current_span("GET /hello") as request:
+                tracer.start_span("db").end()
+            assert request.parent.span_id == harness.get_span_context().span_id
+            assert_root("GET /hello")
+            assert_root("server start")
+            assert_child_of("db", "GET /hello")
+            assert [s.name for s in tracechain.spans] == ["server start", "db", "GET /hello"]
+            assert [s.name for t in tracechain.traces() for s in t.roots] == ["server start", "GET /hello"]
+            print()
+            print(tracechain.render())
+
+        def test_failure_shows_only_the_tests_spans(tracechain):
+            tracer.start_span("request").end()
+            tracer.start_span("job").end()
+            assert_child_of("job", "request")
+        """
+    )
+    result = run_pytest("-s", "--tb=short", harness=True)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "trace * · 3 spans",
+            "├─ server start · * · thread 'MainThread'",
+            "└─ GET /hello · * · thread 'MainThread'",
+            "   └─ db · * · thread 'MainThread'",
+        ],
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "E   pytest_tracechain.TraceAssertionError: 'job' is not a child of 'request'",
+            "E     expected parent: 'request' (span *)",
+            "E     found: no parent but the test's ambient span (it is a root)",
+        ],
+        consecutive=True,
+    )
+    result.stdout.no_fnmatch_line("*::call*")
+    result.stdout.no_fnmatch_line("*fixture teardown*")
+    result.stdout.no_fnmatch_line("*setup ·*")

@@ -1,0 +1,177 @@
+"""Provider handling: install at first use, attach to the app's SDK provider, refuse others."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import RunPytest
+
+
+def test_plugin_import_does_not_import_the_sdk() -> None:
+    code = (
+        "import sys, pytest_tracechain.plugin, pytest_tracechain\n"
+        "heavy = sorted(m for m in sys.modules if m.startswith(('opentelemetry', 'google.protobuf')))\n"
+        "assert not heavy, heavy\n"
+        "assert pytest_tracechain.TraceAssertionError.__module__ == 'pytest_tracechain'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unused_plugin_installs_nothing(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_plain():
+            assert not any(m.startswith("opentelemetry.sdk") for m in sys.modules)
+
+        def test_still_nothing():
+            from opentelemetry import trace
+            assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        """
+    )
+    run_pytest().assert_outcomes(passed=2)
+
+
+def test_installs_one_sdk_provider_at_first_use(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        # A proxy tracer taken at import time, before any provider exists.
+        tracer = trace.get_tracer("app")
+        providers = []
+
+        def test_before_first_use():
+            assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+        def test_first(tracechain):
+            providers.append(trace.get_tracer_provider())
+            assert isinstance(providers[0], TracerProvider)
+            tracer.start_span("via proxy tracer").end()
+            assert [s.name for s in tracechain.spans] == ["via proxy tracer"]
+
+        def test_second(tracechain, tracer):
+            assert trace.get_tracer_provider() is providers[0]
+            with tracer.start_as_current_span("via tracer fixture"):
+                pass
+            assert [s.name for s in tracechain.spans] == ["via tracer fixture"]
+        """
+    )
+    run_pytest("-p", "no:randomly").assert_outcomes(passed=3)
+
+
+def test_attaches_to_the_applications_sdk_provider(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+    pytester.makeconftest(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        app_exporter = InMemorySpanExporter()
+        app_provider = TracerProvider()
+        app_provider.add_span_processor(SimpleSpanProcessor(app_exporter))
+        trace.set_tracer_provider(app_provider)
+        """
+    )
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+        from conftest import app_exporter, app_provider
+
+        def test_it(tracechain):
+            assert trace.get_tracer_provider() is app_provider
+            trace.get_tracer("app").start_span("work").end()
+            assert [s.name for s in tracechain.spans] == ["work"]
+            # The application's own pipeline still gets its spans.
+            assert [s.name for s in app_exporter.get_finished_spans()] == ["work"]
+        """
+    )
+    run_pytest().assert_outcomes(passed=1)
+
+
+def test_provider_set_later_by_the_code_under_test(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+    pytester.makepyfile(
+        app="""
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        def start_app():
+            provider = TracerProvider()
+            trace.set_tracer_provider(provider)  # refused by OpenTelemetry: one was set already
+            return provider
+        """
+    )
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from app import start_app
+
+        def test_it(tracechain, caplog):
+            provider = start_app()
+            assert "Overriding of current TracerProvider is not allowed" in caplog.text
+            provider.get_tracer("app").start_span("from its own provider").end()
+            trace.get_tracer("app").start_span("from the global provider").end()
+            assert [s.name for s in tracechain.spans] == ["from its own provider", "from the global provider"]
+        """
+    )
+    run_pytest().assert_outcomes(passed=1)
+
+
+def test_non_sdk_provider_is_a_clear_error(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+    pytester.makeconftest(
+        """
+        from opentelemetry import trace
+
+        trace.set_tracer_provider(trace.NoOpTracerProvider())
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_it(tracechain):
+            pass
+
+        def test_unaffected():
+            pass
+        """
+    )
+    result = run_pytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*pytest-tracechain needs an OpenTelemetry SDK TracerProvider"
+            " (opentelemetry.sdk.trace.TracerProvider) as the global tracer provider, but the global provider"
+            " is opentelemetry.trace.NoOpTracerProvider. Set an SDK TracerProvider before the first test that"
+            " uses tracechain, or leave the global provider unset and the plugin installs one.",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_forked_child_does_not_record_into_the_parent(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+    pytester.makepyfile(
+        """
+        import os, sys
+        import pytest
+        from opentelemetry import trace
+
+        @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+        def test_it(tracechain):
+            tracer = trace.get_tracer("app")
+            with tracer.start_as_current_span("parent"):
+                pid = os.fork()
+                if pid == 0:
+                    tracer.start_span("in child").end()
+                    os._exit(0 if tracechain.spans == [] else 1)
+                _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            assert [s.name for s in tracechain.spans] == ["parent"]
+        """
+    )
+    run_pytest("-W", "ignore::DeprecationWarning").assert_outcomes(passed=1)
