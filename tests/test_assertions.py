@@ -513,7 +513,7 @@ def test_argument_errors(pytester: pytest.Pytester, run_pytest: RunPytest) -> No
 
         def test_same_span(tracechain):
             tracer.start_span("a").end()
-            with pytest.raises(ValueError, match=r"^assert_child_of\(\) got the same span, 'a', as child and parent$"):
+            with pytest.raises(ValueError, match=r"^assert_child_of\\(\\) got the same span, 'a', as child and parent$"):
                 assert_child_of("a", "a")
 
         def test_unknown_name(tracechain):
