@@ -1,0 +1,173 @@
+"""Helpers shared by the ``bench_*.py`` scripts (not a test module, not collected).
+
+Every measured command runs in a fresh subprocess. Its wall time is taken
+around the whole process; CPU time (user + system) and peak RSS come from the
+child's own ``rusage`` (``os.wait4``), so they are not mixed up with other
+children or with this driver.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+# Names of pytest plugins that trace the test run itself. If one is installed in
+# the interpreter under test it would add spans to every test and distort the
+# figures, so the benchmarks block it with ``-p no:<name>``.
+TEST_RUN_TRACERS = ("pytest_opentelemetry", "pytest-otel", "otel")
+
+
+@dataclass
+class Run:
+    wall: float  # seconds, whole process
+    cpu: float  # seconds, user + system of the child
+    maxrss_mb: float  # peak resident set size of the child
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Series:
+    """Repeated runs of one variant."""
+
+    label: str
+    runs: list[Run] = field(default_factory=list)
+
+    def median(self, attr: str) -> float:
+        return statistics.median(getattr(run, attr) for run in self.runs)
+
+    def spread(self, attr: str) -> tuple[float, float]:
+        values = [getattr(run, attr) for run in self.runs]
+        return min(values), max(values)
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for measured children: no ``OTEL_*`` or ``PYTEST_*`` settings.
+
+    ``OTEL_*`` variables (a sampler, ``OTEL_SDK_DISABLED``...) or
+    ``PYTEST_ADDOPTS`` from the caller's shell would change what is measured.
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OTEL_", "PYTEST_")) and key not in ("PYTHONSTARTUP",)
+    }
+    env.pop("PYTHONBREAKPOINT", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_timed(
+    cmd: Sequence[str], *, cwd: str | None = None, env: Mapping[str, str] | None = None
+) -> Run:
+    """Run ``cmd`` to completion; fail loudly if it exits non-zero."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), cwd=cwd, env=dict(env or clean_env()), stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"command failed with exit code {proc.returncode}: {' '.join(cmd)}\n"
+            f"--- stdout ---\n{stdout[-4000:]}\n--- stderr ---\n{stderr[-4000:]}"
+        )
+    return Run(
+        wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
+        maxrss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+        stdout=stdout,
+        stderr=stderr,
+    )
+
+
+def installed_test_run_tracers(python: str) -> list[str]:
+    """pytest11 entry points of test-run tracing plugins installed for ``python``."""
+    code = (
+        "import importlib.metadata as m\n"
+        "print('\\n'.join(e.name for e in m.entry_points(group='pytest11')))\n"
+    )
+    names = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, check=True, env=clean_env()
+    ).stdout.split()
+    return [name for name in names if name in TEST_RUN_TRACERS]
+
+
+def pytest_blockers(python: str) -> list[str]:
+    blockers: list[str] = []
+    for name in installed_test_run_tracers(python):
+        print(f"note: {name} is installed here; measuring with -p no:{name}")
+        blockers += ["-p", f"no:{name}"]
+    return blockers
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info() -> str:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 0
+    try:
+        load = "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover
+        load = ""
+    versions = ", ".join(
+        f"{dist} {_version(dist)}"
+        for dist in ("opentelemetry-api", "opentelemetry-sdk", "pytest", "pytest-tracechain")
+    )
+    return (
+        f"{platform.python_implementation()} {platform.python_version()} on "
+        f"{platform.system()} {platform.machine()}, {cpus} CPUs usable, {load}\n{versions}"
+    )
+
+
+def alternate(
+    variants: Iterable[str], reps: int, *, warmup: bool = True
+) -> Iterable[tuple[int, str]]:
+    """(repetition, variant) pairs: every repetition runs each variant once, in rotating order.
+
+    Rotating the order spreads slow phases of a busy machine evenly over the
+    variants. Repetition ``-1`` is an unrecorded warm-up of each variant (file
+    cache, ``.pyc`` files).
+    """
+    names = list(variants)
+    if warmup:
+        for name in names:
+            yield -1, name
+    for rep in range(reps):
+        shift = rep % len(names)
+        for name in names[shift:] + names[:shift]:
+            yield rep, name
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table, so the output can be pasted into docs/performance.md."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(headers), sep, *(line(row) for row in rows)])
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
