@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NoReturn, Union
+from typing import NoReturn, TypeAlias
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
@@ -27,7 +27,7 @@ __all__ = [
     "assert_span_kind",
 ]
 
-SpanArg = Union[ReadableSpan, SpanContext, str]
+SpanArg: TypeAlias = ReadableSpan | SpanContext | str
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,12 @@ def assert_same_trace(*spans: SpanArg) -> None:
         groups,
         refs,
         capture,
-        marks={ref.span_id: f"trace {index + 1}" for ref in refs for index, t in enumerate(trace_ids) if ref.trace_id == t},
+        marks={
+            ref.span_id: f"trace {index + 1}"
+            for ref in refs
+            for index, t in enumerate(trace_ids)
+            if ref.trace_id == t
+        },
         hint=hint,
     )
 
@@ -234,7 +239,10 @@ def assert_child_of(child: SpanArg, parent: SpanArg) -> None:
         return
     if kid.span_id == par.span_id:
         raise ValueError(f"assert_child_of() got the same span, {kid.label}, as child and parent")
-    details = [f"expected parent: {par.label} (span {par.span_id:016x})", f"found: {_parent_desc(kid.span, capture)}"]
+    details = [
+        f"expected parent: {par.label} (span {par.span_id:016x})",
+        f"found: {_parent_desc(kid.span, capture)}",
+    ]
     hint = _relation_hint(kid, par, capture)
     _fail(
         f"{kid.label} is not a child of {par.label}",
@@ -294,7 +302,9 @@ def assert_span_kind(span: SpanArg, kind: SpanKind | str) -> None:
     capture = _running_capture()
     ref = _resolve(span, "span", "assert_span_kind", capture)
     if ref.span is None:
-        raise TypeError(f"assert_span_kind() cannot check {ref.label}: it was not captured; pass the span itself")
+        raise TypeError(
+            f"assert_span_kind() cannot check {ref.label}: it was not captured; pass the span itself"
+        )
     if ref.span.kind is wanted:
         return
     _fail(
@@ -367,7 +377,9 @@ def assert_linked_to(span: SpanArg, other: SpanArg) -> None:
     ref = _resolve(span, "span", "assert_linked_to", capture)
     target = _resolve(other, "other", "assert_linked_to", capture)
     if ref.span is None:
-        raise TypeError(f"assert_linked_to() cannot check {ref.label}: it was not captured; pass the span itself")
+        raise TypeError(
+            f"assert_linked_to() cannot check {ref.label}: it was not captured; pass the span itself"
+        )
     links = list(ref.span.links or ())
     if any(
         link.context.span_id == target.span_id and link.context.trace_id == target.trace_id for link in links
@@ -409,7 +421,8 @@ def assert_outlives(span: SpanArg, other: SpanArg) -> None:
             raise TypeError(
                 f"assert_outlives() cannot check {checked.label}: it was not captured; pass the span itself"
             )
-    assert ref.span is not None and short.span is not None
+    assert ref.span is not None
+    assert short.span is not None
     marks = {ref.span_id: "expected to outlive", short.span_id: "other"}
     refs = [ref, short]
     if ref.span.end_time is None:
@@ -488,9 +501,12 @@ def _origin_details(first: _Ref, second: _Ref, capture: TraceCapture | None) -> 
 def _relation_hint(span: _Ref, expected: _Ref, capture: TraceCapture | None) -> str | None:
     """The likely reason ``span`` is not under ``expected``, from what was captured."""
     assert span.span is not None
-    if expected.span is not None and expected.span.parent is not None:
-        if expected.span.parent.span_id == span.span_id:
-            return f"the relation is reversed: {expected.label} is a child of {span.label}."
+    if (
+        expected.span is not None
+        and expected.span.parent is not None
+        and expected.span.parent.span_id == span.span_id
+    ):
+        return f"the relation is reversed: {expected.label} is a child of {span.label}."
     if any(link.context.span_id == expected.span_id for link in span.span.links or ()):
         return (
             f"{span.label} is linked to {expected.label} but is not its child: links mark a cause, "

@@ -12,8 +12,8 @@ import os
 import re
 import threading
 import time
-from asyncio import current_task
 from asyncio import _get_running_loop as _running_loop
+from asyncio import current_task
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -233,7 +233,7 @@ class TraceCapture:
     @property
     def open_spans(self) -> list[ReadableSpan]:
         """Spans started in this test and not yet ended, in start order."""
-        live = [span for span in list(self._open.values()) if span.end_time is None]
+        live: list[ReadableSpan] = [span for span in list(self._open.values()) if span.end_time is None]
         live.sort(key=_start_time)
         return live
 
@@ -323,8 +323,7 @@ class TraceCapture:
         still_open = [s for s in self.open_spans if matches(s)]
         headline = (
             f"timed out after {timeout:g} s waiting for {count} finished {wanted}; "
-            f"{len(found)} finished"
-            + (f", {len(still_open)} matching still open" if still_open else "")
+            f"{len(found)} finished" + (f", {len(still_open)} matching still open" if still_open else "")
         )
         highlight = {_sid(s): "match" for s in found}
         highlight.update({_sid(s): "match, still open" for s in still_open})
@@ -406,7 +405,8 @@ def _start_time(span: ReadableSpan) -> int:
 
 
 def _sid(span: ReadableSpan) -> int:
-    return span.context.span_id
+    span_id: int = span.context.span_id
+    return span_id
 
 
 def _hex_span(context: SpanContext | None) -> str:
@@ -452,7 +452,7 @@ class Router(SpanProcessor):
                 return
         if _running_loop() is not None:
             task = current_task()
-            if task is not None and getattr(task, "cancelling", _never)():
+            if task is not None and getattr(task, "cancelling", _never)() > 0:
                 owner._cancelled.add(span_id)
         owner._ended(span_id, span)
 
@@ -485,7 +485,9 @@ class Router(SpanProcessor):
 
     # -- internals -------------------------------------------------------------------
 
-    def _owner_of(self, span: Span, parent: SpanContext | None, capture: TraceCapture | None) -> TraceCapture | None:
+    def _owner_of(
+        self, span: Span, parent: SpanContext | None, capture: TraceCapture | None
+    ) -> TraceCapture | None:
         """The slow path of ``on_start``: parent unknown to the running test."""
         if parent is not None:
             owner = self._retained.get(parent.span_id)
@@ -521,4 +523,3 @@ class Router(SpanProcessor):
                     self._task_origins.clear()
                 self._task_origins[id(task)] = origin
         return origin
-

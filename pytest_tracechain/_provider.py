@@ -82,7 +82,7 @@ def _watch_set_tracer_provider(new_router: Router) -> None:
             _attach(tracer_provider, new_router)
         original(tracer_provider, log)
 
-    trace._set_tracer_provider = set_and_attach  # type: ignore[attr-defined]
+    trace._set_tracer_provider = set_and_attach
 
 
 def tracer(instrumenting_module_name: str = "pytest-tracechain") -> trace.Tracer:

@@ -96,9 +96,9 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
 @pytest.fixture
 def tracechain(request: pytest.FixtureRequest) -> TraceCapture:
     """The spans started during this test (a ``TraceCapture``)."""
-    capture = request.node.stash.get(capture_key, None)
+    capture: TraceCapture | None = request.node.stash.get(capture_key, None)
     if capture is None:  # requested through getfixturevalue(): start now
-        capture = _start_capture(request.node)  # type: ignore[arg-type]
+        capture = _start_capture(request.node)
     return capture
 
 
@@ -108,5 +108,5 @@ def tracer(request: pytest.FixtureRequest) -> Tracer:
     from pytest_tracechain import _provider
 
     if request.node.stash.get(capture_key, None) is None:
-        _start_capture(request.node)  # type: ignore[arg-type]
+        _start_capture(request.node)
     return _provider.tracer()

@@ -546,4 +546,6 @@ def test_assertions_work_with_plain_asserts(pytester: pytest.Pytester, run_pytes
     )
     result = run_pytest("--assert=plain", "--tb=short")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["E   pytest_tracechain.TraceAssertionError: 'child' is not a child of 'parent'"])
+    result.stdout.fnmatch_lines(
+        ["E   pytest_tracechain.TraceAssertionError: 'child' is not a child of 'parent'"]
+    )

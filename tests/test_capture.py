@@ -157,7 +157,9 @@ def test_one_reports_what_was_captured(pytester: pytest.Pytester, run_pytest: Ru
         consecutive=True,
     )
     # The traceback ends at the user's line, not inside the plugin.
-    result.stdout.fnmatch_lines(["test_one_reports_what_was_captured.py:8: in test_none", "    tracechain.one(\"job\")"])
+    result.stdout.fnmatch_lines(
+        ["test_one_reports_what_was_captured.py:8: in test_none", '    tracechain.one("job")']
+    )
     result.stdout.no_fnmatch_line("*_capture.py*")
 
 

@@ -154,7 +154,9 @@ def test_non_sdk_provider_is_a_clear_error(pytester: pytest.Pytester, run_pytest
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
-def test_forked_child_does_not_record_into_the_parent(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+def test_forked_child_does_not_record_into_the_parent(
+    pytester: pytest.Pytester, run_pytest: RunPytest
+) -> None:
     pytester.makepyfile(
         """
         import os, sys
