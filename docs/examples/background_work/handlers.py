@@ -45,9 +45,7 @@ def hello_thread_lost(name: str) -> str:
 def hello_thread(name: str) -> str:
     with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
         request_context = contextvars.copy_context()
-        threading.Thread(
-            target=request_context.run, args=(create_user, name), name="create-user"
-        ).start()
+        threading.Thread(target=request_context.run, args=(create_user, name), name="create-user").start()
         return ACCEPTED
 
 
@@ -94,7 +92,7 @@ async def create_user_async(db: SlowDatabase, name: str) -> None:
         try:
             await db.insert(name)
         except asyncio.CancelledError as cancelled:
-            # Spans record only Exception subclasses by themselves; say it was cancelled.
+            # Let trace viewers show it: spans record only Exception subclasses by themselves.
             span.record_exception(cancelled)
             span.set_status(StatusCode.ERROR, "cancelled")
             raise

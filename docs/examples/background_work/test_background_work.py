@@ -73,9 +73,7 @@ def test_thread_started_without_context(tracechain: TraceCapture) -> None:
 
 
 # --8<-- [start:pool]
-def test_pool_job_joins_the_request_trace(
-    tracechain: TraceCapture, executor: ThreadPoolExecutor
-) -> None:
+def test_pool_job_joins_the_request_trace(tracechain: TraceCapture, executor: ThreadPoolExecutor) -> None:
     hello_pool(executor, "ada")
 
     [job] = tracechain.wait_for("service.User.Create")
