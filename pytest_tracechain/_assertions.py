@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from pytest_tracechain import _provider
-from pytest_tracechain._capture import TraceCapture, parse_kind
+from pytest_tracechain._capture import TraceCapture, parse_kind, trace_keys
 from pytest_tracechain._errors import TraceAssertionError
 from pytest_tracechain._render import MESSAGE_LIMIT, format_nanoseconds, render_spans
 
@@ -70,23 +70,12 @@ def _resolve(value: object, argname: str, func: str, capture: TraceCapture | Non
                 "span names are looked up in the running test's capture. Request the "
                 "`tracechain` fixture (or mark the test with @pytest.mark.tracechain)."
             )
-        span = _by_name(capture, value)
+        span = capture._by_name(value)
         return _Ref(span.context, span, repr(value))
     raise TypeError(
         f"{func}() argument {argname!r} must be a span (ReadableSpan), a SpanContext "
         f"or a span name, not {type(value).__name__}"
     )
-
-
-def _by_name(capture: TraceCapture, name: str) -> ReadableSpan:
-    """``one(name)``, falling back to a single still-open span of that name."""
-    __tracebackhide__ = True
-    finished = capture.find(name)
-    if not finished:
-        still_open = [s for s in capture.open_spans if s.name == name]
-        if len(still_open) == 1:
-            return still_open[0]
-    return capture.one(name)
 
 
 def _lookup(capture: TraceCapture, span_id: int) -> ReadableSpan | None:
@@ -198,27 +187,27 @@ def assert_same_trace(*spans: SpanArg) -> None:
         raise TypeError(f"assert_same_trace() takes two or more spans, got {len(spans)}")
     capture = _running_capture()
     refs = [_resolve(s, f"spans[{i}]", "assert_same_trace", capture) for i, s in enumerate(spans)]
-    trace_ids = list(dict.fromkeys(ref.trace_id for ref in refs))
-    if len(trace_ids) == 1:
+    keys = trace_keys(capture._all_spans(), capture._ambient) if capture is not None else {}
+    keyed = [(ref, keys.get(ref.span_id, (ref.trace_id, 0))) for ref in refs]
+    number = {key: index + 1 for index, key in enumerate(dict.fromkeys(key for _, key in keyed))}
+    if len(number) == 1:
         return
     groups = [
-        f"trace {trace_id:032x}: " + ", ".join(ref.label for ref in refs if ref.trace_id == trace_id)
-        for trace_id in trace_ids
+        f"trace {key[0]:032x}"
+        + (f" (root {key[1]:016x})" if key[1] else "")
+        + ": "
+        + ", ".join(ref.label for ref, ref_key in keyed if ref_key == key)
+        for key in number
     ]
-    first = refs[0]
-    strays = [ref for ref in refs if ref.trace_id != first.trace_id]
+    first, first_key = keyed[0]
+    strays = [ref for ref, key in keyed if key != first_key]
     hint = next((h for ref in strays if (h := _new_trace_hint(ref, first, capture))), None)
     _fail(
-        f"expected {len(refs)} spans in one trace, found them in {len(trace_ids)} traces:",
+        f"expected {len(refs)} spans in one trace, found them in {len(number)} traces:",
         groups,
         refs,
         capture,
-        marks={
-            ref.span_id: f"trace {index + 1}"
-            for ref in refs
-            for index, t in enumerate(trace_ids)
-            if ref.trace_id == t
-        },
+        marks={ref.span_id: f"trace {number[key]}" for ref, key in keyed},
         hint=hint,
     )
 

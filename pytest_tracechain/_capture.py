@@ -14,7 +14,7 @@ import threading
 import time
 from asyncio import _get_running_loop as _running_loop
 from asyncio import current_task
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +146,45 @@ def _attr_equal(have: object, want: object) -> bool:
     if isinstance(have, tuple) and isinstance(want, list):
         return have == tuple(want)
     return have == want
+
+
+# A trace relative to the test: (trace id, relative root span id or 0). Spans
+# under a test harness's ambient span share its trace id, so there each
+# relative root starts a trace of its own.
+TraceKey = tuple[int, int]
+
+
+def trace_keys(spans: Sequence[ReadableSpan], ambient: Collection[int]) -> dict[int, TraceKey]:
+    """Map each span id to the trace it belongs to, relative to the test."""
+    if not ambient:
+        return {s.context.span_id: (s.context.trace_id, 0) for s in spans}
+    by_id = {s.context.span_id: s for s in spans}
+    keys: dict[int, TraceKey] = {}
+    for span in spans:
+        chain: list[int] = []
+        current = span
+        while True:
+            span_id = current.context.span_id
+            known = keys.get(span_id)
+            if known is not None:
+                key = known
+                break
+            chain.append(span_id)
+            parent = current.parent
+            if parent is None or len(chain) > len(by_id):
+                key = (current.context.trace_id, 0)
+                break
+            if parent.span_id in ambient:
+                key = (current.context.trace_id, span_id)
+                break
+            next_span = by_id.get(parent.span_id)
+            if next_span is None:
+                key = (current.context.trace_id, 0)
+                break
+            current = next_span
+        for span_id in chain:
+            keys[span_id] = key
+    return keys
 
 
 def describe_filters(name: object = None, **filters: object) -> str:
@@ -330,29 +369,43 @@ class TraceCapture:
         raise TraceAssertionError(self._explain(headline, highlight=highlight))
 
     def traces(self) -> list[Trace]:
-        """One ``Trace`` per trace id of the finished spans, ordered by first start."""
-        by_trace: dict[int, list[ReadableSpan]] = {}
-        for span in sorted(self._finished, key=_start_time):
-            by_trace.setdefault(span.context.trace_id, []).append(span)
+        """One ``Trace`` per trace of the finished spans, ordered by first start.
+
+        Traces are relative to the test: under a plugin that wraps each test in
+        a span (pytest-opentelemetry), each span whose parent is that ambient
+        span starts a ``Trace`` of its own, although the trace ids are equal.
+        """
+        spans = sorted(self._finished, key=_start_time)
         ambient = self._ambient
+        keys = trace_keys(spans, ambient)
+        by_trace: dict[TraceKey, list[ReadableSpan]] = {}
+        for span in spans:
+            by_trace.setdefault(keys[span.context.span_id], []).append(span)
         return [
             Trace(
-                trace_id=trace_id,
-                spans=tuple(spans),
-                roots=tuple(s for s in spans if s.parent is None or s.parent.span_id in ambient),
+                trace_id=key[0],
+                spans=tuple(members),
+                roots=tuple(s for s in members if s.parent is None or s.parent.span_id in ambient),
             )
-            for trace_id, spans in by_trace.items()
+            for key, members in by_trace.items()
         ]
 
-    def origin(self, span: ReadableSpan | SpanContext) -> Origin:
-        """Where ``span`` started: process id, thread name and id, asyncio task name."""
+    def origin(self, span: ReadableSpan | SpanContext | str) -> Origin:
+        """Where ``span`` started: process id, thread name and id, asyncio task name.
+
+        ``span`` is a span, a ``SpanContext``, or a span name (resolved with ``one``).
+        """
         __tracebackhide__ = True
+        if isinstance(span, str):
+            span = self._by_name(span)
         if isinstance(span, ReadableSpan):
             context = span.context
         elif isinstance(span, SpanContext):
             context = span
         else:
-            raise TypeError(f"span must be a ReadableSpan or a SpanContext, not {type(span).__name__}")
+            raise TypeError(
+                f"span must be a ReadableSpan, a SpanContext or a span name, not {type(span).__name__}"
+            )
         found = self._origins.get(context.span_id) if context is not None else None
         if found is None:
             label = _hex_span(context)
@@ -382,6 +435,15 @@ class TraceCapture:
         self._finished.clear()
 
     # -- helpers -------------------------------------------------------------------
+
+    def _by_name(self, name: str) -> ReadableSpan:
+        """``one(name)``, falling back to a single still-open span of that name."""
+        __tracebackhide__ = True
+        if not self.find(name):
+            still_open = [s for s in self.open_spans if s.name == name]
+            if len(still_open) == 1:
+                return still_open[0]
+        return self.one(name)
 
     def _all_spans(self) -> list[ReadableSpan]:
         return list(self._finished) + self.open_spans

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from pytest_tracechain._capture import Origin
+from pytest_tracechain._capture import Origin, TraceKey, trace_keys
 
 # Failure messages show at most this many spans; render() shows all by default.
 MESSAGE_LIMIT = 200
@@ -46,7 +47,7 @@ def render_spans(
     spans: Iterable[ReadableSpan],
     *,
     origins: Mapping[int, Origin] | None = None,
-    ambient: frozenset[int] | set[int] = frozenset(),
+    ambient: Collection[int] = frozenset(),
     highlight: Mapping[int, str] | None = None,
     limit: int | None = None,
 ) -> str:
@@ -65,17 +66,17 @@ def render_spans(
     if not unique:
         return "  (no spans captured)"
 
+    ordered = sorted(unique.values(), key=lambda s: s.start_time or 0)
+    keys = trace_keys(ordered, ambient)
     children: dict[int, list[ReadableSpan]] = {}
-    tops: dict[int, list[ReadableSpan]] = {}
-    first_start: dict[int, int] = {}
-    for span in sorted(unique.values(), key=lambda s: s.start_time or 0):
-        trace_id = span.context.trace_id
-        first_start.setdefault(trace_id, span.start_time or 0)
+    tops: dict[TraceKey, list[ReadableSpan]] = {}
+    counts: Counter[TraceKey] = Counter(keys.values())
+    for span in ordered:
         parent = span.parent
-        if parent is not None and parent.span_id in unique and parent.trace_id == trace_id:
+        if parent is not None and parent.span_id in unique and parent.trace_id == span.context.trace_id:
             children.setdefault(parent.span_id, []).append(span)
         else:
-            tops.setdefault(trace_id, []).append(span)
+            tops.setdefault(keys[span.context.span_id], []).append(span)
 
     this_pid = os.getpid()
     lines: list[str] = []
@@ -110,12 +111,11 @@ def render_spans(
                 return False
         return True
 
-    for trace_id in sorted(tops, key=lambda t: first_start[t]):
+    for key, roots in tops.items():  # in order of first start
         if limit is not None and shown >= limit:
             break
-        roots: Sequence[ReadableSpan] = tops[trace_id]
-        count = sum(1 for s in unique.values() if s.context.trace_id == trace_id)
-        lines.append(f"trace {trace_id:032x} · {count} span{'s' if count != 1 else ''}")
+        count = counts[key]
+        lines.append(f"trace {key[0]:032x} · {count} span{'s' if count != 1 else ''}")
         for index, root in enumerate(roots):
             if not walk(root, "", index == len(roots) - 1, True):
                 break

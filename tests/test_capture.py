@@ -102,8 +102,8 @@ def test_filter_arguments_are_checked(pytester: pytest.Pytester, run_pytest: Run
                 tracechain.wait_for("x", timeout="5")
 
         def test_origin(tracechain):
-            with pytest.raises(TypeError, match="^span must be a ReadableSpan or a SpanContext, not str$"):
-                tracechain.origin("name")
+            with pytest.raises(TypeError, match="^span must be a ReadableSpan, a SpanContext or a span name, not int$"):
+                tracechain.origin(1)
         """
     )
     run_pytest().assert_outcomes(passed=6)
@@ -288,8 +288,9 @@ def test_origin_records_thread_task_and_process(pytester: pytest.Pytester, run_p
             task_origin = tracechain.origin(tracechain.one("in-task"))
             assert (task_origin.thread_name, task_origin.task_name) == ("MainThread", "background-job")
             assert tracechain.origin(tracechain.one("in-main-task")).task_name != "background-job"
-            # A SpanContext works too.
+            # A SpanContext or a name works too.
             assert tracechain.origin(tracechain.one("main").context) is main_origin
+            assert tracechain.origin("main") is main_origin
             # Origins are shared records, not one object per span.
             tracer.start_span("main-again").end()
             assert tracechain.origin(tracechain.one("main-again")) is main_origin

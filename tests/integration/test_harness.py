@@ -14,7 +14,7 @@ def test_roots_are_relative_to_the_test(pytester: pytest.Pytester, run_pytest: R
         """
         import pytest
         from opentelemetry import trace
-        from pytest_tracechain import assert_child_of, assert_root
+        from pytest_tracechain import assert_child_of, assert_root, assert_same_trace
 
         tracer = trace.get_tracer("app")
 
@@ -39,6 +39,18 @@ def test_roots_are_relative_to_the_test(pytester: pytest.Pytester, run_pytest: R
             print()
             print(tracechain.render())
 
+        def test_traces_are_relative_to_the_test(tracechain):
+            with tracer.start_as_current_span("first request"):
+                tracer.start_span("first db").end()
+            with tracer.start_as_current_span("second request"):
+                pass
+            first, second = tracechain.traces()
+            assert first.trace_id == second.trace_id  # both under the harness's span...
+            assert [s.name for s in first.spans] == ["first request", "first db"]
+            assert [s.name for s in second.roots] == ["second request"]  # ...yet two traces
+            assert_same_trace("first request", "first db")
+            assert_same_trace("first request", "second request")
+
         def test_failure_shows_only_the_tests_spans(tracechain):
             tracer.start_span("request").end()
             tracer.start_span("job").end()
@@ -46,13 +58,22 @@ def test_roots_are_relative_to_the_test(pytester: pytest.Pytester, run_pytest: R
         """
     )
     result = run_pytest("-s", "--tb=short", harness=True)
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [
-            "trace * · 3 spans",
-            "├─ server start · * · thread 'MainThread'",
+            "trace * · 1 span",
+            "└─ server start · * · thread 'MainThread'",
+            "trace * · 2 spans",
             "└─ GET /hello · * · thread 'MainThread'",
             "   └─ db · * · thread 'MainThread'",
+        ],
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "E   pytest_tracechain.TraceAssertionError: expected 2 spans in one trace, found them in 2 traces:",
+            "E     trace * (root *): 'first request'",
+            "E     trace * (root *): 'second request'",
         ],
         consecutive=True,
     )
