@@ -8,6 +8,7 @@ span id (an int) in a dict.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -254,10 +255,13 @@ class TraceCapture:
                 self._cond.notify_all()
 
     def _add_ambient(self, span_id: int) -> None:
-        """Mark a span of the test harness: not captured, its children are roots."""
-        self._ambient.add(span_id)
-        if self._open.pop(span_id, None) is not None:
-            self._origins.pop(span_id, None)
+        """Mark the span current at a phase start as the test's ambient span.
+
+        A span the test itself started (a fixture's span kept current across
+        the test) is the test's own and stays captured.
+        """
+        if span_id not in self._origins:
+            self._ambient.add(span_id)
 
     def _owns(self, span_id: int) -> bool:
         return span_id in self._origins
@@ -458,6 +462,14 @@ class TraceCapture:
         return f"<TraceCapture {self.name!r}: {len(self._finished)} finished, {len(self._open)} open>"
 
 
+def _internal_error(where: str) -> None:
+    logging.getLogger("pytest_tracechain").exception(
+        "pytest-tracechain: internal error in the span processor's %s; the span may be missing "
+        "from the capture. Please report this.",
+        where,
+    )
+
+
 def _never() -> int:
     return 0
 
@@ -493,30 +505,39 @@ class Router(SpanProcessor):
 
     # -- SpanProcessor -----------------------------------------------------------
 
+    # Both hooks run inside the code under test: a fault here must never
+    # reach it, so it is logged instead (try costs nothing on 3.11+).
+
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        capture = self.current
-        parent = span.parent
-        if parent is not None and capture is not None and parent.span_id in capture._origins:
-            capture._started(span, self._origin())
-            return
-        owner = self._owner_of(span, parent, capture)
-        if owner is not None:
-            owner._started(span, self._origin())
-            if owner._closed:
-                self._retained[span.context.span_id] = owner
+        try:
+            capture = self.current
+            parent = span.parent
+            if parent is not None and capture is not None and parent.span_id in capture._origins:
+                capture._started(span, self._origin())
+                return
+            owner = self._owner_of(span, parent, capture)
+            if owner is not None:
+                owner._started(span, self._origin())
+                if owner._closed:
+                    self._retained[span.context.span_id] = owner
+        except Exception:
+            _internal_error("on_start")
 
     def on_end(self, span: ReadableSpan) -> None:
-        span_id = span.context.span_id
-        owner = self.current
-        if owner is None or span_id not in owner._open:
-            owner = self._retained.get(span_id)
-            if owner is None:
-                return
-        if _running_loop() is not None:
-            task = current_task()
-            if task is not None and getattr(task, "cancelling", _never)() > 0:
-                owner._cancelled.add(span_id)
-        owner._ended(span_id, span)
+        try:
+            span_id = span.context.span_id
+            owner = self.current
+            if owner is None or span_id not in owner._open:
+                owner = self._retained.get(span_id)
+                if owner is None:
+                    return
+            if _running_loop() is not None:
+                task = current_task()
+                if task is not None and getattr(task, "cancelling", _never)() > 0:
+                    owner._cancelled.add(span_id)
+            owner._ended(span_id, span)
+        except Exception:
+            _internal_error("on_end")
 
     def shutdown(self) -> None:
         pass

@@ -458,6 +458,55 @@ def test_spans_of_fixtures_are_captured(pytester: pytest.Pytester, run_pytest: R
     run_pytest().assert_outcomes(passed=1)
 
 
+def test_a_fixture_span_current_during_the_test_stays_captured(
+    pytester: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+        from pytest_tracechain import assert_child_of, assert_root
+
+        tracer = trace.get_tracer("app")
+
+        @pytest.fixture
+        def session_span():
+            with tracer.start_as_current_span("user session"):
+                yield
+
+        def test_it(session_span, tracechain):
+            tracer.start_span("request").end()
+            assert_child_of("request", "user session")
+            assert_root("user session")
+            assert [s.name for s in tracechain.open_spans] == ["user session"]
+        """
+    )
+    run_pytest().assert_outcomes(passed=1)
+
+
+def test_a_fault_in_the_capture_never_reaches_the_code_under_test(
+    pytester: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+        from pytest_tracechain._capture import Router
+
+        def test_it(tracechain, monkeypatch, caplog):
+            def broken(self):
+                raise RuntimeError("boom")
+
+            monkeypatch.setattr(Router, "_origin", broken)
+            with trace.get_tracer("app").start_as_current_span("work") as span:
+                assert span.is_recording()
+            assert "internal error in the span processor's on_start" in caplog.text
+            assert "RuntimeError: boom" in caplog.text
+            assert tracechain.find("work") == []
+        """
+    )
+    run_pytest().assert_outcomes(passed=1)
+
+
 def test_marker_alone_captures(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
     pytester.makepyfile(
         """
