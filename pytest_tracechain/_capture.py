@@ -29,7 +29,9 @@ __all__ = ["Origin", "Trace", "TraceCapture"]
 
 # Instrumentation scopes of plugins that trace the test run itself. Their spans
 # are the test's ambient spans: never captured, and their children count as roots.
-HARNESS_SCOPES = frozenset({"pytest-opentelemetry", "pytest_opentelemetry", "pytest-otel", "pytest_otel"})
+# (pytest-otel names its tracer after the session; its per-test span is found
+# as the span current at a phase start instead.)
+HARNESS_SCOPES = frozenset({"pytest-opentelemetry"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +224,7 @@ class TraceCapture:
         "_finished",
         "_open",
         "_origins",
+        "_phase_open",
         "_waiters",
         "name",
     )
@@ -235,6 +238,7 @@ class TraceCapture:
         # Spans that ended inside an asyncio task being cancelled (Python 3.11+);
         # OpenTelemetry does not record CancelledError on spans.
         self._cancelled: set[int] = set()
+        self._phase_open: frozenset[int] = frozenset()
         self._cond = threading.Condition(threading.Lock())
         self._waiters = 0
         self._closed = False
@@ -254,14 +258,24 @@ class TraceCapture:
             with self._cond:
                 self._cond.notify_all()
 
+    def _phase_ended(self) -> None:
+        """Remember the spans open when a test phase (setup, call) ends."""
+        self._phase_open = frozenset(self._open)
+
     def _add_ambient(self, span_id: int) -> None:
         """Mark the span current at a phase start as the test's ambient span.
 
-        A span the test itself started (a fixture's span kept current across
-        the test) is the test's own and stays captured.
+        That is a span from before the capture began, or one that started
+        between two phases, which only another plugin's hook wrapper can do
+        (pytest-otel's per-test span). A span the test started during an
+        earlier phase (a fixture's span kept current) stays the test's own.
         """
-        if span_id not in self._origins:
-            self._ambient.add(span_id)
+        if span_id in self._origins:
+            if span_id in self._phase_open:
+                return
+            self._open.pop(span_id, None)
+            self._origins.pop(span_id, None)
+        self._ambient.add(span_id)
 
     def _owns(self, span_id: int) -> bool:
         return span_id in self._origins

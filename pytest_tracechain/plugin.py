@@ -61,6 +61,12 @@ def _mark_ambient(item: pytest.Item) -> None:
         capture._add_ambient(context.span_id)
 
 
+def _phase_ended(item: pytest.Item) -> None:
+    capture = item.stash.get(capture_key, None)
+    if capture is not None:
+        capture._phase_ended()
+
+
 # trylast: run inside other plugins' wrappers, so the span they open for the
 # phase (pytest-opentelemetry) is already current and counts as ambient.
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -68,13 +74,19 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     if _wants_capture(item):
         _start_capture(item)
         _mark_ambient(item)
-    return (yield)
+    try:
+        return (yield)
+    finally:
+        _phase_ended(item)
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     _mark_ambient(item)
-    return (yield)
+    try:
+        return (yield)
+    finally:
+        _phase_ended(item)
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
