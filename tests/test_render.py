@@ -87,7 +87,9 @@ def test_notes_where_a_parent_is() -> None:
     remote = SpanContext(1, 99, is_remote=True)
     missing = SpanContext(1, 98, is_remote=False)
     spans = [
-        ReadableSpan(name="consumer", context=SpanContext(1, 1, False), parent=remote, kind=SpanKind.CONSUMER),
+        ReadableSpan(
+            name="consumer", context=SpanContext(1, 1, False), parent=remote, kind=SpanKind.CONSUMER
+        ),
         ReadableSpan(name="orphan", context=SpanContext(1, 2, False), parent=missing),
     ]
     output = render_spans(spans, highlight={2: "here"})
