@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         assert_span_kind,
     )
     from pytest_tracechain._capture import Origin, Trace, TraceCapture
+    from pytest_tracechain._chain import assert_chain_intact
 
 __all__ = [
     "Origin",
@@ -30,6 +31,7 @@ __all__ = [
     "TraceAssertionError",
     "TraceCapture",
     "TraceChainWarning",
+    "assert_chain_intact",
     "assert_child_of",
     "assert_descendant_of",
     "assert_linked_to",
@@ -44,6 +46,7 @@ _LAZY = {
     "Origin": "_capture",
     "Trace": "_capture",
     "TraceCapture": "_capture",
+    "assert_chain_intact": "_chain",
     "assert_child_of": "_assertions",
     "assert_descendant_of": "_assertions",
     "assert_linked_to": "_assertions",

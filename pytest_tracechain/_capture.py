@@ -24,6 +24,9 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, SpanKind
 
 from pytest_tracechain._errors import TraceAssertionError
+from pytest_tracechain._scope import ScopeEvent
+from pytest_tracechain._spawn import Spawn
+from pytest_tracechain._spawn import current as current_spawn
 
 __all__ = ["Origin", "Trace", "TraceCapture"]
 
@@ -58,6 +61,15 @@ class Origin:
         if self.task_name is not None:
             parts.append(f"task {self.task_name!r}")
         return ", ".join(parts) or f"pid {self.pid}"
+
+
+@dataclass(frozen=True, slots=True)
+class Leak:
+    """A span that outlived its test: it ended ``after_ns`` after the test's teardown."""
+
+    test: str
+    span_name: str
+    after_ns: int
 
 
 @dataclass(frozen=True)
@@ -220,11 +232,14 @@ class TraceCapture:
         "_ambient",
         "_cancelled",
         "_closed",
+        "_closed_at",
         "_cond",
         "_finished",
         "_open",
         "_origins",
         "_phase_open",
+        "_scope_events",
+        "_spawns",
         "_waiters",
         "name",
     )
@@ -239,9 +254,13 @@ class TraceCapture:
         # OpenTelemetry does not record CancelledError on spans.
         self._cancelled: set[int] = set()
         self._phase_open: frozenset[int] = frozenset()
+        # Spawn records of root spans started in work handed to another thread.
+        self._spawns: dict[int, Spawn] = {}
+        self._scope_events: list[ScopeEvent] = []
         self._cond = threading.Condition(threading.Lock())
         self._waiters = 0
         self._closed = False
+        self._closed_at = 0
 
     # -- what the router calls -------------------------------------------------
 
@@ -511,6 +530,7 @@ class Router(SpanProcessor):
 
     def __init__(self) -> None:
         self.current: TraceCapture | None = None
+        self.leaked: list[Leak] = []
         self._retained: dict[int, TraceCapture] = {}
         self._pid = os.getpid()
         self._thread_origins: dict[threading.Thread, Origin] = {}
@@ -532,8 +552,13 @@ class Router(SpanProcessor):
             owner = self._owner_of(span, parent, capture)
             if owner is not None:
                 owner._started(span, self._origin())
+                span_id = span.context.span_id
                 if owner._closed:
-                    self._retained[span.context.span_id] = owner
+                    self._retained[span_id] = owner
+                if (parent is None or parent.span_id in owner._ambient) and not span.links:
+                    spawn = current_spawn()
+                    if spawn is not None:
+                        owner._spawns[span_id] = spawn
         except Exception:
             _internal_error("on_start")
 
@@ -550,6 +575,8 @@ class Router(SpanProcessor):
                 if task is not None and getattr(task, "cancelling", _never)() > 0:
                     owner._cancelled.add(span_id)
             owner._ended(span_id, span)
+            if owner._closed:
+                self.leaked.append(Leak(owner.name, span.name, (span.end_time or 0) - owner._closed_at))
         except Exception:
             _internal_error("on_end")
 
@@ -567,6 +594,7 @@ class Router(SpanProcessor):
     def close(self, capture: TraceCapture) -> None:
         """End the capture window; its open spans stay routed to it."""
         capture._closed = True
+        capture._closed_at = time.time_ns()
         for span_id in list(capture._open):
             self._retained[span_id] = capture
         if self.current is capture:
@@ -575,6 +603,7 @@ class Router(SpanProcessor):
     def after_fork_in_child(self) -> None:
         # A forked child must not record into its parent's test state.
         self.current = None
+        self.leaked = []
         self._retained = {}
         self._pid = os.getpid()
         self._thread_origins = {}

@@ -16,6 +16,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
+from pytest_tracechain import _scope, _spawn
 from pytest_tracechain._capture import Router
 from pytest_tracechain._errors import TraceChainUsageError
 
@@ -36,8 +37,16 @@ def router() -> Router:
             _attach_global(new_router)
             _watch_set_tracer_provider(new_router)
             os.register_at_fork(after_in_child=new_router.after_fork_in_child)
+            _spawn.install(lambda: new_router.current is not None)
+            _scope.install(new_router)
             _router = new_router
     return _router
+
+
+def shutdown() -> None:
+    """Undo the patches at the end of the session (the provider stays: it is global)."""
+    _spawn.uninstall()
+    _scope.uninstall()
 
 
 def existing_router() -> Router | None:
