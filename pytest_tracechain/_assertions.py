@@ -15,6 +15,7 @@ from pytest_tracechain import _provider
 from pytest_tracechain._capture import TraceCapture, parse_kind, trace_keys
 from pytest_tracechain._errors import TraceAssertionError
 from pytest_tracechain._render import MESSAGE_LIMIT, format_nanoseconds, render_spans
+from pytest_tracechain._spawn import BOUNDARY_NAMES, FIXES
 
 __all__ = [
     "assert_child_of",
@@ -155,18 +156,17 @@ def _new_trace_hint(lost: _Ref, anchor: _Ref, capture: TraceCapture | None) -> s
     anchor_origin = capture._origins.get(anchor.span_id)
     if lost_origin is None or anchor_origin is None:
         return None
-    if lost_origin.thread_id != anchor_origin.thread_id:
-        name = lost_origin.thread_name or ""
-        if name.startswith(("ThreadPoolExecutor", "asyncio_")):
-            return (
-                f"the executor job in thread {name!r} did not receive the context of "
-                f"{anchor.label}. Submit it with contextvars.copy_context().run "
-                "(executor.submit(ctx.run, fn)) or use asyncio.to_thread, which copies the context."
-            )
+    spawn = capture._spawns.get(lost.span_id)
+    if spawn is not None:  # recorded where the work was handed over: the boundary is known
         return (
-            f"the thread {name!r} did not receive the context of {anchor.label}. Start it with "
-            "contextvars.copy_context().run (Thread(target=ctx.run, args=(fn,))), pass "
-            "context= to the span, or use the OpenTelemetry threading instrumentation."
+            f"{lost.label} runs in {BOUNDARY_NAMES[spawn.boundary]} started from {spawn.spawner}, which "
+            f"did not receive the context of {anchor.label}: {FIXES[spawn.boundary]}."
+        )
+    if lost_origin.thread_id != anchor_origin.thread_id:
+        return (
+            f"the thread {lost_origin.thread_name!r} did not receive the context of {anchor.label}. "
+            "Carry it over with contextvars.copy_context().run, pass context= to the span, or use the "
+            "OpenTelemetry threading instrumentation."
         )
     if lost_origin.task_name != anchor_origin.task_name and lost_origin.task_name is not None:
         return (

@@ -21,7 +21,7 @@ from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.trace import SpanContext, SpanKind, get_current_span
 
 from pytest_tracechain._errors import TraceAssertionError
 from pytest_tracechain._scope import ScopeEvent
@@ -557,7 +557,9 @@ class Router(SpanProcessor):
                     self._retained[span_id] = owner
                 if (parent is None or parent.span_id in owner._ambient) and not span.links:
                     spawn = current_spawn()
-                    if spawn is not None:
+                    # Lost only if no span is current here: a root started with an
+                    # explicit empty context where the context did arrive is deliberate.
+                    if spawn is not None and not get_current_span().get_span_context().is_valid:
                         owner._spawns[span_id] = spawn
         except Exception:
             _internal_error("on_start")

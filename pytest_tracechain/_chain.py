@@ -16,7 +16,7 @@ from pytest_tracechain._capture import Origin, TraceCapture, trace_keys
 from pytest_tracechain._errors import TraceAssertionError
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
 from pytest_tracechain._scope import ScopeEvent
-from pytest_tracechain._spawn import EXECUTOR, RUN_IN_EXECUTOR, Spawn
+from pytest_tracechain._spawn import BOUNDARY_NAMES, FIXES, Spawn
 
 ORPHAN = "orphan"
 LOST_CONTEXT = "lost context"
@@ -25,16 +25,6 @@ STALE_CARRIER = "stale carrier"
 UNENDED = "unended"
 SCOPE_LEAK = "scope leak"
 SINGLE_TRACE = "single trace"
-
-_FIX = {
-    "thread": "start the thread with contextvars.copy_context().run "
-    "(Thread(target=ctx.run, args=(fn,))), or use the OpenTelemetry threading instrumentation",
-    EXECUTOR: "submit the job with contextvars.copy_context().run "
-    "(executor.submit(ctx.run, fn)), or use the OpenTelemetry threading instrumentation",
-    RUN_IN_EXECUTOR: "use asyncio.to_thread (it copies the context), or "
-    "loop.run_in_executor(None, contextvars.copy_context().run, fn)",
-}
-_BOUNDARY = {"thread": "a thread", EXECUTOR: "an executor job", RUN_IN_EXECUTOR: "loop.run_in_executor"}
 
 
 @dataclass(frozen=True)
@@ -136,16 +126,16 @@ def _lost_context(
     span: ReadableSpan, spawn: Spawn, by_id: Mapping[int, ReadableSpan], origins: Mapping[int, Origin]
 ) -> Finding:
     origin = origins.get(span.context.span_id)
-    where = f"thread {origin.thread_name!r}" if origin is not None else "another thread"
+    where = origin.describe() if origin is not None else "another thread"
     spawner = repr(spawn.span_name) if spawn.span_name else f"span {spawn.span_context.span_id:016x}"
     spawner_span = by_id.get(spawn.span_context.span_id)
     return Finding(
         LOST_CONTEXT,
         span,
         f"{span.name!r} started a new trace in {where}, but the work was handed over through "
-        f"{_BOUNDARY[spawn.boundary]} from thread {spawn.spawner_thread!r} while {spawner} was "
-        f"current: the context did not cross the boundary",
-        _FIX[spawn.boundary],
+        f"{BOUNDARY_NAMES[spawn.boundary]} from {spawn.spawner} while {spawner} was current: the context "
+        "did not cross the boundary",
+        FIXES[spawn.boundary],
         (spawner_span,) if spawner_span is not None else (),
     )
 

@@ -1,8 +1,8 @@
 """Recording the span current where work is handed to another thread.
 
-While a test is captured, ``threading.Thread.start`` and
-``ThreadPoolExecutor.submit`` (which ``loop.run_in_executor`` uses) note the
-span that is current in the spawning thread. Nothing is propagated: the code
+While a test is captured, ``threading.Thread.start``,
+``ThreadPoolExecutor.submit`` (which ``loop.run_in_executor`` uses) and
+``loop.create_task`` note the span that is current where the work is spawned. Nothing is propagated: the code
 under test runs exactly as it would, context loss included; the record only
 lets the chain analysis say that a root span in that thread or job lost its
 spawner's trace. ProcessPoolExecutor is left alone (its jobs are pickled).
@@ -10,7 +10,9 @@ spawner's trace. ProcessPoolExecutor is left alone (its jobs are pickled).
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from asyncio import _get_running_loop as _running_loop
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,16 +28,34 @@ R = TypeVar("R")
 THREAD = "thread"
 EXECUTOR = "executor"
 RUN_IN_EXECUTOR = "run_in_executor"
+TASK = "task"
+
+BOUNDARY_NAMES = {
+    THREAD: "a thread",
+    EXECUTOR: "an executor job",
+    RUN_IN_EXECUTOR: "loop.run_in_executor",
+    TASK: "an asyncio task",
+}
+FIXES = {
+    THREAD: "start the thread with contextvars.copy_context().run "
+    "(Thread(target=ctx.run, args=(fn,))), or use the OpenTelemetry threading instrumentation",
+    EXECUTOR: "submit the job with contextvars.copy_context().run "
+    "(executor.submit(ctx.run, fn)), or use the OpenTelemetry threading instrumentation",
+    RUN_IN_EXECUTOR: "use asyncio.to_thread (it copies the context), or "
+    "loop.run_in_executor(None, contextvars.copy_context().run, fn)",
+    TASK: "create the task while the span is current and without an explicit context= "
+    "(tasks copy the current context), or start the task's span with context= the request's context",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Spawn:
-    """Work handed to another thread while ``span_name`` was current in ``spawner_thread``."""
+    """Work handed over (``boundary``) while ``span_name`` was current in ``spawner``."""
 
-    boundary: str  # THREAD, EXECUTOR or RUN_IN_EXECUTOR
+    boundary: str  # THREAD, EXECUTOR, RUN_IN_EXECUTOR or TASK
     span_context: SpanContext
     span_name: str | None
-    spawner_thread: str
+    spawner: str  # "thread 'MainThread'", with ", task 'Task-1'" inside a task
 
 
 _NOT_IN_JOB: Any = object()
@@ -44,8 +64,17 @@ _ATTRIBUTE = "_tracechain_spawn"
 _originals: dict[str, Any] = {}
 
 
+# asyncio tasks (C objects) take no attributes: their records live here.
+_tasks: weakref.WeakKeyDictionary[asyncio.Task[Any], Spawn] = weakref.WeakKeyDictionary()
+
+
 def current() -> Spawn | None:
-    """The spawn record of the running executor job, else of the running thread."""
+    """The spawn record of the running asyncio task, executor job, or thread."""
+    if _tasks and _running_loop() is not None:
+        task = asyncio.current_task()
+        spawn = _tasks.get(task) if task is not None else None
+        if spawn is not None:
+            return spawn
     job = getattr(_jobs, "spawn", _NOT_IN_JOB)
     if job is not _NOT_IN_JOB:
         return job  # type: ignore[no-any-return]
@@ -58,7 +87,11 @@ def _record(boundary: str) -> Spawn | None:
     context = span.get_span_context()
     if not context.is_valid:
         return None
-    return Spawn(boundary, context, getattr(span, "name", None), threading.current_thread().name)
+    spawner = f"thread {threading.current_thread().name!r}"
+    task = asyncio.current_task() if _running_loop() is not None else None
+    if task is not None:
+        spawner += f", task {task.get_name()!r}"
+    return Spawn(boundary, context, getattr(span, "name", None), spawner)
 
 
 def install(is_capturing: Callable[[], bool]) -> None:
@@ -94,6 +127,17 @@ def install(is_capturing: Callable[[], bool]) -> None:
 
         return original_submit(self, job, *args, **kwargs)
 
+    def create_task(self: asyncio.BaseEventLoop, coro: Any, *args: Any, **kwargs: Any) -> Any:
+        task = original_create_task(self, coro, *args, **kwargs)
+        if is_capturing():
+            spawn = _record(TASK)
+            if spawn is not None:
+                _tasks[task] = spawn
+        return task
+
+    original_create_task = asyncio.BaseEventLoop.create_task
+    _originals["create_task"] = original_create_task
+    asyncio.BaseEventLoop.create_task = create_task  # type: ignore[method-assign]
     _originals["start"] = original_start
     _originals["submit"] = original_submit
     threading.Thread.start = start  # type: ignore[method-assign]
@@ -103,5 +147,6 @@ def install(is_capturing: Callable[[], bool]) -> None:
 def uninstall() -> None:
     if not _originals:
         return
+    asyncio.BaseEventLoop.create_task = _originals.pop("create_task")  # type: ignore[method-assign]
     threading.Thread.start = _originals.pop("start")  # type: ignore[method-assign]
     ThreadPoolExecutor.submit = _originals.pop("submit")  # type: ignore[method-assign]
