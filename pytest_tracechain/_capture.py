@@ -17,6 +17,7 @@ from asyncio import _get_running_loop as _running_loop
 from asyncio import current_task
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from opentelemetry.context import Context
@@ -237,7 +238,7 @@ class TraceCapture:
         "_finished",
         "_open",
         "_origins",
-        "_phase_open",
+        "_phase_mark",
         "_scope_events",
         "_spawns",
         "_waiters",
@@ -253,7 +254,7 @@ class TraceCapture:
         # Spans that ended inside an asyncio task being cancelled (Python 3.11+);
         # OpenTelemetry does not record CancelledError on spans.
         self._cancelled: set[int] = set()
-        self._phase_open: frozenset[int] = frozenset()
+        self._phase_mark = 0
         # Spawn records of root spans started in work handed to another thread.
         self._spawns: dict[int, Spawn] = {}
         self._scope_events: list[ScopeEvent] = []
@@ -278,8 +279,13 @@ class TraceCapture:
                 self._cond.notify_all()
 
     def _phase_ended(self) -> None:
-        """Remember the spans open when a test phase (setup, call) ends."""
-        self._phase_open = frozenset(self._open)
+        """Remember how many spans had started when a test phase (setup, call) ended."""
+        self._phase_mark = len(self._origins)
+
+    def _started_since_phase_end(self, span_id: int) -> bool:
+        # _origins keeps start order: spans started since the mark are its last entries.
+        count = len(self._origins) - self._phase_mark
+        return count > 0 and span_id in islice(reversed(self._origins), count)
 
     def _add_ambient(self, span_id: int) -> None:
         """Mark the span current at a phase start as the test's ambient span.
@@ -290,7 +296,7 @@ class TraceCapture:
         earlier phase (a fixture's span kept current) stays the test's own.
         """
         if span_id in self._origins:
-            if span_id in self._phase_open:
+            if not self._started_since_phase_end(span_id):
                 return
             self._open.pop(span_id, None)
             self._origins.pop(span_id, None)

@@ -25,6 +25,7 @@ _FIXTURES = ("tracechain", "tracer")
 _MARKER_ARGS = ("check", "single_trace", "lost_context")
 _REPORT_SECTION = "tracechain: broken trace chains"
 _PROPERTY = "tracechain"
+_FAIL_MODE_NOTE = "(pytest-tracechain's chain check in fail mode: --tracechain-check or the tracechain marker)"
 
 
 @dataclass
@@ -177,16 +178,17 @@ def _act_on(item: pytest.Item, state: _TestState, findings: list[Finding], *, te
     if not findings:
         return
     text = report(findings, state.capture)
-    when = "teardown" if state.capture._closed else "call"
-    item.stash.setdefault(_sections_key, []).append((when, text))
     summary = "; ".join(f"{f.kind}: {f.span.name!r}" if f.span is not None else f.kind for f in findings)
     item.user_properties.append((_PROPERTY, summary))
     item.user_properties.append((f"{_PROPERTY}.report", text))
-    if test_failed:
-        return  # the failure already shows; the section explains the chain
-    if state.check == "fail":
-        raise TraceAssertionError(text)
-    warnings.warn(TraceChainWarning(text), stacklevel=1)
+    if state.check == "fail" and not test_failed:
+        error = TraceAssertionError(text)
+        error._tracechain_check = True  # type: ignore[attr-defined]  # shown as the report alone
+        raise error
+    when = "teardown" if state.capture._closed else "call"
+    item.stash.setdefault(_sections_key, []).append((when, text))
+    if not test_failed:  # a failed test shows its own error; the section explains the chain
+        warnings.warn(TraceChainWarning(text), stacklevel=1)
 
 
 def _scope_findings(state: _TestState) -> list[Finding]:
@@ -267,6 +269,8 @@ def _end_capture(item: pytest.Item, state: _TestState) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
+    if call.excinfo is not None and getattr(call.excinfo.value, "_tracechain_check", False):
+        report.longrepr = f"{call.excinfo.value}\n\n{_FAIL_MODE_NOTE}"
     pending = item.stash.get(_sections_key, None)
     if pending:
         for when, text in [entry for entry in pending if entry[0] == call.when]:
