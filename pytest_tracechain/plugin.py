@@ -25,7 +25,7 @@ _FIXTURES = ("tracechain", "tracer")
 _MARKER_ARGS = ("check", "single_trace", "lost_context")
 _REPORT_SECTION = "tracechain: broken trace chains"
 _PROPERTY = "tracechain"
-_FAIL_MODE_NOTE = "(pytest-tracechain's chain check in fail mode: --tracechain-check or the tracechain marker)"
+_FAIL_MODE_NOTE = "(pytest-tracechain's chain check, fail mode: see --tracechain-check and the marker)"
 
 
 @dataclass
