@@ -29,7 +29,7 @@ _original_set: Any = None
 def router() -> Router:
     """The session's router, attached to the global provider (installing one if needed)."""
     global _router
-    if _router is not None:
+    if _router is not None and _patched:
         return _router
     with _lock:
         if _router is None:
@@ -37,16 +37,29 @@ def router() -> Router:
             _attach_global(new_router)
             _watch_set_tracer_provider(new_router)
             os.register_at_fork(after_in_child=new_router.after_fork_in_child)
-            _spawn.install(lambda: new_router.current is not None)
-            _scope.install(new_router)
             _router = new_router
+        _install_patches(_router)
     return _router
+
+
+_patched = False
+
+
+def _install_patches(active: Router) -> None:
+    """Spawn-point and scope recording; undone at the end of each pytest session."""
+    global _patched
+    if not _patched:
+        _spawn.install(lambda: active.current is not None)
+        _scope.install(active)
+        _patched = True
 
 
 def shutdown() -> None:
     """Undo the patches at the end of the session (the provider stays: it is global)."""
+    global _patched
     _spawn.uninstall()
     _scope.uninstall()
+    _patched = False
 
 
 def existing_router() -> Router | None:

@@ -605,3 +605,28 @@ def test_assert_chain_intact(pytester: pytest.Pytester, run_pytest: RunPytest) -
         ],
         consecutive=True,
     )
+
+
+def test_two_sessions_in_one_process(pytester: pytest.Pytester) -> None:
+    """Patches are undone at the end of a session and installed again by the next one."""
+    pytester.makepyfile(app=APP)
+    pytester.makepyfile(
+        test_lost="""
+        from app import request_with_thread
+
+        def test_it(tracechain):
+            request_with_thread()
+        """
+    )
+    script = (
+        "import pytest, threading\n"
+        "original = threading.Thread.start\n"
+        "args = ['-q', '-p', 'no:cacheprovider', '-p', 'no:pytest_opentelemetry', '--tracechain-check=fail',"
+        " 'test_lost.py']\n"
+        "assert pytest.main(args) == pytest.ExitCode.TESTS_FAILED\n"
+        "assert threading.Thread.start is original\n"
+        "assert pytest.main(args) == pytest.ExitCode.TESTS_FAILED\n"
+    )
+    result = pytester.run(sys.executable, "-c", script)
+    assert result.ret == 0, result.stderr.str()
+    assert result.stdout.str().count("[lost context] 'service.User.Create' started a new trace") == 2
