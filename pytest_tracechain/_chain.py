@@ -217,7 +217,7 @@ def scope_leaks(events: Iterable[ScopeEvent]) -> list[Finding]:
         if key in findings:
             continue
         subject = f"a context (current span {event.span_name!r})" if event.span_name else "a context"
-        where = f" at {event.where}" if event.where else ""
+        where = f" ({event.where})" if event.where else ""
         findings[key] = Finding(
             SCOPE_LEAK,
             None,

@@ -1,11 +1,16 @@
 """Scope leaks: a context attached during a test and never detached, or
-detached in another thread or context than the one that attached it.
+detached in another thread or context than the one that attached it (the
+Python counterpart of OpenTelemetry Java's strict context storage).
 
-OpenTelemetry reports a detach in the wrong context by logging "Failed to
-detach context" (async generators and callbacks cause it); we listen for that
-log while a test is captured and note where the detach ran. A context left
-attached in the test's own thread is found when the test's teardown ends: a
-span of the test is still current. The plugin then restores the context the
+While a test is captured, every attach made outside OpenTelemetry's own
+`with` blocks (a manual ``context.attach``, as callbacks do) is recorded with
+its thread and the place it was made; its detach removes the record. A detach
+in the wrong context fails inside OpenTelemetry, which logs "Failed to
+detach context" (async generators and callbacks cause it): we listen for that
+log, which also covers attaches made before recording began, and report both
+places. When the test's teardown ends,
+records left by threads that have ended, or a span of the test still current
+in the test's own thread, are leaks; the plugin then restores the context the
 test started with, so the leak cannot reach later tests.
 """
 
@@ -14,9 +19,10 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from contextvars import Token
 from dataclasses import dataclass
-from types import FrameType
-from typing import TYPE_CHECKING
+from types import FrameType, ModuleType
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context, trace
 
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
 
 _OTEL_CONTEXT_LOGGER = "opentelemetry.context"
 _FAILED_DETACH = "Failed to detach context"
+_OTEL = "opentelemetry."
 # Frames of these modules are machinery, not the place a user would fix.
 _MACHINERY = ("logging", "opentelemetry", "contextlib", "pytest_tracechain", "asyncio", "threading")
 
@@ -39,58 +46,174 @@ class ScopeEvent:
     span_name: str | None = None
 
 
-class _FailedDetachListener(logging.Handler):
+@dataclass(frozen=True, slots=True)
+class _Attach:
+    token: Token[context.Context]  # kept alive while recorded, so its id stays unique
+    capture: TraceCapture
+    thread: threading.Thread
+    where: str | None
+    span_name: str | None
+
+
+class _AttachRecorder:
+    """Wraps ``opentelemetry.context.attach``/``detach`` to record attaches.
+
+    OpenTelemetry's own ``use_span`` (every ``start_as_current_span``) gets a
+    private view of the context module with the unwrapped functions: its
+    attach and detach pair up in one ``with`` block, so recording them would
+    only cost every span. Its leaks (async generators) still reach the
+    failed-detach log.
+    """
+
     def __init__(self, router: Router) -> None:
+        self.router = router
+        self.live: dict[int, _Attach] = {}  # by id(token): tokens are not hashable
+        self.detaching = threading.local()
+        self.original_attach = context.attach
+        self.original_detach = context.detach
+        self.original_view: Any = getattr(trace, "context_api", None)
+
+    def install(self) -> None:
+        if self.original_view is context:
+            view = ModuleType(context.__name__, context.__doc__)
+            view.__dict__.update(vars(context))
+            trace.context_api = view  # type: ignore[attr-defined]
+        context.attach = self.attach  # type: ignore[assignment]
+        context.detach = self.detach
+
+    def uninstall(self) -> None:
+        context.attach = self.original_attach
+        context.detach = self.original_detach
+        if self.original_view is context:
+            trace.context_api = context  # type: ignore[attr-defined]
+
+    def attach(self, ctx: context.Context) -> Token[context.Context]:
+        token = self.original_attach(ctx)
+        capture = self.router.current
+        if capture is not None and not sys._getframe(1).f_globals.get("__name__", "").startswith(_OTEL):
+            try:
+                span = trace.get_current_span(ctx)
+                self.live[id(token)] = _Attach(
+                    token,
+                    capture,
+                    threading.current_thread(),
+                    _user_site(sys._getframe(1)),
+                    getattr(span, "name", None),
+                )
+            except Exception:  # recording must never reach the code under test
+                logging.getLogger("pytest_tracechain").exception("pytest-tracechain: recording attach failed")
+        return token
+
+    def detach(self, token: Token[context.Context]) -> None:
+        record = self.live.pop(id(token), None) if self.live else None
+        if record is None:
+            self.original_detach(token)
+            return
+        # OpenTelemetry logs a failed detach inside original_detach: the
+        # listener takes the record from here.
+        self.detaching.record = record
+        self.original_detach(token)
+        self.detaching.record = None
+
+    def records_of(self, capture: TraceCapture) -> list[_Attach]:
+        return [record for record in list(self.live.values()) if record.capture is capture]
+
+
+class _FailedDetachListener(logging.Handler):
+    def __init__(self, router: Router, recorder: _AttachRecorder | None) -> None:
         super().__init__()
         self.router = router
+        self.recorder = recorder
 
     def emit(self, record: logging.LogRecord) -> None:
-        capture = self.router.current
-        if capture is None or not record.getMessage().startswith(_FAILED_DETACH):
+        if not record.getMessage().startswith(_FAILED_DETACH):
             return
-        span = trace.get_current_span()
-        event = ScopeEvent(
-            "detached in another thread or context than the one that attached it",
-            threading.current_thread().name,
-            _user_site(sys._getframe()),
-            getattr(span, "name", None),
+        attach = None
+        if self.recorder is not None:
+            attach = getattr(self.recorder.detaching, "record", None)
+            self.recorder.detaching.record = None
+        capture = attach.capture if attach is not None else self.router.current
+        if capture is None:
+            return
+        here = _user_site(sys._getframe())
+        where = f"detached at {here}" if here else None
+        if attach is not None:
+            attached = f"attached in thread {attach.thread.name!r}" + (
+                f" at {attach.where}" if attach.where else ""
+            )
+            where = f"{attached}, {where}" if where else attached
+        capture._scope_events.append(
+            ScopeEvent(
+                "detached in another thread or context than the one that attached it",
+                threading.current_thread().name,
+                where,
+                attach.span_name if attach is not None else getattr(trace.get_current_span(), "name", None),
+            )
         )
-        capture._scope_events.append(event)
 
 
 _listener: _FailedDetachListener | None = None
+_recorder: _AttachRecorder | None = None
 
 
 def install(router: Router) -> None:
-    global _listener
-    if _listener is None:
-        _listener = _FailedDetachListener(router)
-        logging.getLogger(_OTEL_CONTEXT_LOGGER).addHandler(_listener)
+    global _listener, _recorder
+    if _listener is not None:
+        return
+    _recorder = _AttachRecorder(router)
+    _recorder.install()
+    _listener = _FailedDetachListener(router, _recorder)
+    logging.getLogger(_OTEL_CONTEXT_LOGGER).addHandler(_listener)
 
 
 def uninstall() -> None:
-    global _listener
+    global _listener, _recorder
     if _listener is not None:
         logging.getLogger(_OTEL_CONTEXT_LOGGER).removeHandler(_listener)
         _listener = None
+    if _recorder is not None:
+        _recorder.uninstall()
+        _recorder = None
 
 
-def leftover(capture: TraceCapture, entry_context: context.Context) -> ScopeEvent | None:
-    """At the end of teardown: is a span of this test still current here?
+def leftover(capture: TraceCapture, entry_context: context.Context) -> list[ScopeEvent]:
+    """At the end of teardown: contexts of this test that were never detached.
 
-    If so, report it and restore ``entry_context``, the context the test began with.
+    A span of the test still current in this (the test's) thread is restored
+    to ``entry_context``, the context the test began with; attaches made by
+    threads that have ended are reported from their records.
     """
+    events: list[ScopeEvent] = []
+    records = _recorder.records_of(capture) if _recorder is not None else []
     span = trace.get_current_span()
     span_context = span.get_span_context()
-    if not span_context.is_valid or span_context.span_id not in capture._origins:
-        return None
-    context.attach(entry_context)  # the leaked token is lost; restore the runner's context
-    return ScopeEvent(
-        "attached during the test and never detached: it is still current after the test's teardown",
-        threading.current_thread().name,
-        None,
-        getattr(span, "name", None),
-    )
+    if span_context.is_valid and span_context.span_id in capture._origins:
+        context.attach(entry_context)  # the leaked token is lost; restore the runner's context
+        here = threading.current_thread()
+        mine = [record for record in records if record.thread is here]
+        events.append(
+            ScopeEvent(
+                "attached during the test and never detached: it is still current after the test's teardown",
+                here.name,
+                f"attached at {mine[-1].where}" if mine and mine[-1].where else None,
+                getattr(span, "name", None),
+            )
+        )
+    for record in records:
+        if not record.thread.is_alive():
+            events.append(
+                ScopeEvent(
+                    "attached and never detached by a thread that has ended",
+                    record.thread.name,
+                    f"attached at {record.where}" if record.where else None,
+                    record.span_name,
+                )
+            )
+        if _recorder is not None and (
+            record.thread is threading.current_thread() or not record.thread.is_alive()
+        ):
+            _recorder.live.pop(id(record.token), None)
+    return events
 
 
 def _user_site(frame: FrameType | None) -> str | None:

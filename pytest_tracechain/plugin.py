@@ -254,15 +254,13 @@ def _end_capture(item: pytest.Item, state: _TestState) -> None:
     from pytest_tracechain import _provider, _scope
     from pytest_tracechain._chain import scope_leaks, unended
 
-    leftover = _scope.leftover(state.capture, state.entry_context)
+    leftovers = _scope.leftover(state.capture, state.entry_context)
     router = _provider.existing_router()
     if router is not None:
         router.close(state.capture)
     if state.check == "off":
         return
-    findings = unended(state.capture) + _scope_findings(state)
-    if leftover is not None:
-        findings += scope_leaks([leftover])
+    findings = unended(state.capture) + _scope_findings(state) + scope_leaks(leftovers)
     _act_on(item, state, findings, test_failed=False)
 
 
