@@ -362,16 +362,27 @@ def test_scope_leaks(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
             context.attach(trace.set_span_in_context(span))
             span.end()
 
+        def test_thread_ended_without_detaching(tracechain):
+            def work():
+                span = tracer.start_span("worker span")
+                context.attach(trace.set_span_in_context(span))
+                span.end()
+
+            worker = threading.Thread(target=work, name="forgetful")
+            worker.start()
+            worker.join()
+
         def test_next_test_is_unaffected(tracechain):
             assert not trace.get_current_span().get_span_context().is_valid
         """
     )
     result = run_pytest("--tracechain-check=fail", "-p", "no:logging")
-    result.assert_outcomes(passed=2, failed=2, errors=1)
+    result.assert_outcomes(passed=3, failed=2, errors=2)
     result.stdout.fnmatch_lines(
         [
-            "[[]scope leak] a context was detached in another thread or context than the one that attached it,"
-            " in thread 'closer'",
+            "[[]scope leak] a context (current span 'request') was detached in another thread or context than"
+            " the one that attached it, in thread 'closer' (attached in thread 'MainThread' at"
+            " */test_scope_leaks.py:8)",
             "  fix: detach every token in the context that attached it: use `with` blocks (start_as_current_span,"
             " use_span) rather than attach/detach by hand, and do not keep a span current across `yield` in an"
             " async generator or a callback",
@@ -381,7 +392,7 @@ def test_scope_leaks(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
     result.stdout.fnmatch_lines(
         [
             "[[]scope leak] a context (current span 'stream') was detached in another thread or context than the"
-            " one that attached it, in thread 'MainThread' at */test_scope_leaks.py:15",
+            " one that attached it, in thread 'MainThread' (detached at */test_scope_leaks.py:15)",
         ]
     )
     result.stdout.fnmatch_lines(
@@ -389,7 +400,17 @@ def test_scope_leaks(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
             "*_ ERROR at teardown of test_never_detached _*",
             "1 broken trace chain:",
             "[[]scope leak] a context (current span 'handler') was attached during the test and never detached:"
-            " it is still current after the test's teardown, in thread 'MainThread'",
+            " it is still current after the test's teardown, in thread 'MainThread' (attached at"
+            " */test_scope_leaks.py:28)",
+        ],
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*_ ERROR at teardown of test_thread_ended_without_detaching _*",
+            "1 broken trace chain:",
+            "[[]scope leak] a context (current span 'worker span') was attached and never detached by a thread"
+            " that has ended, in thread 'forgetful' (attached at */test_scope_leaks.py:34)",
         ],
         consecutive=True,
     )
