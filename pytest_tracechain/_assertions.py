@@ -4,7 +4,7 @@ the capture shows the likely cause, and renders the traces involved."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn, TypeAlias
 
@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from pytest_tracechain import _provider
-from pytest_tracechain._capture import TraceCapture, parse_kind, trace_keys
+from pytest_tracechain._capture import Origin, TraceCapture, parse_kind, trace_keys
 from pytest_tracechain._errors import TraceAssertionError
 from pytest_tracechain._render import MESSAGE_LIMIT, format_nanoseconds, render_spans
 from pytest_tracechain._spawn import BOUNDARY_NAMES, FIXES
@@ -100,7 +100,7 @@ def _fail(
     trace_ids = {ref.trace_id for ref in refs}
     if capture is not None:
         involved = [s for s in capture._all_spans() if s.context.trace_id in trace_ids]
-        origins = capture._origins
+        origins: Mapping[int, Origin] = capture._origin_map
         ambient: set[int] | frozenset[int] = capture._ambient
     else:
         involved, origins, ambient = [], {}, frozenset()
@@ -116,7 +116,7 @@ def _fail(
 def _where(ref: _Ref, capture: TraceCapture | None) -> str | None:
     if capture is None:
         return None
-    origin = capture._origins.get(ref.span_id)
+    origin = capture._origin_map.get(ref.span_id)
     return origin.describe() if origin is not None else None
 
 
@@ -152,8 +152,8 @@ def _new_trace_hint(lost: _Ref, anchor: _Ref, capture: TraceCapture | None) -> s
         )
     if capture is None:
         return None
-    lost_origin = capture._origins.get(lost.span_id)
-    anchor_origin = capture._origins.get(anchor.span_id)
+    lost_origin = capture._origin_map.get(lost.span_id)
+    anchor_origin = capture._origin_map.get(anchor.span_id)
     if lost_origin is None or anchor_origin is None:
         return None
     spawn = capture._spawns.get(lost.span_id)

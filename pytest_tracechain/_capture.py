@@ -15,7 +15,7 @@ import threading
 import time
 from asyncio import _get_running_loop as _running_loop
 from asyncio import current_task
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -24,6 +24,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, SpanKind, get_current_span
 
+from pytest_tracechain import _spawn
 from pytest_tracechain._errors import TraceAssertionError
 from pytest_tracechain._scope import ScopeEvent
 from pytest_tracechain._spawn import Spawn
@@ -62,6 +63,48 @@ class Origin:
         if self.task_name is not None:
             parts.append(f"task {self.task_name!r}")
         return ", ".join(parts) or f"pid {self.pid}"
+
+
+# Origins are interned: a capture maps span ids to indexes in this table, so
+# its dict holds only ints, which the garbage collector does not scan (a dict
+# of span id -> Origin would be walked by every full collection).
+_origin_table: list[Origin] = []
+_origin_indexes: dict[Origin, int] = {}
+_intern_lock = threading.Lock()
+
+
+def intern_origin(origin: Origin) -> int:
+    """The index of ``origin`` in the shared table (added once)."""
+    index = _origin_indexes.get(origin)
+    if index is None:
+        with _intern_lock:
+            index = _origin_indexes.get(origin)
+            if index is None:
+                index = len(_origin_table)
+                _origin_table.append(origin)
+                _origin_indexes[origin] = index
+    return index
+
+
+class OriginsView(Mapping[int, Origin]):
+    """Span id -> ``Origin``, read through a capture's index dict."""
+
+    __slots__ = ("_indexes",)
+
+    def __init__(self, indexes: dict[int, int]) -> None:
+        self._indexes = indexes
+
+    def __getitem__(self, span_id: int) -> Origin:
+        return _origin_table[self._indexes[span_id]]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._indexes)
+
+    def __len__(self) -> int:
+        return len(self._indexes)
+
+    def __contains__(self, span_id: object) -> bool:
+        return span_id in self._indexes
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +292,7 @@ class TraceCapture:
         self.name = name
         self._finished: list[ReadableSpan] = []
         self._open: dict[int, Span] = {}
-        self._origins: dict[int, Origin] = {}
+        self._origins: dict[int, int] = {}  # span id -> index in the origin table
         self._ambient: set[int] = set()
         # Spans that ended inside an asyncio task being cancelled (Python 3.11+);
         # OpenTelemetry does not record CancelledError on spans.
@@ -265,18 +308,14 @@ class TraceCapture:
 
     # -- what the router calls -------------------------------------------------
 
-    def _started(self, span: Span, origin: Origin) -> None:
+    def _started(self, span: Span, origin: int) -> None:
         span_id = span.context.span_id
         self._origins[span_id] = origin
         self._open[span_id] = span
 
-    def _ended(self, span_id: int, span: ReadableSpan) -> None:
-        # Append before forgetting the open span, so a reader never misses it.
-        self._finished.append(span)
-        self._open.pop(span_id, None)
-        if self._waiters:
-            with self._cond:
-                self._cond.notify_all()
+    @property
+    def _origin_map(self) -> OriginsView:
+        return OriginsView(self._origins)
 
     def _phase_ended(self) -> None:
         """Remember how many spans had started when a test phase (setup, call) ended."""
@@ -449,13 +488,13 @@ class TraceCapture:
             raise TypeError(
                 f"span must be a ReadableSpan, a SpanContext or a span name, not {type(span).__name__}"
             )
-        found = self._origins.get(context.span_id) if context is not None else None
-        if found is None:
+        index = self._origins.get(context.span_id) if context is not None else None
+        if index is None:
             label = _hex_span(context)
             if isinstance(span, ReadableSpan):
                 label = f"{span.name!r} ({label})"
             raise TraceAssertionError(self._explain(f"{label} was not captured in this test"))
-        return found
+        return _origin_table[index]
 
     def is_root(self, span: ReadableSpan) -> bool:
         """No parent, or only the test's ambient span."""
@@ -467,7 +506,7 @@ class TraceCapture:
 
         return render_spans(
             self._all_spans(),
-            origins=self._origins,
+            origins=self._origin_map,
             ambient=self._ambient,
             highlight=highlight or {},
             limit=limit,
@@ -539,8 +578,8 @@ class Router(SpanProcessor):
         self.leaked: list[Leak] = []
         self._retained: dict[int, TraceCapture] = {}
         self._pid = os.getpid()
-        self._thread_origins: dict[threading.Thread, Origin] = {}
-        self._task_origins: dict[int, Origin] = {}
+        self._local = threading.local()
+        self._task_origins: dict[int, tuple[Origin, int]] = {}
         self._lock = threading.Lock()
 
     # -- SpanProcessor -----------------------------------------------------------
@@ -553,7 +592,15 @@ class Router(SpanProcessor):
             capture = self.current
             parent = span.parent
             if parent is not None and capture is not None and parent.span_id in capture._origins:
-                capture._started(span, self._origin())
+                # The common case, inlined: a child of a span of the running test,
+                # outside asyncio, in a thread whose origin record is cached.
+                span_id = span.context.span_id
+                local = self._local
+                if _running_loop() is None and getattr(local, "renames", -1) == _spawn.renames:
+                    capture._origins[span_id] = local.origin
+                else:
+                    capture._origins[span_id] = self._origin()
+                capture._open[span_id] = span
                 return
             owner = self._owner_of(span, parent, capture)
             if owner is not None:
@@ -582,7 +629,12 @@ class Router(SpanProcessor):
                 task = current_task()
                 if task is not None and getattr(task, "cancelling", _never)() > 0:
                     owner._cancelled.add(span_id)
-            owner._ended(span_id, span)
+            # TraceCapture._ended, inlined for the common case.
+            owner._finished.append(span)
+            owner._open.pop(span_id, None)
+            if owner._waiters:
+                with owner._cond:
+                    owner._cond.notify_all()
             if owner._closed:
                 self.leaked.append(Leak(owner.name, span.name, (span.end_time or 0) - owner._closed_at))
         except Exception:
@@ -614,7 +666,7 @@ class Router(SpanProcessor):
         self.leaked = []
         self._retained = {}
         self._pid = os.getpid()
-        self._thread_origins = {}
+        self._local = threading.local()
         self._task_origins = {}
 
     # -- internals -------------------------------------------------------------------
@@ -635,25 +687,32 @@ class Router(SpanProcessor):
             return None
         return capture
 
-    def _origin(self) -> Origin:
-        thread = threading.current_thread()
+    def _origin(self) -> int:
+        """The interned origin index of the running thread or asyncio task."""
         loop = _running_loop()
         task = current_task(loop) if loop is not None else None
         if task is None:
-            origin = self._thread_origins.get(thread)
-            if origin is None or origin.thread_name != thread.name:
-                origin = Origin(self._pid, thread.name, thread.ident, None)
-                with self._lock:
-                    if len(self._thread_origins) > 4096:
-                        self._thread_origins.clear()
-                    self._thread_origins[thread] = origin
-            return origin
+            # One record per thread, cached thread-locally; renaming any thread
+            # (counted by _spawn) makes threads look theirs up again.
+            local = self._local
+            if getattr(local, "renames", -1) == _spawn.renames:
+                cached: int = local.origin
+                return cached
+            thread = threading.current_thread()
+            index = intern_origin(Origin(self._pid, thread.name, thread.ident, None))
+            local.origin, local.renames = index, _spawn.renames
+            return index
+        thread = threading.current_thread()
         task_name = task.get_name()
-        origin = self._task_origins.get(id(task))
-        if origin is None or origin.task_name != task_name or origin.thread_id != thread.ident:
-            origin = Origin(self._pid, thread.name, thread.ident, task_name)
-            with self._lock:
-                if len(self._task_origins) > 65536:
-                    self._task_origins.clear()
-                self._task_origins[id(task)] = origin
-        return origin
+        known = self._task_origins.get(id(task))
+        if known is not None:
+            origin, index = known
+            if origin.task_name == task_name and origin.thread_id == thread.ident:
+                return index
+        origin = Origin(self._pid, thread.name, thread.ident, task_name)
+        index = intern_origin(origin)
+        with self._lock:
+            if len(self._task_origins) > 65536:
+                self._task_origins.clear()
+            self._task_origins[id(task)] = (origin, index)
+        return index

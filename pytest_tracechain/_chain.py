@@ -189,7 +189,7 @@ def analyze_capture(
         capture.spans,
         known_ids=capture._origins,
         ambient=capture._ambient,
-        origins=capture._origins,
+        origins=capture._origin_map,
         spawns=capture._spawns,
         lost_context=lost_context,
         single_trace=single_trace,

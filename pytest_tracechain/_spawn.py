@@ -58,6 +58,9 @@ class Spawn:
     spawner: str  # "thread 'MainThread'", with ", task 'Task-1'" inside a task
 
 
+# Bumped whenever a thread is renamed, so cached per-thread origins are refreshed.
+renames = 0
+
 _NOT_IN_JOB: Any = object()
 _jobs = threading.local()
 _ATTRIBUTE = "_tracechain_spawn"
@@ -138,6 +141,16 @@ def install(is_capturing: Callable[[], bool]) -> None:
     original_create_task = asyncio.BaseEventLoop.create_task
     _originals["create_task"] = original_create_task
     asyncio.BaseEventLoop.create_task = create_task  # type: ignore[method-assign]
+    original_name: property = threading.Thread.__dict__["name"]
+
+    def set_name(self: threading.Thread, name: str) -> None:
+        global renames
+        assert original_name.fset is not None
+        original_name.fset(self, name)
+        renames += 1
+
+    _originals["name"] = original_name
+    threading.Thread.name = property(original_name.fget, set_name)  # type: ignore[assignment]
     _originals["start"] = original_start
     _originals["submit"] = original_submit
     threading.Thread.start = start  # type: ignore[method-assign]
@@ -149,4 +162,5 @@ def uninstall() -> None:
         return
     asyncio.BaseEventLoop.create_task = _originals.pop("create_task")  # type: ignore[method-assign]
     threading.Thread.start = _originals.pop("start")  # type: ignore[method-assign]
+    threading.Thread.name = _originals.pop("name")
     ThreadPoolExecutor.submit = _originals.pop("submit")  # type: ignore[method-assign]
