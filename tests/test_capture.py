@@ -295,6 +295,18 @@ def test_origin_records_thread_task_and_process(pytester: pytest.Pytester, run_p
             tracer.start_span("main-again").end()
             assert tracechain.origin(tracechain.one("main-again")) is main_origin
 
+            # A renamed thread is seen under its new name from then on.
+            def renamed():
+                tracer.start_span("before rename").end()
+                threading.current_thread().name = "renamed-worker"
+                tracer.start_span("after rename").end()
+
+            thread = threading.Thread(target=renamed, name="original-name")
+            thread.start()
+            thread.join()
+            assert tracechain.origin("before rename").thread_name == "original-name"
+            assert tracechain.origin("after rename").thread_name == "renamed-worker"
+
             foreign = SpanContext(trace_id=1, span_id=2, is_remote=False)
             with pytest.raises(TraceAssertionError, match="span 0000000000000002 was not captured in this test"):
                 tracechain.origin(foreign)
