@@ -15,6 +15,7 @@ import threading
 import time
 from asyncio import _get_running_loop as _running_loop
 from asyncio import current_task
+from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -114,6 +115,12 @@ class Leak:
     test: str
     span_name: str
     after_ns: int
+
+    def describe(self) -> str:
+        return (
+            f"span {self.span_name!r} of {self.test} ended {self.after_ns / 1e9:.3f} s after its test's "
+            "teardown (work that outlived the test)"
+        )
 
 
 @dataclass(frozen=True)
@@ -279,10 +286,12 @@ class TraceCapture:
         "_closed_at",
         "_cond",
         "_finished",
+        "_lost_context_rule",
         "_open",
         "_origins",
         "_phase_mark",
         "_scope_events",
+        "_single_trace_rule",
         "_spawns",
         "_waiters",
         "name",
@@ -305,6 +314,9 @@ class TraceCapture:
         self._waiters = 0
         self._closed = False
         self._closed_at = 0
+        # The marker's rules (lost_context=, single_trace=) for this test's analysis.
+        self._lost_context_rule = True
+        self._single_trace_rule = False
 
     # -- what the router calls -------------------------------------------------
 
@@ -575,7 +587,7 @@ class Router(SpanProcessor):
 
     def __init__(self) -> None:
         self.current: TraceCapture | None = None
-        self.leaked: list[Leak] = []
+        self.leaked: deque[Leak] = deque()
         self._retained: dict[int, TraceCapture] = {}
         self._pid = os.getpid()
         self._local = threading.local()
@@ -648,6 +660,13 @@ class Router(SpanProcessor):
 
     # -- test lifecycle ------------------------------------------------------------
 
+    def drain_leaks(self) -> list[Leak]:
+        """The spans that outlived their test since the last call."""
+        drained = []
+        while self.leaked:  # a deque: other threads may append meanwhile
+            drained.append(self.leaked.popleft())
+        return drained
+
     def open(self, capture: TraceCapture) -> None:
         self.current = capture
 
@@ -663,7 +682,7 @@ class Router(SpanProcessor):
     def after_fork_in_child(self) -> None:
         # A forked child must not record into its parent's test state.
         self.current = None
-        self.leaked = []
+        self.leaked = deque()
         self._retained = {}
         self._pid = os.getpid()
         self._local = threading.local()

@@ -64,7 +64,10 @@ def analyze(
     known = known_ids if known_ids is not None else by_id
     origins = origins or {}
     spawns = spawns or {}
-    trace_ids = {span.context.trace_id for span in spans}
+    # Traces that start in this capture: a remote parent in one of them that
+    # names no captured span is stale. (A carrier from upstream, whose trace
+    # has no root here, is not.)
+    rooted_traces = {s.context.trace_id for s in spans if s.parent is None or s.parent.span_id in ambient}
     unclaimed = _unclaimed_senders(spans)
     findings: list[Finding] = []
 
@@ -94,14 +97,14 @@ def analyze(
                         "span of this test, or extract its context from the carrier",
                     )
                 )
-            elif parent.trace_id in trace_ids:
+            elif parent.trace_id in rooted_traces:
                 findings.append(
                     Finding(
                         STALE_CARRIER,
                         span,
                         f"{span.name!r} has a remote parent {parent.span_id:016x} in trace "
-                        f"{parent.trace_id:032x}, which was captured, but no captured span has that id: "
-                        "the carrier held the wrong context",
+                        f"{parent.trace_id:032x}, which starts in this test, but no captured span has "
+                        "that id: the carrier held the wrong context",
                         "inject the carrier inside the producer span, right before sending, and do not "
                         "reuse headers between messages",
                     )
@@ -182,17 +185,16 @@ def _dropped_carrier(span: ReadableSpan, sender: ReadableSpan) -> Finding:
     )
 
 
-def analyze_capture(
-    capture: TraceCapture, *, lost_context: bool = True, single_trace: bool = False
-) -> list[Finding]:
+def analyze_capture(capture: TraceCapture) -> list[Finding]:
+    """The analysis of a capture, under its test's marker rules."""
     return analyze(
         capture.spans,
         known_ids=capture._origins,
         ambient=capture._ambient,
         origins=capture._origin_map,
         spawns=capture._spawns,
-        lost_context=lost_context,
-        single_trace=single_trace,
+        lost_context=capture._lost_context_rule,
+        single_trace=capture._single_trace_rule,
     )
 
 
@@ -247,15 +249,18 @@ def assert_chain_intact(capture: TraceCapture | Iterable[ReadableSpan] | None = 
     """Pass when no chain is broken: the analysis of ``--tracechain-check``, on demand.
 
     ``capture`` is a ``TraceCapture`` (default: the running test's) or any
-    iterable of finished spans. Unended spans are not checked here (the test
-    is still running); the automatic check at teardown finds them.
+    iterable of finished spans; the running test's marker rules
+    (``lost_context=``, ``single_trace=``) apply. Unended spans are not
+    checked here (the test is still running); the automatic check at teardown
+    finds them.
     """
     __tracebackhide__ = True
-    if capture is None:
-        from pytest_tracechain import _provider
+    from pytest_tracechain import _provider
 
-        router = _provider.existing_router()
-        capture = router.current if router is not None else None
+    router = _provider.existing_router()
+    running = router.current if router is not None else None
+    if capture is None:
+        capture = running
         if capture is None:
             raise RuntimeError(
                 "assert_chain_intact() without an argument checks the running test's capture, but none "
@@ -278,6 +283,7 @@ def assert_chain_intact(capture: TraceCapture | Iterable[ReadableSpan] | None = 
                 f"assert_chain_intact() argument 'capture' holds {type(span).__name__} at index {index}, "
                 "not a span (ReadableSpan)"
             )
-    findings = analyze(spans)
+    # Spans under the running test's ambient span (a harness's) are roots.
+    findings = analyze(spans, ambient=running._ambient if running is not None else frozenset())
     if findings:
         raise TraceAssertionError(report(findings, None))

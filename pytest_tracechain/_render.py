@@ -13,6 +13,8 @@ from pytest_tracechain._capture import Origin, TraceKey, trace_keys
 
 # Failure messages show at most this many spans; render() shows all by default.
 MESSAGE_LIMIT = 200
+# Deeper levels are not indented further (the line shows its depth instead).
+MAX_INDENT = 40
 
 _BRANCH, _LAST, _PIPE, _SPACE = "├─ ", "└─ ", "│  ", "   "
 
@@ -91,34 +93,34 @@ def render_spans(
             return f" (remote parent {parent.span_id:016x})"
         return f" (parent {parent.span_id:016x} not captured)"
 
-    def walk(span: ReadableSpan, prefix: str, last: bool, top: bool) -> bool:
-        nonlocal shown
-        if limit is not None and shown >= limit:
-            return False
-        shown += 1
-        branch = _LAST if last else _BRANCH
+    def label_for(span: ReadableSpan, top: bool) -> str:
         label = span_label(span, origins.get(span.context.span_id), this_pid=this_pid)
         if top:
             label += note_for(span)
         mark = highlight.get(span.context.span_id)
-        if mark:
-            label += f"  ← {mark}"
-        lines.append(f"{prefix}{branch}{label}")
-        kids = children.get(span.context.span_id, ())
-        child_prefix = prefix + (_SPACE if last else _PIPE)
-        for index, child in enumerate(kids):
-            if not walk(child, child_prefix, index == len(kids) - 1, False):
-                return False
-        return True
+        return label + (f"  ← {mark}" if mark else "")
 
+    # Iterative depth-first walk: traces can be deeper than Python's recursion
+    # limit. Indentation stops growing at MAX_INDENT levels (the line then
+    # says its depth), so a deep trace renders in linear size.
     for key, roots in tops.items():  # in order of first start
         if limit is not None and shown >= limit:
             break
         count = counts[key]
         lines.append(f"trace {key[0]:032x} · {count} span{'s' if count != 1 else ''}")
-        for index, root in enumerate(roots):
-            if not walk(root, "", index == len(roots) - 1, True):
-                break
+        stack: list[tuple[ReadableSpan, str, bool, int]] = [
+            (root, "", index == len(roots) - 1, 0) for index, root in reversed(list(enumerate(roots)))
+        ]
+        while stack and (limit is None or shown < limit):
+            span, prefix, last, depth = stack.pop()
+            shown += 1
+            branch = _LAST if last else _BRANCH
+            deep = f"[depth {depth}] " if depth > MAX_INDENT else ""
+            lines.append(f"{prefix}{branch}{deep}{label_for(span, depth == 0)}")
+            kids = children.get(span.context.span_id, ())
+            child_prefix = prefix if depth >= MAX_INDENT else prefix + (_SPACE if last else _PIPE)
+            for index in range(len(kids) - 1, -1, -1):
+                stack.append((kids[index], child_prefix, index == len(kids) - 1, depth + 1))
     if shown < total:
         lines.append(f"... {total - shown} more spans not shown")
     return "\n".join(lines)

@@ -179,40 +179,43 @@ def uninstall() -> None:
 def leftover(capture: TraceCapture, entry_context: context.Context) -> list[ScopeEvent]:
     """At the end of teardown: contexts of this test that were never detached.
 
-    A span of the test still current in this (the test's) thread is restored
-    to ``entry_context``, the context the test began with; attaches made by
-    threads that have ended are reported from their records.
+    Recorded attaches left by this (the test's) thread or by threads that
+    have ended are leaks; so is a span of the test still current here, even
+    when its attach was not recorded. In that case the context the test began
+    with (``entry_context``) is restored, so the leak cannot reach later tests.
     """
-    events: list[ScopeEvent] = []
-    records = _recorder.records_of(capture) if _recorder is not None else []
+    here = threading.current_thread()
+    records = [
+        r
+        for r in (_recorder.records_of(capture) if _recorder is not None else [])
+        if r.thread is here or not r.thread.is_alive()
+    ]
     span = trace.get_current_span()
     span_context = span.get_span_context()
-    if span_context.is_valid and span_context.span_id in capture._origins:
+    still_current = span_context.is_valid and span_context.span_id in capture._origins
+    if still_current:
         context.attach(entry_context)  # the leaked token is lost; restore the runner's context
-        here = threading.current_thread()
-        mine = [record for record in records if record.thread is here]
+    events: list[ScopeEvent] = []
+    for record in records:
+        if _recorder is not None:
+            _recorder.live.pop(id(record.token), None)
+        what = "attached during the test and never detached"
+        if record.thread is not here:
+            what = "attached and never detached by a thread that has ended"
+        elif still_current and record.span_name == getattr(span, "name", None):
+            what += ": it is still current after the test's teardown"
+            still_current = False
+        where = f"attached at {record.where}" if record.where else None
+        events.append(ScopeEvent(what, record.thread.name, where, record.span_name))
+    if still_current:  # attached where recording does not reach (OpenTelemetry's own with-blocks)
         events.append(
             ScopeEvent(
                 "attached during the test and never detached: it is still current after the test's teardown",
                 here.name,
-                f"attached at {mine[-1].where}" if mine and mine[-1].where else None,
+                None,
                 getattr(span, "name", None),
             )
         )
-    for record in records:
-        if not record.thread.is_alive():
-            events.append(
-                ScopeEvent(
-                    "attached and never detached by a thread that has ended",
-                    record.thread.name,
-                    f"attached at {record.where}" if record.where else None,
-                    record.span_name,
-                )
-            )
-        if _recorder is not None and (
-            record.thread is threading.current_thread() or not record.thread.is_alive()
-        ):
-            _recorder.live.pop(id(record.token), None)
     return events
 
 

@@ -25,7 +25,9 @@ _FIXTURES = ("tracechain", "tracer")
 _MARKER_ARGS = ("check", "single_trace", "lost_context")
 _REPORT_SECTION = "tracechain: broken trace chains"
 _PROPERTY = "tracechain"
+_LEAK_PROPERTY = "tracechain.leaked"
 _FAIL_MODE_NOTE = "(pytest-tracechain's chain check, fail mode: see --tracechain-check and the marker)"
+_WARNING_AS_ERROR_NOTE = "(pytest-tracechain's chain check: a TraceChainWarning, turned into an error by -W)"
 
 
 @dataclass
@@ -35,8 +37,6 @@ class _TestState:
     capture: TraceCapture
     entry_context: Context
     check: str
-    single_trace: bool
-    lost_context: bool
     reported_scope_events: int = 0
 
 
@@ -146,7 +146,9 @@ def _start_capture(item: pytest.Item) -> _TestState:
         router = _provider.router()
     except TraceChainUsageError as exc:
         pytest.fail(str(exc), pytrace=False)
-    state = _TestState(TraceCapture(item.nodeid), context.get_current(), check, single_trace, lost_context)
+    state = _TestState(TraceCapture(item.nodeid), context.get_current(), check)
+    state.capture._lost_context_rule = lost_context
+    state.capture._single_trace_rule = single_trace
     item.stash[state_key] = state
     router.open(state.capture)
     return state
@@ -183,12 +185,20 @@ def _act_on(item: pytest.Item, state: _TestState, findings: list[Finding], *, te
     item.user_properties.append((f"{_PROPERTY}.report", text))
     if state.check == "fail" and not test_failed:
         error = TraceAssertionError(text)
-        error._tracechain_check = True  # type: ignore[attr-defined]  # shown as the report alone
+        error._tracechain_note = _FAIL_MODE_NOTE  # type: ignore[attr-defined]  # shown as the report alone
         raise error
+    if not test_failed:  # a failed test shows its own error; the section explains the chain
+        lineno = item.location[1]
+        try:
+            # Attributed to the test, so the warnings summary points at it.
+            warnings.warn_explicit(
+                TraceChainWarning(text), TraceChainWarning, str(item.path), (lineno or 0) + 1
+            )
+        except TraceChainWarning as error:  # -W error::...TraceChainWarning: the warning is the failure
+            error._tracechain_note = _WARNING_AS_ERROR_NOTE  # type: ignore[attr-defined]
+            raise
     when = "teardown" if state.capture._closed else "call"
     item.stash.setdefault(_sections_key, []).append((when, text))
-    if not test_failed:  # a failed test shows its own error; the section explains the chain
-        warnings.warn(TraceChainWarning(text), stacklevel=1)
 
 
 def _scope_findings(state: _TestState) -> list[Finding]:
@@ -232,9 +242,7 @@ def _check_call(item: pytest.Item, *, test_failed: bool) -> None:
         return
     from pytest_tracechain._chain import analyze_capture
 
-    findings = analyze_capture(
-        state.capture, lost_context=state.lost_context, single_trace=state.single_trace
-    )
+    findings = analyze_capture(state.capture)
     _act_on(item, state, findings + _scope_findings(state), test_failed=test_failed)
 
 
@@ -260,6 +268,11 @@ def _end_capture(item: pytest.Item, state: _TestState) -> None:
         router.close(state.capture)
     if state.check == "off":
         return
+    if router is not None:
+        # Spans of earlier tests that ended since: reported through this test's
+        # report, so the controller's summary lists them under pytest-xdist too.
+        for leak in router.drain_leaks():
+            item.user_properties.append((_LEAK_PROPERTY, leak.describe()))
     findings = unended(state.capture) + _scope_findings(state) + scope_leaks(leftovers)
     _act_on(item, state, findings, test_failed=False)
 
@@ -267,8 +280,9 @@ def _end_capture(item: pytest.Item, state: _TestState) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
-    if call.excinfo is not None and getattr(call.excinfo.value, "_tracechain_check", False):
-        report.longrepr = f"{call.excinfo.value}\n\n{_FAIL_MODE_NOTE}"
+    note = getattr(call.excinfo.value, "_tracechain_note", None) if call.excinfo is not None else None
+    if note is not None and call.excinfo is not None:
+        report.longrepr = f"{call.excinfo.value}\n\n{note}"
     pending = item.stash.get(_sections_key, None)
     if pending:
         for when, text in [entry for entry in pending if entry[0] == call.when]:
@@ -282,18 +296,22 @@ class _Summary:
 
     def __init__(self) -> None:
         self.broken: dict[str, list[str]] = {}
+        self.leaked: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         found = [str(value) for name, value in report.user_properties if name == _PROPERTY]
         if found:
             self.broken.setdefault(report.nodeid, []).extend(found)
+        self.leaked += [str(value) for name, value in report.user_properties if name == _LEAK_PROPERTY]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         import sys
 
         provider = sys.modules.get("pytest_tracechain._provider")
         router = provider.existing_router() if provider is not None else None
-        leaked = router.leaked if router is not None else []
+        leaked = list(dict.fromkeys(self.leaked))  # one line per leak, also when reported twice
+        if router is not None:  # ended after the last test (this process only)
+            leaked += [leak.describe() for leak in router.drain_leaks()]
         if not self.broken and not leaked:
             return
         terminalreporter.section("tracechain")
@@ -303,10 +321,7 @@ class _Summary:
             for nodeid, values in self.broken.items():
                 terminalreporter.line(f"  {nodeid}: {'; '.join(dict.fromkeys(values))}")
         for leak in leaked:
-            terminalreporter.line(
-                f"tracechain: span {leak.span_name!r} of {leak.test} ended {leak.after_ns / 1e9:.3f} s "
-                "after its test's teardown (work that outlived the test)"
-            )
+            terminalreporter.line(f"tracechain: {leak}")
 
 
 @pytest.fixture

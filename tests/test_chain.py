@@ -242,6 +242,10 @@ def test_dropped_orphan_and_stale_carriers(pytester: pytest.Pytester, run_pytest
             with tracer.start_as_current_span("child", context=trace.set_span_in_context(stranger)):
                 pass
 
+        def test_upstream_carrier_is_fine(tracechain):
+            upstream = {"traceparent": f"00-{0xABC:032x}-{0xDEF:016x}-01"}
+            consume(upstream)
+
         def test_stale_carrier(tracechain):
             with tracer.start_as_current_span("request") as request:
                 trace_id = request.get_span_context().trace_id
@@ -250,7 +254,7 @@ def test_dropped_orphan_and_stale_carriers(pytester: pytest.Pytester, run_pytest
         """
     )
     result = run_pytest("--tracechain-check=fail")
-    result.assert_outcomes(failed=3)
+    result.assert_outcomes(failed=3, passed=1)
     result.stdout.fnmatch_lines(
         [
             "[[]dropped carrier] 'user.events process' is a consumer root span with neither a parent nor a link,"
@@ -275,8 +279,8 @@ def test_dropped_orphan_and_stale_carriers(pytester: pytest.Pytester, run_pytest
     )
     result.stdout.fnmatch_lines(
         [
-            "[[]stale carrier] 'user.events process' has a remote parent 000000000000dead in trace *, which was"
-            " captured, but no captured span has that id: the carrier held the wrong context",
+            "[[]stale carrier] 'user.events process' has a remote parent 000000000000dead in trace *, which"
+            " starts in this test, but no captured span has that id: the carrier held the wrong context",
             "  fix: inject the carrier inside the producer span, right before sending, and do not reuse headers"
             " between messages",
         ],
@@ -317,16 +321,19 @@ def test_unended_and_leaked_spans(pytester: pytest.Pytester, run_pytest: RunPyte
         ],
         consecutive=True,
     )
-    result.stdout.fnmatch_lines(
-        [
-            "*= tracechain =*",
-            "tracechain: 1 test with broken chains",
-            "  test_unended_and_leaked_spans.py::test_leaves_a_span_open: unended: 'background job'",
-            "tracechain: span 'background job' of test_unended_and_leaked_spans.py::test_leaves_a_span_open"
-            " ended * s after its test's teardown (work that outlived the test)",
-        ],
-        consecutive=True,
-    )
+    summary = [
+        "*= tracechain =*",
+        "tracechain: 1 test with broken chains",
+        "  test_unended_and_leaked_spans.py::test_leaves_a_span_open: unended: 'background job'",
+        "tracechain: span 'background job' of test_unended_and_leaked_spans.py::test_leaves_a_span_open"
+        " ended * s after its test's teardown (work that outlived the test)",
+    ]
+    result.stdout.fnmatch_lines(summary, consecutive=True)
+    # Through a pytest-xdist worker, the leak reaches the controller's summary in a report.
+    pytest.importorskip("xdist")
+    in_worker = run_pytest("--tracechain-check=fail", "-n", "1")
+    in_worker.assert_outcomes(passed=2, errors=1)
+    in_worker.stdout.fnmatch_lines(summary, consecutive=True)
 
 
 def test_scope_leaks(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
@@ -461,7 +468,7 @@ def test_modes_marker_and_options(pytester: pytest.Pytester, run_pytest: RunPyte
     result.assert_outcomes(passed=3, failed=3, warnings=1)
     result.stdout.fnmatch_lines(
         [
-            "*TraceChainWarning: 1 broken trace chain:",
+            "  */test_modes_marker_and_options.py:7: TraceChainWarning: 1 broken trace chain:",
             "  [[]lost context] 'service.User.Create' started a new trace in thread 'user-worker'*",
         ]
     )
@@ -502,7 +509,18 @@ def test_modes_marker_and_options(pytester: pytest.Pytester, run_pytest: RunPyte
     # The warning is a real warning category: -W error turns it into a failure.
     strict = run_pytest("-W", "error::pytest_tracechain.TraceChainWarning", "-k", "warn_by_marker")
     strict.assert_outcomes(failed=1)
-    strict.stdout.fnmatch_lines(["*TraceChainWarning: 1 broken trace chain:*"])
+    strict.stdout.fnmatch_lines(
+        [
+            "*_ test_warn_by_marker _*",
+            "1 broken trace chain:",
+            "[[]lost context] 'service.User.Create' started a new trace*",
+        ],
+        consecutive=True,
+    )
+    strict.stdout.fnmatch_lines(
+        ["(pytest-tracechain's chain check: a TraceChainWarning, turned into an error by -W)"]
+    )
+    strict.stdout.no_fnmatch_line("*plugin.py*")
 
 
 def test_marker_is_registered_and_checked(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
@@ -597,6 +615,11 @@ def test_assert_chain_intact(pytester: pytest.Pytester, run_pytest: RunPytest) -
         from pytest_tracechain import TraceAssertionError, assert_chain_intact
         from app import request_with_thread
 
+        @pytest.mark.tracechain(check="off", lost_context=False)
+        def test_marker_rules_apply(tracechain):
+            request_with_thread()
+            assert_chain_intact()
+
         @pytest.mark.tracechain(check="off")
         def test_on_demand(tracechain):
             request_with_thread(carry=True)
@@ -618,7 +641,7 @@ def test_assert_chain_intact(pytester: pytest.Pytester, run_pytest: RunPytest) -
         """
     )
     result = run_pytest("--tb=short")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
         [
             "E   pytest_tracechain.TraceAssertionError: 1 broken trace chain:",

@@ -88,3 +88,37 @@ def test_roots_are_relative_to_the_test(pytester: pytest.Pytester, run_pytest: R
     result.stdout.no_fnmatch_line("*::call*")
     result.stdout.no_fnmatch_line("*fixture teardown*")
     result.stdout.no_fnmatch_line("*setup ·*")
+
+
+def test_chain_checks_under_the_harness(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+    """The harness's own with-blocks restore the context after each phase; a leak is found anyway."""
+    pytester.makepyfile(
+        """
+        from opentelemetry import context, trace
+        from pytest_tracechain import assert_chain_intact
+
+        tracer = trace.get_tracer("app")
+
+        def test_clean(tracechain):
+            with tracer.start_as_current_span("GET /hello"):
+                tracer.start_span("db").end()
+            assert_chain_intact()
+            assert_chain_intact(tracechain.spans)  # a plain list: roots under the harness still count
+
+        def test_never_detached(tracechain):
+            span = tracer.start_span("handler")
+            context.attach(trace.set_span_in_context(span))
+            span.end()
+        """
+    )
+    result = run_pytest("--tracechain-check=fail", harness=True)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ ERROR at teardown of test_never_detached _*",
+            "1 broken trace chain:",
+            "[[]scope leak] a context (current span 'handler') was attached during the test and never detached,"
+            " in thread 'MainThread' (attached at */test_chain_checks_under_the_harness.py:14)",
+        ],
+        consecutive=True,
+    )
