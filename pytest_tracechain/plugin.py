@@ -6,43 +6,27 @@ plugin imports nothing and installs no tracer provider.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Generator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from opentelemetry.context import Context
     from opentelemetry.trace import Tracer
 
     from pytest_tracechain._capture import TraceCapture
-    from pytest_tracechain._chain import Finding
+    from pytest_tracechain._session import TestRun
 
 CHECK_MODES = ("off", "warn", "fail")
 _FIXTURES = ("tracechain", "tracer")
 _MARKER_ARGS = ("check", "single_trace", "lost_context")
-_REPORT_SECTION = "tracechain: broken trace chains"
+# The user properties _session.TestRun puts on reports (plain strings here, so
+# the summary needs no import of it).
 _PROPERTY = "tracechain"
 _LEAK_PROPERTY = "tracechain.leaked"
-_FAIL_MODE_NOTE = "(pytest-tracechain's chain check, fail mode: see --tracechain-check and the marker)"
-_WARNING_AS_ERROR_NOTE = "(pytest-tracechain's chain check: a TraceChainWarning, turned into an error by -W)"
 
 
-@dataclass
-class _TestState:
-    """Per-test state kept in ``item.stash`` from setup to the end of teardown."""
-
-    capture: TraceCapture
-    entry_context: Context
-    check: str
-    reported_scope_events: int = 0
-
-
-state_key = pytest.StashKey[_TestState]()
-# Report sections waiting for the report of their phase: (when, text).
-_sections_key = pytest.StashKey[list[tuple[str, str]]]()
+run_key = pytest.StashKey["TestRun"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -134,160 +118,76 @@ def _marker_settings(item: pytest.Item) -> tuple[str, bool, bool]:
     )
 
 
-def _start_capture(item: pytest.Item) -> _TestState:
-    from opentelemetry import context
+def _session() -> Any:
+    """``pytest_tracechain._session``, imported on the first test that uses the plugin."""
+    import pytest_tracechain._session as session
 
-    from pytest_tracechain import _provider
-    from pytest_tracechain._capture import TraceCapture
-    from pytest_tracechain._errors import TraceChainUsageError
+    return session
 
+
+def _start(item: pytest.Item) -> TestRun:
     check, single_trace, lost_context = _marker_settings(item)
-    try:
-        router = _provider.router()
-    except TraceChainUsageError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    state = _TestState(TraceCapture(item.nodeid), context.get_current(), check)
-    state.capture._lost_context_rule = lost_context
-    state.capture._single_trace_rule = single_trace
-    item.stash[state_key] = state
-    router.open(state.capture)
-    return state
-
-
-def _mark_ambient(item: pytest.Item) -> None:
-    """The span current when a test phase starts belongs to the test harness."""
-    state = item.stash.get(state_key, None)
-    if state is None:
-        return
-    from opentelemetry import trace
-
-    context = trace.get_current_span().get_span_context()
-    if context.is_valid:
-        state.capture._add_ambient(context.span_id)
-
-
-def _phase_ended(item: pytest.Item) -> None:
-    state = item.stash.get(state_key, None)
-    if state is not None:
-        state.capture._phase_ended()
-
-
-def _act_on(item: pytest.Item, state: _TestState, findings: list[Finding], *, test_failed: bool) -> None:
-    """Record findings in the report, then warn or fail as the check mode says."""
-    from pytest_tracechain._chain import report
-    from pytest_tracechain._errors import TraceAssertionError, TraceChainWarning
-
-    if not findings:
-        return
-    text = report(findings, state.capture)
-    summary = "; ".join(f"{f.kind}: {f.span.name!r}" if f.span is not None else f.kind for f in findings)
-    item.user_properties.append((_PROPERTY, summary))
-    item.user_properties.append((f"{_PROPERTY}.report", text))
-    if state.check == "fail" and not test_failed:
-        error = TraceAssertionError(text)
-        error._tracechain_note = _FAIL_MODE_NOTE  # type: ignore[attr-defined]  # shown as the report alone
-        raise error
-    if not test_failed:  # a failed test shows its own error; the section explains the chain
-        lineno = item.location[1]
-        try:
-            # Attributed to the test, so the warnings summary points at it.
-            warnings.warn_explicit(
-                TraceChainWarning(text), TraceChainWarning, str(item.path), (lineno or 0) + 1
-            )
-        except TraceChainWarning as error:  # -W error::...TraceChainWarning: the warning is the failure
-            error._tracechain_note = _WARNING_AS_ERROR_NOTE  # type: ignore[attr-defined]
-            raise
-    when = "teardown" if state.capture._closed else "call"
-    item.stash.setdefault(_sections_key, []).append((when, text))
-
-
-def _scope_findings(state: _TestState) -> list[Finding]:
-    from pytest_tracechain._chain import scope_leaks
-
-    events = state.capture._scope_events[state.reported_scope_events :]
-    state.reported_scope_events += len(events)
-    return scope_leaks(events)
+    run: TestRun = _session().TestRun(item, check, single_trace=single_trace, lost_context=lost_context)
+    item.stash[run_key] = run
+    return run
 
 
 # trylast: run inside other plugins' wrappers, so the span they open for the
 # phase (pytest-opentelemetry, pytest-otel) is already current and counts as ambient.
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    if _wants_capture(item):
-        _start_capture(item)
-        _mark_ambient(item)
+    run = _start(item) if _wants_capture(item) else None
+    if run is not None:
+        run.phase_started()
     try:
         return (yield)
     finally:
-        _phase_ended(item)
+        if run is not None:
+            run.phase_ended()
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    _mark_ambient(item)
+    run = item.stash.get(run_key, None)
+    if run is None:
+        return (yield)
+    run.phase_started()
     try:
         result = yield
     except BaseException:
-        _check_call(item, test_failed=True)
+        run.phase_ended()
+        run.check_call(test_failed=True)
         raise
-    finally:
-        _phase_ended(item)
-    _check_call(item, test_failed=False)
+    run.phase_ended()
+    run.check_call(test_failed=False)
     return result
-
-
-def _check_call(item: pytest.Item, *, test_failed: bool) -> None:
-    state = item.stash.get(state_key, None)
-    if state is None or state.check == "off":
-        return
-    from pytest_tracechain._chain import analyze_capture
-
-    findings = analyze_capture(state.capture)
-    _act_on(item, state, findings + _scope_findings(state), test_failed=test_failed)
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
-    _mark_ambient(item)
+    run = item.stash.get(run_key, None)
+    if run is None:
+        return (yield)
+    run.phase_started()
     try:
         return (yield)
     finally:
-        state = item.stash.get(state_key, None)
-        if state is not None:
-            del item.stash[state_key]
-            _end_capture(item, state)
-
-
-def _end_capture(item: pytest.Item, state: _TestState) -> None:
-    from pytest_tracechain import _provider, _scope
-    from pytest_tracechain._chain import scope_leaks, unended
-
-    leftovers = _scope.leftover(state.capture, state.entry_context)
-    router = _provider.existing_router()
-    if router is not None:
-        router.close(state.capture)
-    if state.check == "off":
-        return
-    if router is not None:
-        # Spans of earlier tests that ended since: reported through this test's
-        # report, so the controller's summary lists them under pytest-xdist too.
-        for leak in router.drain_leaks():
-            item.user_properties.append((_LEAK_PROPERTY, leak.describe()))
-    findings = unended(state.capture) + _scope_findings(state) + scope_leaks(leftovers)
-    _act_on(item, state, findings, test_failed=False)
+        run.end()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
-    note = getattr(call.excinfo.value, "_tracechain_note", None) if call.excinfo is not None else None
-    if note is not None and call.excinfo is not None:
-        report.longrepr = f"{call.excinfo.value}\n\n{note}"
-    pending = item.stash.get(_sections_key, None)
-    if pending:
-        for when, text in [entry for entry in pending if entry[0] == call.when]:
-            report.sections.append((_REPORT_SECTION, text))
-            pending.remove((when, text))
+    run = item.stash.get(run_key, None)
+    if run is None:
+        return report
+    error = call.excinfo.value if call.excinfo is not None else None
+    note = getattr(error, "_tracechain_note", None)
+    if note is not None:
+        report.longrepr = f"{error}\n\n{note}"  # the chain report alone, no plugin frames
+    report.sections.extend(run.take_sections(call.when))
+    if call.when == "teardown":
+        del item.stash[run_key]  # the test is over: let its spans go
     return report
 
 
@@ -327,10 +227,11 @@ class _Summary:
 @pytest.fixture
 def tracechain(request: pytest.FixtureRequest) -> TraceCapture:
     """The spans started during this test (a ``TraceCapture``)."""
-    state: _TestState | None = request.node.stash.get(state_key, None)
-    if state is None:  # requested through getfixturevalue(): start now
-        state = _start_capture(request.node)
-    return state.capture
+    run = request.node.stash.get(run_key, None)
+    if run is None:  # requested through getfixturevalue(): start now
+        run = _start(request.node)
+    capture: TraceCapture = run.capture
+    return capture
 
 
 @pytest.fixture
@@ -338,6 +239,6 @@ def tracer(request: pytest.FixtureRequest) -> Tracer:
     """An OpenTelemetry tracer of the provider in use, for spans the test opens itself."""
     from pytest_tracechain import _provider
 
-    if request.node.stash.get(state_key, None) is None:
-        _start_capture(request.node)
+    if request.node.stash.get(run_key, None) is None:
+        _start(request.node)
     return _provider.tracer()

@@ -1,0 +1,106 @@
+"""The per-test side of the plugin: one ``TestRun`` from setup to the end of teardown.
+
+``plugin.py`` imports this module on the first test that uses the plugin; it
+imports OpenTelemetry, so a session that never uses the plugin never loads it.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from opentelemetry import context, trace
+
+from pytest_tracechain import _provider, _scope
+from pytest_tracechain._capture import TraceCapture
+from pytest_tracechain._chain import Finding, analyze_capture, report, scope_leaks, unended
+from pytest_tracechain._errors import TraceAssertionError, TraceChainUsageError, TraceChainWarning
+
+REPORT_SECTION = "tracechain: broken trace chains"
+PROPERTY = "tracechain"
+LEAK_PROPERTY = "tracechain.leaked"
+FAIL_MODE_NOTE = "(pytest-tracechain's chain check, fail mode: see --tracechain-check and the marker)"
+WARNING_AS_ERROR_NOTE = "(pytest-tracechain's chain check: a TraceChainWarning, turned into an error by -W)"
+
+
+class TestRun:
+    """A test's capture and check, kept in ``item.stash`` from setup to teardown."""
+
+    __test__ = False  # not a test class, whatever pytest's python_classes say
+
+    def __init__(self, item: pytest.Item, check: str, *, single_trace: bool, lost_context: bool) -> None:
+        try:
+            self.router = _provider.router()
+        except TraceChainUsageError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        self.item = item
+        self.check = check
+        self.capture = TraceCapture(item.nodeid)
+        self.capture._lost_context_rule = lost_context
+        self.capture._single_trace_rule = single_trace
+        self.entry_context = context.get_current()
+        self.reported_scope_events = 0
+        # Report sections waiting for the report of their phase: (when, text).
+        self.sections: list[tuple[str, str]] = []
+        self.router.open(self.capture)
+
+    def phase_started(self) -> None:
+        """The span current when a test phase starts belongs to the test harness."""
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            self.capture._add_ambient(span_context.span_id)
+
+    def phase_ended(self) -> None:
+        self.capture._phase_ended()
+
+    def check_call(self, *, test_failed: bool) -> None:
+        """When the test function returns (or raised): the analysis of finished spans."""
+        if self.check != "off":
+            self._act_on(analyze_capture(self.capture) + self._new_scope_findings(), test_failed=test_failed)
+
+    def end(self) -> None:
+        """At the end of teardown: close the capture; unended spans, scope leaks, leaks."""
+        leftovers = _scope.leftover(self.capture, self.entry_context)
+        self.router.close(self.capture)
+        if self.check == "off":
+            return
+        # Spans of earlier tests that ended since: reported through this test's
+        # report, so the controller's summary lists them under pytest-xdist too.
+        for leak in self.router.drain_leaks():
+            self.item.user_properties.append((LEAK_PROPERTY, leak.describe()))
+        findings = unended(self.capture) + self._new_scope_findings() + scope_leaks(leftovers)
+        self._act_on(findings, test_failed=False)
+
+    def _new_scope_findings(self) -> list[Finding]:
+        events = self.capture._scope_events[self.reported_scope_events :]
+        self.reported_scope_events += len(events)
+        return scope_leaks(events)
+
+    def _act_on(self, findings: list[Finding], *, test_failed: bool) -> None:
+        """Record findings in the report, then warn or fail as the check mode says."""
+        if not findings:
+            return
+        item = self.item
+        text = report(findings, self.capture)
+        summary = "; ".join(f"{f.kind}: {f.span.name!r}" if f.span is not None else f.kind for f in findings)
+        item.user_properties.append((PROPERTY, summary))
+        item.user_properties.append((f"{PROPERTY}.report", text))
+        if self.check == "fail" and not test_failed:
+            error = TraceAssertionError(text)
+            error._tracechain_note = FAIL_MODE_NOTE  # type: ignore[attr-defined]  # shown as the report alone
+            raise error
+        if not test_failed:  # a failed test shows its own error; the section explains the chain
+            line = (item.location[1] or 0) + 1
+            try:
+                # Attributed to the test, so the warnings summary points at it.
+                warnings.warn_explicit(TraceChainWarning(text), TraceChainWarning, str(item.path), line)
+            except TraceChainWarning as error:  # -W error::...TraceChainWarning: the warning is the failure
+                error._tracechain_note = WARNING_AS_ERROR_NOTE  # type: ignore[attr-defined]
+                raise
+        self.sections.append(("teardown" if self.capture._closed else "call", text))
+
+    def take_sections(self, when: str) -> list[tuple[str, str]]:
+        """The report sections of phase ``when``, once."""
+        taken = [(REPORT_SECTION, text) for phase, text in self.sections if phase == when]
+        self.sections = [entry for entry in self.sections if entry[0] != when]
+        return taken
