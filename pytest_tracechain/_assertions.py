@@ -79,6 +79,17 @@ def _resolve(value: object, argname: str, func: str, capture: TraceCapture | Non
     )
 
 
+def _resolve_span(
+    value: object, argname: str, func: str, capture: TraceCapture | None
+) -> tuple[_Ref, ReadableSpan]:
+    """``_resolve``, for arguments whose own parent, kind, links or times are checked."""
+    __tracebackhide__ = True
+    ref = _resolve(value, argname, func, capture)
+    if ref.span is None:
+        raise TypeError(f"{func}() cannot check {ref.label}: it was not captured; pass the span itself")
+    return ref, ref.span
+
+
 def _lookup(capture: TraceCapture, span_id: int) -> ReadableSpan | None:
     for span in capture._all_spans():
         if span.context.span_id == span_id:
@@ -216,21 +227,16 @@ def assert_child_of(child: SpanArg, parent: SpanArg) -> None:
     """Pass when ``child``'s parent is exactly ``parent`` (same trace, parent span id)."""
     __tracebackhide__ = True
     capture = _running_capture()
-    kid = _resolve(child, "child", "assert_child_of", capture)
+    kid, kid_span = _resolve_span(child, "child", "assert_child_of", capture)
     par = _resolve(parent, "parent", "assert_child_of", capture)
-    if kid.span is None:
-        raise TypeError(
-            f"assert_child_of() cannot check {kid.label}: it was not captured and a SpanContext "
-            "does not say who its parent is; pass the span itself"
-        )
-    actual = kid.span.parent
+    actual = kid_span.parent
     if actual is not None and actual.span_id == par.span_id and actual.trace_id == par.trace_id:
         return
     if kid.span_id == par.span_id:
         raise ValueError(f"assert_child_of() got the same span, {kid.label}, as child and parent")
     details = [
         f"expected parent: {par.label} (span {par.span_id:016x})",
-        f"found: {_parent_desc(kid.span, capture)}",
+        f"found: {_parent_desc(kid_span, capture)}",
     ]
     hint = _relation_hint(kid, par, capture)
     _fail(
@@ -247,14 +253,10 @@ def assert_descendant_of(span: SpanArg, ancestor: SpanArg) -> None:
     """Pass when ``ancestor`` is on ``span``'s parent chain."""
     __tracebackhide__ = True
     capture = _running_capture()
-    ref = _resolve(span, "span", "assert_descendant_of", capture)
+    ref, ref_span = _resolve_span(span, "span", "assert_descendant_of", capture)
     anc = _resolve(ancestor, "ancestor", "assert_descendant_of", capture)
-    if ref.span is None:
-        raise TypeError(
-            f"assert_descendant_of() cannot check {ref.label}: it was not captured; pass the span itself"
-        )
     chain = [ref.label]
-    current: ReadableSpan | None = ref.span
+    current: ReadableSpan | None = ref_span
     seen: set[int] = set()
     while current is not None and current.parent is not None:
         parent = current.parent
@@ -289,19 +291,15 @@ def assert_span_kind(span: SpanArg, kind: SpanKind | str) -> None:
     __tracebackhide__ = True
     wanted = parse_kind(kind)
     capture = _running_capture()
-    ref = _resolve(span, "span", "assert_span_kind", capture)
-    if ref.span is None:
-        raise TypeError(
-            f"assert_span_kind() cannot check {ref.label}: it was not captured; pass the span itself"
-        )
-    if ref.span.kind is wanted:
+    ref, ref_span = _resolve_span(span, "span", "assert_span_kind", capture)
+    if ref_span.kind is wanted:
         return
     _fail(
-        f"{ref.label} has kind {ref.span.kind.name}, expected {wanted.name}",
+        f"{ref.label} has kind {ref_span.kind.name}, expected {wanted.name}",
         [],
         [ref],
         capture,
-        marks={ref.span_id: f"kind {ref.span.kind.name}, expected {wanted.name}"},
+        marks={ref.span_id: f"kind {ref_span.kind.name}, expected {wanted.name}"},
         hint=f"pass kind=SpanKind.{wanted.name} when starting the span.",
     )
 
@@ -310,13 +308,11 @@ def assert_root(span: SpanArg) -> None:
     """Pass when ``span`` has no parent, or only the test's ambient span."""
     __tracebackhide__ = True
     capture = _running_capture()
-    ref = _resolve(span, "span", "assert_root", capture)
-    if ref.span is None:
-        raise TypeError(f"assert_root() cannot check {ref.label}: it was not captured; pass the span itself")
+    ref, ref_span = _resolve_span(span, "span", "assert_root", capture)
     if _is_root(ref, capture):
         return
     _fail(
-        f"expected {ref.label} to be a root span, found {_parent_desc(ref.span, capture)}",
+        f"expected {ref.label} to be a root span, found {_parent_desc(ref_span, capture)}",
         [],
         [ref],
         capture,
@@ -330,12 +326,8 @@ def assert_remote_parent(span: SpanArg) -> None:
     """Pass when ``span``'s parent came from a carrier (``parent.is_remote``)."""
     __tracebackhide__ = True
     capture = _running_capture()
-    ref = _resolve(span, "span", "assert_remote_parent", capture)
-    if ref.span is None:
-        raise TypeError(
-            f"assert_remote_parent() cannot check {ref.label}: it was not captured; pass the span itself"
-        )
-    parent = ref.span.parent
+    ref, ref_span = _resolve_span(span, "span", "assert_remote_parent", capture)
+    parent = ref_span.parent
     if parent is not None and parent.is_remote:
         return
     if parent is None or (capture is not None and parent.span_id in capture._ambient):
@@ -350,7 +342,7 @@ def assert_remote_parent(span: SpanArg) -> None:
         )
     _fail(
         f"expected {ref.label} to have a remote parent (extracted from a carrier), "
-        f"found {_parent_desc(ref.span, capture)}",
+        f"found {_parent_desc(ref_span, capture)}",
         [],
         [ref],
         capture,
@@ -363,13 +355,9 @@ def assert_linked_to(span: SpanArg, other: SpanArg) -> None:
     """Pass when ``span`` has a link to ``other``'s context (batch consumers)."""
     __tracebackhide__ = True
     capture = _running_capture()
-    ref = _resolve(span, "span", "assert_linked_to", capture)
+    ref, ref_span = _resolve_span(span, "span", "assert_linked_to", capture)
     target = _resolve(other, "other", "assert_linked_to", capture)
-    if ref.span is None:
-        raise TypeError(
-            f"assert_linked_to() cannot check {ref.label}: it was not captured; pass the span itself"
-        )
-    links = list(ref.span.links or ())
+    links = list(ref_span.links or ())
     if any(
         link.context.span_id == target.span_id and link.context.trace_id == target.trace_id for link in links
     ):
@@ -379,7 +367,7 @@ def assert_linked_to(span: SpanArg, other: SpanArg) -> None:
     else:
         found = "no links"
     hint = None
-    parent = ref.span.parent
+    parent = ref_span.parent
     if parent is not None and parent.span_id == target.span_id:
         hint = (
             f"{ref.label} is a child of {target.label}, not linked to it. Use assert_child_of, or "
@@ -403,29 +391,22 @@ def assert_outlives(span: SpanArg, other: SpanArg) -> None:
     """
     __tracebackhide__ = True
     capture = _running_capture()
-    ref = _resolve(span, "span", "assert_outlives", capture)
-    short = _resolve(other, "other", "assert_outlives", capture)
-    for checked in (ref, short):
-        if checked.span is None:
-            raise TypeError(
-                f"assert_outlives() cannot check {checked.label}: it was not captured; pass the span itself"
-            )
-    assert ref.span is not None
-    assert short.span is not None
+    ref, ref_span = _resolve_span(span, "span", "assert_outlives", capture)
+    short, short_span = _resolve_span(other, "other", "assert_outlives", capture)
     marks = {ref.span_id: "expected to outlive", short.span_id: "other"}
     refs = [ref, short]
-    if ref.span.end_time is None:
+    if ref_span.end_time is None:
         _fail(
             f"{ref.label} has not ended yet, so it cannot be shown to outlive {short.label}",
             [],
             refs,
             capture,
             marks=marks,
-            hint=f"wait for it first: tracechain.wait_for({ref.span.name!r}).",
+            hint=f"wait for it first: tracechain.wait_for({ref_span.name!r}).",
         )
-    if short.span.end_time is None:
+    if short_span.end_time is None:
         _fail(f"{short.label} has not ended yet", [], refs, capture, marks=marks)
-    cancelled = _cancellation(ref.span, capture)
+    cancelled = _cancellation(ref_span, capture)
     if cancelled is not None:
         _fail(
             f"{ref.label} was cancelled ({cancelled}), it did not outlive {short.label}",
@@ -436,7 +417,7 @@ def assert_outlives(span: SpanArg, other: SpanArg) -> None:
             hint="the work was tied to the request's lifetime and got cancelled with it. Keep the task "
             "(or job) referenced outside the request and do not cancel it in the handler's cleanup.",
         )
-    status = ref.span.status
+    status = ref_span.status
     if status is not None and status.status_code is StatusCode.ERROR:
         _fail(
             f"{ref.label} ended with status ERROR"
@@ -447,8 +428,8 @@ def assert_outlives(span: SpanArg, other: SpanArg) -> None:
             capture,
             marks=marks,
         )
-    if ref.span.end_time <= short.span.end_time:
-        gap = format_nanoseconds(short.span.end_time - ref.span.end_time)
+    if ref_span.end_time <= short_span.end_time:
+        gap = format_nanoseconds(short_span.end_time - ref_span.end_time)
         _fail(
             f"{ref.label} ended {gap} before {short.label} ended; expected it to outlive it",
             [],
