@@ -673,4 +673,6 @@ def test_two_sessions_in_one_process(pytester: pytest.Pytester) -> None:
     )
     result = pytester.run(sys.executable, "-c", script)
     assert result.ret == 0, result.stderr.str()
-    assert result.stdout.str().count("[lost context] 'service.User.Create' started a new trace") == 2
+    # Once per session in the tracechain summary (the failure text itself may
+    # repeat in the short summary: pytest prints it in full under CI=true).
+    assert result.stdout.str().count("  test_lost.py::test_it: lost context: 'service.User.Create'") == 2
