@@ -72,6 +72,7 @@ class Origin:
 _origin_table: list[Origin] = []
 _origin_indexes: dict[Origin, int] = {}
 _intern_lock = threading.Lock()
+_condition_lock = threading.Lock()
 
 
 def intern_origin(origin: Origin) -> int:
@@ -310,7 +311,7 @@ class TraceCapture:
         # Spawn records of root spans started in work handed to another thread.
         self._spawns: dict[int, Spawn] = {}
         self._scope_events: list[ScopeEvent] = []
-        self._cond = threading.Condition(threading.Lock())
+        self._cond: threading.Condition | None = None  # made by the first wait_for
         self._waiters = 0
         self._closed = False
         self._closed_at = 0
@@ -437,6 +438,9 @@ class TraceCapture:
             raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
         matches = span_filter(name, kind=kind, trace_id=trace_id, attributes=attributes)
         deadline = time.monotonic() + timeout
+        with _condition_lock:
+            if self._cond is None:
+                self._cond = threading.Condition(threading.Lock())
         with self._cond:
             self._waiters += 1
             try:
@@ -644,7 +648,7 @@ class Router(SpanProcessor):
             # TraceCapture._ended, inlined for the common case.
             owner._finished.append(span)
             owner._open.pop(span_id, None)
-            if owner._waiters:
+            if owner._waiters and owner._cond is not None:
                 with owner._cond:
                     owner._cond.notify_all()
             if owner._closed:

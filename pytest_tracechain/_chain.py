@@ -60,10 +60,12 @@ def analyze(
     still a known parent); ``spawns`` the spawn records of root spans.
     """
     spans = list(spans)
+    spawns = spawns or {}
+    if known_ids is not None and not single_trace and _nothing_to_find(spans, known_ids, ambient, spawns):
+        return []
     by_id = {span.context.span_id: span for span in spans}
     known = known_ids if known_ids is not None else by_id
     origins = origins or {}
-    spawns = spawns or {}
     # Traces that start in this capture: a remote parent in one of them that
     # names no captured span is stale. (A carrier from upstream, whose trace
     # has no root here, is not.)
@@ -123,6 +125,35 @@ def analyze(
                 )
             )
     return findings
+
+
+_SENDERS = (SpanKind.PRODUCER, SpanKind.CLIENT)
+_RECEIVERS = (SpanKind.CONSUMER, SpanKind.SERVER)
+
+
+def _nothing_to_find(
+    spans: list[ReadableSpan], known: Collection[int], ambient: Collection[int], spawns: Mapping[int, Spawn]
+) -> bool:
+    """One pass that proves the common case clean, so most tests skip the full analysis.
+
+    Clean: every parent is known or remote (a remote parent of a trace that
+    starts here is checked in full), no root has a spawn record, and no
+    receiver root could pair with a sender.
+    """
+    senders = receivers = False
+    for span in spans:
+        parent = span.parent
+        kind = span.kind
+        if kind in _SENDERS:
+            senders = True
+        if parent is None or parent.span_id in ambient:
+            if not span.links:
+                if span.context.span_id in spawns:
+                    return False
+                receivers = receivers or kind in _RECEIVERS
+        elif parent.is_remote or parent.span_id not in known:
+            return False
+    return not (senders and receivers)
 
 
 def _lost_context(

@@ -101,6 +101,8 @@ class TestRun:
 
     def take_sections(self, when: str) -> list[tuple[str, str]]:
         """The report sections of phase ``when``, once."""
+        if not self.sections:
+            return []
         taken = [(REPORT_SECTION, text) for phase, text in self.sections if phase == when]
         self.sections = [entry for entry in self.sections if entry[0] != when]
         return taken

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pytest_tracechain._session import TestRun
 
 CHECK_MODES = ("off", "warn", "fail")
-_FIXTURES = ("tracechain", "tracer")
+_FIXTURES = frozenset({"tracechain", "tracer"})
 _MARKER_ARGS = ("check", "single_trace", "lost_context")
 # The user properties _session.TestRun puts on reports (plain strings here, so
 # the summary needs no import of it).
@@ -27,6 +27,8 @@ _LEAK_PROPERTY = "tracechain.leaked"
 
 
 run_key = pytest.StashKey["TestRun"]()
+# (check mode, check every test), from options and ini, read at configure.
+_settings_key = pytest.StashKey[tuple[str, bool]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,6 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     mode = _config_check(config)
     if mode not in CHECK_MODES:
         raise pytest.UsageError(f"tracechain_check = {mode!r} is not one of: {', '.join(CHECK_MODES)}")
+    config.stash[_settings_key] = (mode, _check_all(config))  # read once, used by every test
     config.pluginmanager.register(_Summary(), "tracechain-summary")
 
 
@@ -83,18 +86,8 @@ def _check_all(config: pytest.Config) -> bool:
     return bool(option if option is not None else config.getini("tracechain_check_all"))
 
 
-def _wants_capture(item: pytest.Item) -> bool:
-    names = getattr(item, "fixturenames", ())
-    return (
-        any(name in names for name in _FIXTURES)
-        or item.get_closest_marker("tracechain") is not None
-        or _check_all(item.config)
-    )
-
-
-def _marker_settings(item: pytest.Item) -> tuple[str, bool, bool]:
-    check, single_trace, lost_context = _config_check(item.config), False, True
-    marker = item.get_closest_marker("tracechain")
+def _marker_settings(item: pytest.Item, marker: pytest.Mark | None) -> tuple[str, bool, bool]:
+    check, single_trace, lost_context = item.config.stash[_settings_key][0], False, True
     if marker is None:
         return check, single_trace, lost_context
     unknown = sorted(set(marker.kwargs) - set(_MARKER_ARGS))
@@ -125,8 +118,8 @@ def _session() -> Any:
     return session
 
 
-def _start(item: pytest.Item) -> TestRun:
-    check, single_trace, lost_context = _marker_settings(item)
+def _start(item: pytest.Item, marker: pytest.Mark | None) -> TestRun:
+    check, single_trace, lost_context = _marker_settings(item, marker)
     run: TestRun = _session().TestRun(item, check, single_trace=single_trace, lost_context=lost_context)
     item.stash[run_key] = run
     return run
@@ -136,7 +129,15 @@ def _start(item: pytest.Item) -> TestRun:
 # phase (pytest-opentelemetry, pytest-otel) is already current and counts as ambient.
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    run = _start(item) if _wants_capture(item) else None
+    marker = item.get_closest_marker("tracechain")
+    names = getattr(item, "fixturenames", ())
+    wanted = (
+        marker is not None
+        or "tracechain" in names
+        or "tracer" in names
+        or item.config.stash[_settings_key][1]
+    )
+    run = _start(item, marker) if wanted else None
     if run is not None:
         run.phase_started()
     try:
@@ -224,21 +225,31 @@ class _Summary:
             terminalreporter.line(f"tracechain: {leak}")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> None:
+    """Start the capture for a test that asks for a fixture of ours with getfixturevalue()."""
+    if fixturedef.argname in _FIXTURES and run_key not in request.node.stash:
+        _start(request.node, request.node.get_closest_marker("tracechain"))
+
+
+# The fixtures take no `request` (pytest builds a request fixture definition for
+# every use of it, a measurable part of a test's cost): the capture is the
+# running test's, which the router holds while the test runs.
 @pytest.fixture
-def tracechain(request: pytest.FixtureRequest) -> TraceCapture:
+def tracechain() -> TraceCapture:
     """The spans started during this test (a ``TraceCapture``)."""
-    run = request.node.stash.get(run_key, None)
-    if run is None:  # requested through getfixturevalue(): start now
-        run = _start(request.node)
-    capture: TraceCapture = run.capture
+    from pytest_tracechain import _provider
+
+    router = _provider.existing_router()
+    capture = router.current if router is not None else None
+    if capture is None:  # cannot happen: setup or pytest_fixture_setup started it
+        raise RuntimeError("pytest-tracechain: no capture is running for this test")
     return capture
 
 
 @pytest.fixture
-def tracer(request: pytest.FixtureRequest) -> Tracer:
+def tracer() -> Tracer:
     """An OpenTelemetry tracer of the provider in use, for spans the test opens itself."""
     from pytest_tracechain import _provider
 
-    if request.node.stash.get(run_key, None) is None:
-        _start(request.node)
     return _provider.tracer()
