@@ -13,8 +13,6 @@ import os
 import re
 import threading
 import time
-from asyncio import _get_running_loop as _running_loop
-from asyncio import current_task
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -612,7 +610,7 @@ class Router(SpanProcessor):
                 # outside asyncio, in a thread whose origin record is cached.
                 span_id = span.context.span_id
                 local = self._local
-                if _running_loop() is None and getattr(local, "renames", -1) == _spawn.renames:
+                if _spawn._running_loop() is None and getattr(local, "renames", -1) == _spawn.renames:
                     capture._origins[span_id] = local.origin
                 else:
                     capture._origins[span_id] = self._origin()
@@ -641,8 +639,8 @@ class Router(SpanProcessor):
                 owner = self._retained.get(span_id)
                 if owner is None:
                     return
-            if _running_loop() is not None:
-                task = current_task()
+            if _spawn._running_loop() is not None:
+                task = _spawn._current_task()
                 if task is not None and getattr(task, "cancelling", _never)() > 0:
                     owner._cancelled.add(span_id)
             # TraceCapture._ended, inlined for the common case.
@@ -663,6 +661,10 @@ class Router(SpanProcessor):
         return True
 
     # -- test lifecycle ------------------------------------------------------------
+
+    def is_capturing(self) -> bool:
+        """Whether a test is captured now (spawn and scope recording run only then)."""
+        return self.current is not None
 
     def drain_leaks(self) -> list[Leak]:
         """The spans that outlived their test since the last call."""
@@ -712,8 +714,7 @@ class Router(SpanProcessor):
 
     def _origin(self) -> int:
         """The interned origin index of the running thread or asyncio task."""
-        loop = _running_loop()
-        task = current_task(loop) if loop is not None else None
+        task = _spawn._current_task() if _spawn._running_loop() is not None else None
         if task is None:
             # One record per thread, cached thread-locally; renaming any thread
             # (counted by _spawn) makes threads look theirs up again.

@@ -27,31 +27,30 @@ _original_set: Any = None
 
 
 def router() -> Router:
-    """The session's router, attached to the global provider (installing one if needed)."""
-    global _router
-    if _router is not None and _patched:
-        return _router
-    with _lock:
-        if _router is None:
-            new_router = Router()
-            _attach_global(new_router)
-            _watch_set_tracer_provider(new_router)
-            os.register_at_fork(after_in_child=new_router.after_fork_in_child)
-            _router = new_router
-        _install_patches(_router)
-    return _router
+    """The session's router, attached to the global provider (installing one if needed).
+
+    Called at every captured test's setup: it also patches spawn points whose
+    modules the code under test has imported since (see ``_spawn.install``).
+    """
+    global _router, _patched
+    active = _router
+    if active is None:
+        with _lock:
+            if _router is None:
+                new_router = Router()
+                _attach_global(new_router)
+                _watch_set_tracer_provider(new_router)
+                os.register_at_fork(after_in_child=new_router.after_fork_in_child)
+                _router = new_router
+            active = _router
+    if not _patched:  # undone at the end of each pytest session
+        _scope.install(active)
+        _patched = True
+    _spawn.install(active.is_capturing)
+    return active
 
 
 _patched = False
-
-
-def _install_patches(active: Router) -> None:
-    """Spawn-point and scope recording; undone at the end of each pytest session."""
-    global _patched
-    if not _patched:
-        _spawn.install(lambda: active.current is not None)
-        _scope.install(active)
-        _patched = True
 
 
 def shutdown() -> None:

@@ -10,17 +10,18 @@ spawner's trace. ProcessPoolExecutor is left alone (its jobs are pickled).
 
 from __future__ import annotations
 
-import asyncio
+import sys
 import threading
 import weakref
-from asyncio import _get_running_loop as _running_loop
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -68,13 +69,24 @@ _originals: dict[str, Any] = {}
 
 
 # asyncio tasks (C objects) take no attributes: their records live here.
-_tasks: weakref.WeakKeyDictionary[asyncio.Task[Any], Spawn] = weakref.WeakKeyDictionary()
+_tasks: weakref.WeakKeyDictionary[Any, Spawn] = weakref.WeakKeyDictionary()
+
+
+def _no_loop() -> None:
+    return None
+
+
+# asyncio is not imported for the plugin's sake (it costs tens of milliseconds):
+# these are bound by install() once the code under test has imported it. Before
+# that no event loop can be running.
+_running_loop: Callable[[], Any] = _no_loop
+_current_task: Callable[[], Any] = _no_loop
 
 
 def current() -> Spawn | None:
     """The spawn record of the running asyncio task, executor job, or thread."""
     if _tasks and _running_loop() is not None:
-        task = asyncio.current_task()
+        task = _current_task()
         spawn = _tasks.get(task) if task is not None else None
         if spawn is not None:
             return spawn
@@ -91,18 +103,31 @@ def _record(boundary: str) -> Spawn | None:
     if not context.is_valid:
         return None
     spawner = f"thread {threading.current_thread().name!r}"
-    task = asyncio.current_task() if _running_loop() is not None else None
+    task = _current_task() if _running_loop() is not None else None
     if task is not None:
         spawner += f", task {task.get_name()!r}"
     return Spawn(boundary, context, getattr(span, "name", None), spawner)
 
 
 def install(is_capturing: Callable[[], bool]) -> None:
-    """Patch the spawn points; ``is_capturing`` says whether a test is captured now."""
-    if _originals:
-        return
+    """Patch the spawn points whose modules are loaded; called at every test's setup.
+
+    ``is_capturing`` says whether a test is captured now. Thread.start is
+    patched at once; ThreadPoolExecutor.submit and loop.create_task when the
+    code under test has imported concurrent.futures or asyncio (it normally
+    has, at collection), so the plugin never imports them itself.
+    """
+    if "start" not in _originals:
+        _patch_threads(is_capturing)
+    if "submit" not in _originals and "concurrent.futures.thread" in sys.modules:
+        _patch_executors(is_capturing)
+    if "create_task" not in _originals and "asyncio.base_events" in sys.modules:
+        _patch_tasks(is_capturing)
+
+
+def _patch_threads(is_capturing: Callable[[], bool]) -> None:
     original_start = threading.Thread.start
-    original_submit = ThreadPoolExecutor.submit
+    original_name: property = threading.Thread.__dict__["name"]
 
     def start(self: threading.Thread) -> None:
         if is_capturing():
@@ -110,6 +135,22 @@ def install(is_capturing: Callable[[], bool]) -> None:
             if spawn is not None:
                 setattr(self, _ATTRIBUTE, spawn)
         original_start(self)
+
+    def set_name(self: threading.Thread, name: str) -> None:
+        global renames
+        assert original_name.fset is not None
+        original_name.fset(self, name)
+        renames += 1
+
+    _originals["start"], _originals["name"] = original_start, original_name
+    threading.Thread.start = start  # type: ignore[method-assign]
+    threading.Thread.name = property(original_name.fget, set_name)  # type: ignore[assignment]
+
+
+def _patch_executors(is_capturing: Callable[[], bool]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    original_submit = ThreadPoolExecutor.submit
 
     def submit(
         self: ThreadPoolExecutor, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
@@ -130,6 +171,17 @@ def install(is_capturing: Callable[[], bool]) -> None:
 
         return original_submit(self, job, *args, **kwargs)
 
+    _originals["submit"] = original_submit
+    ThreadPoolExecutor.submit = submit  # type: ignore[method-assign, assignment]
+
+
+def _patch_tasks(is_capturing: Callable[[], bool]) -> None:
+    global _running_loop, _current_task
+    import asyncio
+
+    _running_loop, _current_task = asyncio._get_running_loop, asyncio.current_task
+    original_create_task = asyncio.BaseEventLoop.create_task
+
     def create_task(self: asyncio.BaseEventLoop, coro: Any, *args: Any, **kwargs: Any) -> Any:
         task = original_create_task(self, coro, *args, **kwargs)
         if is_capturing():
@@ -138,29 +190,20 @@ def install(is_capturing: Callable[[], bool]) -> None:
                 _tasks[task] = spawn
         return task
 
-    original_create_task = asyncio.BaseEventLoop.create_task
     _originals["create_task"] = original_create_task
     asyncio.BaseEventLoop.create_task = create_task  # type: ignore[method-assign]
-    original_name: property = threading.Thread.__dict__["name"]
-
-    def set_name(self: threading.Thread, name: str) -> None:
-        global renames
-        assert original_name.fset is not None
-        original_name.fset(self, name)
-        renames += 1
-
-    _originals["name"] = original_name
-    threading.Thread.name = property(original_name.fget, set_name)  # type: ignore[assignment]
-    _originals["start"] = original_start
-    _originals["submit"] = original_submit
-    threading.Thread.start = start  # type: ignore[method-assign]
-    ThreadPoolExecutor.submit = submit  # type: ignore[method-assign, assignment]
 
 
 def uninstall() -> None:
-    if not _originals:
-        return
-    asyncio.BaseEventLoop.create_task = _originals.pop("create_task")  # type: ignore[method-assign]
-    threading.Thread.start = _originals.pop("start")  # type: ignore[method-assign]
-    threading.Thread.name = _originals.pop("name")
-    ThreadPoolExecutor.submit = _originals.pop("submit")  # type: ignore[method-assign]
+    """Undo every patch (the asyncio helpers stay bound: they are only read)."""
+    if "start" in _originals:
+        threading.Thread.start = _originals.pop("start")  # type: ignore[method-assign]
+        threading.Thread.name = _originals.pop("name")
+    if "submit" in _originals:
+        from concurrent.futures import ThreadPoolExecutor
+
+        ThreadPoolExecutor.submit = _originals.pop("submit")  # type: ignore[method-assign]
+    if "create_task" in _originals:
+        import asyncio
+
+        asyncio.BaseEventLoop.create_task = _originals.pop("create_task")  # type: ignore[method-assign]
