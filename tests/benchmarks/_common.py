@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # Names of pytest plugins that trace the test run itself. If one is installed in
 # the interpreter under test it would add spans to every test and distort the
@@ -32,6 +33,8 @@ class Run:
     maxrss_mb: float  # peak resident set size of the child
     stdout: str
     stderr: str
+    started: float  # time.perf_counter() just before the child was spawned
+    ended: float  # time.perf_counter() once it had exited (CLOCK_MONOTONIC on Linux)
 
 
 @dataclass
@@ -49,32 +52,40 @@ class Series:
         return min(values), max(values)
 
 
-def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for measured children: no ``OTEL_*`` or ``PYTEST_*`` settings.
+PYCACHE = Path(tempfile.gettempdir()) / "pytest-tracechain-bench-pycache"
 
-    ``OTEL_*`` variables (a sampler, ``OTEL_SDK_DISABLED``...) or
-    ``PYTEST_ADDOPTS`` from the caller's shell would change what is measured.
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for measured children.
+
+    No ``OTEL_*`` or ``PYTEST_*`` settings from the caller's shell (a sampler,
+    ``OTEL_SDK_DISABLED``, ``PYTEST_ADDOPTS`` would change what is measured).
+    Bytecode caching on, as users normally have it, so that pytest's assertion
+    rewriting and module compilation happen once in the warm-up run rather than
+    in every measured run (``PYTHONDONTWRITEBYTECODE=1`` would make them repeat);
+    the ``.pyc`` files go to a cache directory of their own, never into the
+    repository or site-packages.
     """
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("OTEL_", "PYTEST_")) and key not in ("PYTHONSTARTUP",)
+        if not key.startswith(("OTEL_", "PYTEST_"))
+        and key not in ("PYTHONSTARTUP", "PYTHONBREAKPOINT", "PYTHONDONTWRITEBYTECODE")
     }
-    env.pop("PYTHONBREAKPOINT", None)
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
     if extra:
         env.update(extra)
     return env
 
 
-def run_timed(
-    cmd: Sequence[str], *, cwd: str | None = None, env: Mapping[str, str] | None = None
-) -> Run:
+def run_timed(cmd: Sequence[str], *, cwd: str | None = None, env: Mapping[str, str] | None = None) -> Run:
     """Run ``cmd`` to completion; fail loudly if it exits non-zero."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(list(cmd), cwd=cwd, env=dict(env or clean_env()), stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
+        end = time.perf_counter()
+        wall = end - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -90,6 +101,8 @@ def run_timed(
         maxrss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
         stdout=stdout,
         stderr=stderr,
+        started=start,
+        ended=end,
     )
 
 
@@ -113,11 +126,48 @@ def pytest_blockers(python: str) -> list[str]:
     return blockers
 
 
+def pytest_command(python: str) -> list[str]:
+    """The ``pytest`` console script next to ``python`` (``python -m pytest`` if there is none)."""
+    script = Path(python).parent / "pytest"
+    return [str(script)] if script.exists() else [python, "-m", "pytest"]
+
+
 def _version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
+
+
+def package_fingerprint() -> str:
+    """Which pytest-tracechain source was measured: git commit, local changes, content hash."""
+    import hashlib
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytest_tracechain")
+    if spec is None or spec.origin is None:
+        return "pytest_tracechain not importable"
+    package = Path(spec.origin).parent
+    digest = hashlib.sha256()
+    for source in sorted(package.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    text = f"pytest_tracechain source sha256 {digest.hexdigest()[:12]}"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(package), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(package), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return text
+    return f"{text}, git {commit}{' + uncommitted changes' if dirty else ''}"
 
 
 def machine_info() -> str:
@@ -135,13 +185,12 @@ def machine_info() -> str:
     )
     return (
         f"{platform.python_implementation()} {platform.python_version()} on "
-        f"{platform.system()} {platform.machine()}, {cpus} CPUs usable, {load}\n{versions}"
+        f"{platform.system()} {platform.machine()}, {cpus} CPUs usable, {load}\n{versions}\n"
+        f"{package_fingerprint()}"
     )
 
 
-def alternate(
-    variants: Iterable[str], reps: int, *, warmup: bool = True
-) -> Iterable[tuple[int, str]]:
+def alternate(variants: Iterable[str], reps: int, *, warmup: bool = True) -> Iterable[tuple[int, str]]:
     """(repetition, variant) pairs: every repetition runs each variant once, in rotating order.
 
     Rotating the order spreads slow phases of a busy machine evenly over the
@@ -160,10 +209,10 @@ def alternate(
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A Markdown table, so the output can be pasted into docs/performance.md."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(headers), sep, *(line(row) for row in rows)])

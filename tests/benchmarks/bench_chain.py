@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import (  # noqa: E402
+from _common import (
     Series,
     alternate,
     clean_env,
@@ -41,7 +41,7 @@ from _common import (  # noqa: E402
     table,
 )
 
-TEST_BODY = '''
+TEST_BODY = """
 def test_{n}({fixture}):
     with tracer.start_as_current_span("request {n}"):
         for _ in range(3):
@@ -50,7 +50,7 @@ def test_{n}({fixture}):
                     pass
                 with tracer.start_as_current_span("grandchild"):
                     pass
-'''
+"""
 
 # An application's own provider, no processor: spans are real in every flavour
 # that uses it, so the difference is the plugin's capture and check alone.
@@ -152,7 +152,9 @@ def write_suite(root: Path, count: int, *, fixture: str, conftest: str = "") -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="500 tests, 3 repetitions")
     parser.add_argument("--reps", type=int, help="repetitions (default 5)")
     args = parser.parse_args()

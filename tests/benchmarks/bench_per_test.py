@@ -1,0 +1,271 @@
+"""Per-test cost of the ``tracechain`` fixture against a hand-written bare-SDK fixture.
+
+Generates, in a temporary directory, suites of the same 2,000 tests (10 spans
+each: root -> 3 children -> 2 grandchildren each, made with a module-level
+tracer) and times whole ``pytest -q -p no:cacheprovider`` runs, flavours
+alternated, median of the repetitions:
+
+    a      bare SDK fixture in conftest.py: one global provider set at import,
+           SimpleSpanProcessor(InMemorySpanExporter()); the function fixture
+           yields the exporter and clear()s it after the test; -p no:tracechain
+    b      the same tests with the ``tracechain`` fixture (plugin defaults)
+    c      reference: the same 2,000 tests, empty, no spans, no fixture; -p no:tracechain
+
+and, unless --main-only, more flavours that take the difference apart:
+
+    a_req  as a, but the fixture also takes ``request`` (as ``tracechain`` does)
+    b_off  as b, with --tracechain-check=off (no chain analysis)
+    b2     as b, but conftest.py sets an SDK TracerProvider at import (as an
+           application would); module-level tracers are then real SDK tracers,
+           not ProxyTracers waiting for the plugin to install a provider
+    c2     as c, with the plugin enabled (its hooks run for tests that do not use it)
+
+    python tests/benchmarks/bench_per_test.py            # 2,000 tests, 5 repetitions
+    python tests/benchmarks/bench_per_test.py --quick    # 500 tests, 3 repetitions
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from _common import (
+    Series,
+    alternate,
+    clean_env,
+    machine_info,
+    progress,
+    pytest_blockers,
+    pytest_command,
+    run_timed,
+    table,
+)
+
+TESTS_PER_FILE = 100
+SPANS_PER_TEST = 10
+
+
+@dataclass(frozen=True)
+class Flavour:
+    label: str
+    conftest: str | None  # "bare", "bare_request", "provider" or None
+    fixture: str | None  # None: empty tests without spans
+    args: tuple[str, ...] = ()
+
+
+NO_PLUGIN = ("-p", "no:tracechain")
+FLAVOURS = {
+    "a": Flavour("bare SDK fixture (conftest.py), -p no:tracechain", "bare", "spans", NO_PLUGIN),
+    "b": Flavour("tracechain fixture", None, "tracechain"),
+    "c": Flavour("empty tests, no fixture, -p no:tracechain", None, None, NO_PLUGIN),
+    "a_req": Flavour(
+        "bare SDK fixture taking `request`, -p no:tracechain", "bare_request", "spans", NO_PLUGIN
+    ),
+    "b_off": Flavour(
+        "tracechain fixture, --tracechain-check=off", None, "tracechain", ("--tracechain-check=off",)
+    ),
+    "b2": Flavour("tracechain fixture, SDK provider set in conftest.py", "provider", "tracechain"),
+    "c2": Flavour("empty tests, no fixture, plugin enabled", None, None),
+}
+MAIN = ("a", "b", "c")
+
+BARE_CONFTEST = """\
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+_exporter = InMemorySpanExporter()
+_provider = TracerProvider()
+_provider.add_span_processor(SimpleSpanProcessor(_exporter))
+trace.set_tracer_provider(_provider)
+
+
+@pytest.fixture
+def spans():
+    yield _exporter
+    _exporter.clear()
+"""
+
+BARE_REQUEST_CONFTEST = BARE_CONFTEST.replace("def spans():", "def spans(request):")
+
+PROVIDER_CONFTEST = """\
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+trace.set_tracer_provider(TracerProvider())
+"""
+
+SPANNING_HEADER = """\
+from opentelemetry import trace
+
+tracer = trace.get_tracer("bench")
+"""
+
+SPANNING_TEST = """
+
+def test_{i}({fixture}):
+    with tracer.start_as_current_span("root"):
+        for _ in range(3):
+            with tracer.start_as_current_span("child"):
+                with tracer.start_as_current_span("grandchild"):
+                    pass
+                with tracer.start_as_current_span("grandchild"):
+                    pass
+    assert len({finished}) == 10
+"""
+
+EMPTY_TEST = """
+
+def test_{i}():
+    pass
+"""
+
+
+CONFTESTS = {
+    "bare": BARE_CONFTEST,
+    "bare_request": BARE_REQUEST_CONFTEST,
+    "provider": PROVIDER_CONFTEST,
+}
+FINISHED = {"spans": "spans.get_finished_spans()", "tracechain": "tracechain.spans"}
+
+
+def write_suite(root: Path, name: str, flavour: Flavour, n_tests: int) -> Path:
+    suite = root / name
+    suite.mkdir()
+    # An ini file of its own makes the suite its rootdir: no outside config applies.
+    (suite / "pytest.ini").write_text("[pytest]\n")
+    if flavour.conftest:
+        (suite / "conftest.py").write_text(CONFTESTS[flavour.conftest])
+    for start in range(0, n_tests, TESTS_PER_FILE):
+        count = min(TESTS_PER_FILE, n_tests - start)
+        if flavour.fixture is None:
+            body = "".join(EMPTY_TEST.format(i=i) for i in range(count))
+        else:
+            body = SPANNING_HEADER + "".join(
+                SPANNING_TEST.format(i=i, fixture=flavour.fixture, finished=FINISHED[flavour.fixture])
+                for i in range(count)
+            )
+        (suite / f"test_{start // TESTS_PER_FILE:03d}.py").write_text(body)
+    return suite
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="500 tests, 3 repetitions")
+    parser.add_argument("--tests", type=int, help="tests per suite (default 2,000)")
+    parser.add_argument("--reps", type=int, help="repetitions (default 5)")
+    parser.add_argument("--main-only", action="store_true", help="only flavours a, b and c")
+    args = parser.parse_args()
+    n_tests = args.tests or (500 if args.quick else 2_000)
+    reps = args.reps or (3 if args.quick else 5)
+    flavours = {k: v for k, v in FLAVOURS.items() if not args.main_only or k in MAIN}
+
+    print(machine_info())
+    print(
+        f"{n_tests:,} tests × {SPANS_PER_TEST} spans, {reps} repetitions, "
+        "flavours alternated, medians of whole pytest runs\n"
+    )
+    blockers = pytest_blockers(sys.executable)
+    pytest = pytest_command(sys.executable)
+    commands = {
+        key: ["-q", "-p", "no:cacheprovider", *blockers, *flavour.args] for key, flavour in flavours.items()
+    }
+    series = {key: Series(flavour.label) for key, flavour in flavours.items()}
+    with tempfile.TemporaryDirectory(prefix="tracechain-bench-") as tmp:
+        suites = {key: write_suite(Path(tmp), key, f, n_tests) for key, f in flavours.items()}
+        for rep, key in alternate(flavours, reps):
+            run = run_timed(pytest + commands[key], cwd=str(suites[key]), env=clean_env())
+            summary = run.stdout.strip().splitlines()[-1]
+            if not re.fullmatch(rf"{n_tests} passed in [\d.]+s", summary):
+                raise SystemExit(f"flavour {key}: unexpected result: {summary}\n{run.stdout[-3000:]}")
+            progress(f"  rep {rep:>2} {key:>5}: wall {run.wall:.3f} s, cpu {run.cpu:.3f} s")
+            if rep >= 0:
+                series[key].runs.append(run)
+
+    def ms(key: str, attr: str = "wall") -> float:
+        return series[key].median(attr) / n_tests * 1e3
+
+    def paired(key: str, base: str, attr: str = "wall") -> float:
+        """Median over repetitions of the per-repetition difference, ms/test."""
+        pairs = zip(series[key].runs, series[base].runs, strict=True)
+        return statistics.median(getattr(x, attr) - getattr(y, attr) for x, y in pairs) / n_tests * 1e3
+
+    rows = []
+    for key, s in series.items():
+        lo, hi = s.spread("wall")
+        rows.append(
+            [
+                f"({key}) {s.label}",
+                f"{s.median('wall'):.2f} s",
+                f"{lo:.2f}–{hi:.2f} s",
+                f"{ms(key):.3f}",
+                f"{ms(key) - ms('a'):+.3f}" if key != "a" else "—",
+                f"{ms(key, 'cpu'):.3f}",
+                f"{ms(key, 'cpu') - ms('a', 'cpu'):+.3f}" if key != "a" else "—",
+                f"{s.median('wall') / series['a'].median('wall'):.2f}",
+                f"{s.median('maxrss_mb'):.0f} MB",
+            ]
+        )
+    print(
+        table(
+            [
+                "flavour",
+                "wall",
+                "wall min–max",
+                "ms/test",
+                "Δ ms/test vs (a)",
+                "CPU ms/test",
+                "Δ CPU ms/test vs (a)",
+                "wall ÷ (a)",
+                "peak RSS",
+            ],
+            rows,
+        )
+    )
+    fixture_cost = ms("b") - ms("a")
+    print(
+        f"\nbare SDK fixture + {SPANS_PER_TEST} spans over an empty test: "
+        f"{ms('a') - ms('c'):.3f} ms/test\n"
+        f"tracechain over the bare fixture: {fixture_cost:+.3f} ms/test wall "
+        f"(CPU {ms('b', 'cpu') - ms('a', 'cpu'):+.3f}; median of paired per-repetition "
+        f"differences: wall {paired('b', 'a'):+.3f}, CPU {paired('b', 'a', 'cpu'):+.3f})"
+    )
+    verdict = "met" if fixture_cost < 0.1 else "MISSED"
+    print(f"target (b) − (a) < 0.100 ms/test on wall: {fixture_cost:+.3f} -> {verdict}")
+
+    parts = [
+        ("a_req", "a", "a fixture taking `request` (pytest builds a FixtureDef for it each test)"),
+        ("b", "b_off", "chain analysis at the end of each test (check=warn)"),
+        ("b", "b2", "module-level ProxyTracer (provider installed lazily by the plugin)"),
+        ("c2", "c", "plugin hooks, for tests that do not use the plugin"),
+    ]
+    parts = [p for p in parts if p[0] in series and p[1] in series]
+    if parts:
+        print("\nwhere the difference comes from (paired per-repetition differences, medians):\n")
+        print(
+            table(
+                ["cost of", "flavours", "wall ms/test", "CPU ms/test"],
+                [
+                    [what, f"({x}) − ({y})", f"{paired(x, y):+.3f}", f"{paired(x, y, 'cpu'):+.3f}"]
+                    for x, y, what in parts
+                ],
+            )
+        )
+        print(
+            "(each row is the difference of two whole runs of ~2 s: on a shared machine, "
+            "differences under ~0.03 ms/test are noise; CPU time is the steadier column)"
+        )
+    print("\ncommands (each run in its generated suite directory):")
+    for key, cmd in commands.items():
+        print(f"  ({key}) pytest {' '.join(cmd)}")
+
+
+if __name__ == "__main__":
+    main()
