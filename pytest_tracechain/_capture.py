@@ -352,9 +352,6 @@ class TraceCapture:
             self._origins.pop(span_id, None)
         self._ambient.add(span_id)
 
-    def _owns(self, span_id: int) -> bool:
-        return span_id in self._origins
-
     # -- public API --------------------------------------------------------------
 
     @property
