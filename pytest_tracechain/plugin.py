@@ -24,6 +24,7 @@ _MARKER_ARGS = ("check", "single_trace", "lost_context")
 # the summary needs no import of it).
 _PROPERTY = "tracechain"
 _LEAK_PROPERTY = "tracechain.leaked"
+_ACTIVE_HOOKS = "tracechain-active-hooks"
 
 
 run_key = pytest.StashKey["TestRun"]()
@@ -119,6 +120,9 @@ def _session() -> Any:
 
 
 def _start(item: pytest.Item, marker: pytest.Mark | None) -> TestRun:
+    manager = item.config.pluginmanager
+    if not manager.has_plugin(_ACTIVE_HOOKS):
+        manager.register(_ActiveHooks(), _ACTIVE_HOOKS)
     check, single_trace, lost_context = _marker_settings(item, marker)
     run: TestRun = _session().TestRun(item, check, single_trace=single_trace, lost_context=lost_context)
     item.stash[run_key] = run
@@ -147,49 +151,57 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
             run.phase_ended()
 
 
-@pytest.hookimpl(wrapper=True, trylast=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    run = item.stash.get(run_key, None)
-    if run is None:
-        return (yield)
-    run.phase_started()
-    try:
-        result = yield
-    except BaseException:
+class _ActiveHooks:
+    """The per-test hooks, registered when the first test uses the plugin.
+
+    Until then a session pays only for the setup hook's check of each test's
+    fixture names: a project with the plugin installed and unused is left alone.
+    """
+
+    # trylast: run inside other plugins' wrappers (see pytest_runtest_setup).
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        run = item.stash.get(run_key, None)
+        if run is None:
+            return (yield)
+        run.phase_started()
+        try:
+            result = yield
+        except BaseException:
+            run.phase_ended()
+            run.check_call(test_failed=True)
+            raise
         run.phase_ended()
-        run.check_call(test_failed=True)
-        raise
-    run.phase_ended()
-    run.check_call(test_failed=False)
-    return result
+        run.check_call(test_failed=False)
+        return result
 
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        run = item.stash.get(run_key, None)
+        if run is None:
+            return (yield)
+        run.phase_started()
+        try:
+            return (yield)
+        finally:
+            run.end()
 
-@pytest.hookimpl(wrapper=True, trylast=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
-    run = item.stash.get(run_key, None)
-    if run is None:
-        return (yield)
-    run.phase_started()
-    try:
-        return (yield)
-    finally:
-        run.end()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-    report = yield
-    run = item.stash.get(run_key, None)
-    if run is None:
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, Any, Any]:
+        report = yield
+        run = item.stash.get(run_key, None)
+        if run is None:
+            return report
+        error = call.excinfo.value if call.excinfo is not None else None
+        note = getattr(error, "_tracechain_note", None)
+        if note is not None:
+            report.longrepr = f"{error}\n\n{note}"  # the chain report alone, no plugin frames
+        report.sections.extend(run.take_sections(call.when))
+        if call.when == "teardown":
+            del item.stash[run_key]  # the test is over: let its spans go
         return report
-    error = call.excinfo.value if call.excinfo is not None else None
-    note = getattr(error, "_tracechain_note", None)
-    if note is not None:
-        report.longrepr = f"{error}\n\n{note}"  # the chain report alone, no plugin frames
-    report.sections.extend(run.take_sections(call.when))
-    if call.when == "teardown":
-        del item.stash[run_key]  # the test is over: let its spans go
-    return report
 
 
 class _Summary:

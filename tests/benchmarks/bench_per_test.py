@@ -13,7 +13,7 @@ alternated, median of the repetitions:
 
 and, unless --main-only, more flavours that take the difference apart:
 
-    a_req  as a, but the fixture also takes ``request`` (as ``tracechain`` does)
+    a_req  as a, but the fixture also takes ``request`` (``tracechain`` no longer does)
     b_off  as b, with --tracechain-check=off (no chain analysis)
     b2     as b, but conftest.py sets an SDK TracerProvider at import (as an
            application would); module-level tracers are then real SDK tracers,
