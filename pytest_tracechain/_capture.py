@@ -607,7 +607,9 @@ class Router(SpanProcessor):
                 # outside asyncio, in a thread whose origin record is cached.
                 span_id = span.context.span_id
                 local = self._local
-                if _spawn._running_loop() is None and getattr(local, "renames", -1) == _spawn.renames:
+                if getattr(local, "renames", -1) == _spawn.renames and (
+                    not _spawn.asyncio_loaded or _spawn._running_loop() is None
+                ):
                     capture._origins[span_id] = local.origin
                 else:
                     capture._origins[span_id] = self._origin()
@@ -636,7 +638,7 @@ class Router(SpanProcessor):
                 owner = self._retained.get(span_id)
                 if owner is None:
                     return
-            if _spawn._running_loop() is not None:
+            if _spawn.asyncio_loaded and _spawn._running_loop() is not None:
                 task = _spawn._current_task()
                 if task is not None and getattr(task, "cancelling", _never)() > 0:
                     owner._cancelled.add(span_id)
@@ -711,7 +713,7 @@ class Router(SpanProcessor):
 
     def _origin(self) -> int:
         """The interned origin index of the running thread or asyncio task."""
-        task = _spawn._current_task() if _spawn._running_loop() is not None else None
+        task = _spawn.running_task()
         if task is None:
             # One record per thread, cached thread-locally; renaming any thread
             # (counted by _spawn) makes threads look theirs up again.

@@ -78,9 +78,16 @@ def _no_loop() -> None:
 
 # asyncio is not imported for the plugin's sake (it costs tens of milliseconds):
 # these are bound by install() once the code under test has imported it. Before
-# that no event loop can be running.
+# that no event loop can be running. ``asyncio_loaded`` lets hot paths skip the
+# call altogether until then.
+asyncio_loaded = False
 _running_loop: Callable[[], Any] = _no_loop
 _current_task: Callable[[], Any] = _no_loop
+
+
+def running_task() -> Any:
+    """The running asyncio task, or None (outside a loop, or before asyncio is loaded)."""
+    return _current_task() if asyncio_loaded and _running_loop() is not None else None
 
 
 def current() -> Spawn | None:
@@ -176,10 +183,11 @@ def _patch_executors(is_capturing: Callable[[], bool]) -> None:
 
 
 def _patch_tasks(is_capturing: Callable[[], bool]) -> None:
-    global _running_loop, _current_task
+    global _running_loop, _current_task, asyncio_loaded
     import asyncio
 
     _running_loop, _current_task = asyncio._get_running_loop, asyncio.current_task
+    asyncio_loaded = True
     original_create_task = asyncio.BaseEventLoop.create_task
 
     def create_task(self: asyncio.BaseEventLoop, coro: Any, *args: Any, **kwargs: Any) -> Any:
