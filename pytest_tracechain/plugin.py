@@ -212,6 +212,8 @@ class _Summary:
         self.leaked: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not report.user_properties:
+            return
         found = [str(value) for name, value in report.user_properties if name == _PROPERTY]
         if found:
             self.broken.setdefault(report.nodeid, []).extend(found)
