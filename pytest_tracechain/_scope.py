@@ -90,16 +90,18 @@ class _AttachRecorder:
     def attach(self, ctx: context.Context) -> Token[context.Context]:
         token = self.original_attach(ctx)
         capture = self.router.current
-        if capture is not None and not sys._getframe(1).f_globals.get("__name__", "").startswith(_OTEL):
+        if capture is not None:
             try:
-                span = trace.get_current_span(ctx)
-                self.live[id(token)] = _Attach(
-                    token,
-                    capture,
-                    threading.current_thread(),
-                    _user_site(sys._getframe(1)),
-                    getattr(span, "name", None),
-                )
+                caller = sys._getframe(1).f_globals.get("__name__")
+                if not (isinstance(caller, str) and caller.startswith(_OTEL)):
+                    span = trace.get_current_span(ctx)
+                    self.live[id(token)] = _Attach(
+                        token,
+                        capture,
+                        threading.current_thread(),
+                        _user_site(sys._getframe(1)),
+                        getattr(span, "name", None),
+                    )
             except Exception:  # recording must never reach the code under test
                 logging.getLogger("pytest_tracechain").exception("pytest-tracechain: recording attach failed")
         return token
@@ -126,6 +128,13 @@ class _FailedDetachListener(logging.Handler):
         self.recorder = recorder
 
     def emit(self, record: logging.LogRecord) -> None:
+        # An exception here would reach OpenTelemetry's detach, in user code.
+        try:
+            self._note(record)
+        except Exception:
+            self.handleError(record)
+
+    def _note(self, record: logging.LogRecord) -> None:
         if not record.getMessage().startswith(_FAILED_DETACH):
             return
         attach = None
