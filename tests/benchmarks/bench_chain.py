@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_per_test
 from _common import (
     Series,
     alternate,
@@ -52,33 +53,10 @@ def test_{n}({fixture}):
                     pass
 """
 
-# An application's own provider, no processor: spans are real in every flavour
-# that uses it, so the difference is the plugin's capture and check alone.
-PROVIDER_CONFTEST = """
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-
-trace.set_tracer_provider(TracerProvider())
-"""
-
-BARE_CONFTEST = """
-import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-_exporter = InMemorySpanExporter()
-_provider = TracerProvider()
-_provider.add_span_processor(SimpleSpanProcessor(_exporter))
-trace.set_tracer_provider(_provider)
-
-
-@pytest.fixture
-def spans():
-    yield _exporter
-    _exporter.clear()
-"""
+# The same conftests as bench_per_test.py: a bare SDK fixture, and an
+# application's own provider with no processor (spans are real in every flavour
+# that uses it, so the difference is the plugin's capture and check alone).
+BARE_CONFTEST, PROVIDER_CONFTEST = bench_per_test.BARE_CONFTEST, bench_per_test.PROVIDER_CONFTEST
 
 
 def analysis() -> list[list[str]]:
