@@ -23,7 +23,9 @@ if TYPE_CHECKING:
         assert_span_kind,
     )
     from pytest_tracechain._capture import Origin, Trace, TraceCapture
+    from pytest_tracechain._carriers import assert_carrier_has_context
     from pytest_tracechain._chain import assert_chain_intact
+    from pytest_tracechain._tree import assert_trace_tree
 
 __all__ = [
     "Origin",
@@ -31,6 +33,7 @@ __all__ = [
     "TraceAssertionError",
     "TraceCapture",
     "TraceChainWarning",
+    "assert_carrier_has_context",
     "assert_chain_intact",
     "assert_child_of",
     "assert_descendant_of",
@@ -40,12 +43,14 @@ __all__ = [
     "assert_root",
     "assert_same_trace",
     "assert_span_kind",
+    "assert_trace_tree",
 ]
 
 _LAZY = {
     "Origin": "_capture",
     "Trace": "_capture",
     "TraceCapture": "_capture",
+    "assert_carrier_has_context": "_carriers",
     "assert_chain_intact": "_chain",
     "assert_child_of": "_assertions",
     "assert_descendant_of": "_assertions",
@@ -55,6 +60,7 @@ _LAZY = {
     "assert_root": "_assertions",
     "assert_same_trace": "_assertions",
     "assert_span_kind": "_assertions",
+    "assert_trace_tree": "_tree",
 }
 
 

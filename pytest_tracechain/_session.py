@@ -15,8 +15,10 @@ from pytest_tracechain import _provider, _scope
 from pytest_tracechain._capture import TraceCapture
 from pytest_tracechain._chain import Finding, analyze_capture, report, scope_leaks, unended
 from pytest_tracechain._errors import TraceAssertionError, TraceChainUsageError, TraceChainWarning
+from pytest_tracechain._render import MESSAGE_LIMIT
 
 REPORT_SECTION = "tracechain: broken trace chains"
+TREES_SECTION = "tracechain: captured traces"
 PROPERTY = "tracechain"
 LEAK_PROPERTY = "tracechain.leaked"
 FAIL_MODE_NOTE = "(pytest-tracechain's chain check, fail mode: see --tracechain-check and the marker)"
@@ -42,6 +44,10 @@ class TestRun:
         self.reported_scope_events = 0
         # Report sections waiting for the report of their phase: (when, text).
         self.sections: list[tuple[str, str]] = []
+        # Every finding of this test (for --tracechain-html and --tracechain-export).
+        self.findings: list[Finding] = []
+        # Whether a phase of this test failed (set by the report hook).
+        self.failed = False
         self.router.open(self.capture)
 
     def phase_started(self) -> None:
@@ -80,6 +86,7 @@ class TestRun:
         """Record findings in the report, then warn or fail as the check mode says."""
         if not findings:
             return
+        self.findings += findings
         item = self.item
         text = report(findings, self.capture)
         summary = "; ".join(f"{f.kind}: {f.span.name!r}" if f.span is not None else f.kind for f in findings)
@@ -98,6 +105,10 @@ class TestRun:
                 error._tracechain_note = WARNING_AS_ERROR_NOTE  # type: ignore[attr-defined]
                 raise
         self.sections.append(("teardown" if self.capture._closed else "call", text))
+
+    def trees_section(self) -> tuple[str, str]:
+        """The report section of ``--tracechain-show``: the captured trees."""
+        return (TREES_SECTION, self.capture.render(limit=MESSAGE_LIMIT))
 
     def take_sections(self, when: str) -> list[tuple[str, str]]:
         """The report sections of phase ``when``, once."""

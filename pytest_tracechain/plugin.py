@@ -15,9 +15,12 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
     from pytest_tracechain._capture import TraceCapture
+    from pytest_tracechain._otlp import OtlpReceiver
+    from pytest_tracechain._outputs import Outputs  # noqa: F401  (outputs_key's type)
     from pytest_tracechain._session import TestRun
 
 CHECK_MODES = ("off", "warn", "fail")
+SHOW_MODES = ("fail", "all", "off")
 _FIXTURES = frozenset({"tracechain", "tracer"})
 _MARKER_ARGS = ("check", "single_trace", "lost_context")
 # The user properties _session.TestRun puts on reports (plain strings here, so
@@ -30,6 +33,10 @@ _ACTIVE_HOOKS = "tracechain-active-hooks"
 run_key = pytest.StashKey["TestRun"]()
 # (check mode, check every test), from options and ini, read at configure.
 _settings_key = pytest.StashKey[tuple[str, bool]]()
+# --tracechain-show's mode, read at configure.
+_show_key = pytest.StashKey[str]()
+# The writers of --tracechain-export and --tracechain-html, when either is asked for.
+outputs_key = pytest.StashKey["Outputs"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,7 +55,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="capture and check every test, also those that use neither the tracechain fixture nor "
         "the marker",
     )
+    group.addoption(
+        "--tracechain-show",
+        choices=SHOW_MODES,
+        default=None,
+        help="print the captured trace trees in a report section of failing tests (fail), of every "
+        "captured test (all), or never (off) (default: the tracechain_show ini value, else fail)",
+    )
+    group.addoption(
+        "--tracechain-export",
+        metavar="DIR",
+        default=None,
+        help="write the spans of each failing captured test to DIR as OTLP JSON, one file per test",
+    )
+    group.addoption(
+        "--tracechain-html",
+        metavar="FILE",
+        default=None,
+        help="write one self-contained HTML page with a waterfall of each captured test's traces",
+    )
     parser.addini("tracechain_check", "off, warn or fail: see --tracechain-check", default="warn")
+    parser.addini("tracechain_show", "fail, all or off: see --tracechain-show", default="fail")
+    parser.addini("tracechain_export", "a directory: see --tracechain-export", default="")
+    parser.addini("tracechain_html", "a file: see --tracechain-html", default="")
     parser.addini(
         "tracechain_check_all", "check every test: see --tracechain-check-all", type="bool", default=False
     )
@@ -66,6 +95,18 @@ def pytest_configure(config: pytest.Config) -> None:
     if mode not in CHECK_MODES:
         raise pytest.UsageError(f"tracechain_check = {mode!r} is not one of: {', '.join(CHECK_MODES)}")
     config.stash[_settings_key] = (mode, _check_all(config))  # read once, used by every test
+    show = _option_or_ini(config, "tracechain_show").lower()
+    if show not in SHOW_MODES:
+        raise pytest.UsageError(f"tracechain_show = {show!r} is not one of: {', '.join(SHOW_MODES)}")
+    config.stash[_show_key] = show
+    export_dir = _option_or_ini(config, "tracechain_export")
+    html_file = _option_or_ini(config, "tracechain_html")
+    if export_dir or html_file:
+        from pytest_tracechain._outputs import Outputs
+
+        outputs = Outputs(config, export_dir=export_dir or None, html_file=html_file or None)
+        config.stash[outputs_key] = outputs
+        config.pluginmanager.register(outputs, "tracechain-outputs")
     config.pluginmanager.register(_Summary(), "tracechain-summary")
 
 
@@ -80,6 +121,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def _config_check(config: pytest.Config) -> str:
     option = config.getoption("tracechain_check", None)
     return str(option if option is not None else config.getini("tracechain_check")).strip().lower()
+
+
+def _option_or_ini(config: pytest.Config, name: str) -> str:
+    option = config.getoption(name, None)
+    return str(option if option is not None else config.getini(name)).strip()
 
 
 def _check_all(config: pytest.Config) -> bool:
@@ -199,7 +245,15 @@ class _ActiveHooks:
         if note is not None:
             report.longrepr = f"{error}\n\n{note}"  # the chain report alone, no plugin frames
         report.sections.extend(run.take_sections(call.when))
+        if report.failed:
+            run.failed = True
+        show = item.config.stash[_show_key]
+        if (show == "all" and call.when == "teardown") or (show == "fail" and report.failed):
+            report.sections.append(run.trees_section())
         if call.when == "teardown":
+            outputs = item.config.stash.get(outputs_key, None)
+            if outputs is not None:
+                outputs.test_finished(item, run)
             del item.stash[run_key]  # the test is over: let its spans go
         return report
 
@@ -259,6 +313,18 @@ def tracechain() -> TraceCapture:
     if capture is None:  # cannot happen: setup or pytest_fixture_setup started it
         raise RuntimeError("pytest-tracechain: no capture is running for this test")
     return capture
+
+
+@pytest.fixture(scope="session")
+def otlp_receiver() -> Generator[OtlpReceiver, None, None]:
+    """A local OTLP/HTTP receiver; spans other processes export to it join the running test's capture.
+
+    Needs the ``otlp`` extra (``pip install pytest-tracechain[otlp]``).
+    """
+    from pytest_tracechain import _otlp
+
+    with _otlp.serve() as receiver:
+        yield receiver
 
 
 @pytest.fixture
