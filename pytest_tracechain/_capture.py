@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ __all__ = ["Origin", "Trace", "TraceCapture"]
 # (pytest-otel names its tracer after the session; its per-test span is found
 # as the span current at a phase start instead.)
 HARNESS_SCOPES = frozenset({"pytest-opentelemetry"})
+# How many of the latest captures received spans are matched against by trace id.
+RECENT_CAPTURES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,22 +435,13 @@ class TraceCapture:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
             raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
         matches = span_filter(name, kind=kind, trace_id=trace_id, attributes=attributes)
-        deadline = time.monotonic() + timeout
-        with _condition_lock:
-            if self._cond is None:
-                self._cond = threading.Condition(threading.Lock())
-        with self._cond:
-            self._waiters += 1
-            try:
-                while True:
-                    found = [span for span in list(self._finished) if matches(span)]
-                    remaining = deadline - time.monotonic()
-                    if len(found) >= count or remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-            finally:
-                self._waiters -= 1
-        if len(found) >= count:
+        found: list[ReadableSpan] = []
+
+        def enough(finished: list[ReadableSpan]) -> bool:
+            found[:] = [span for span in finished if matches(span)]
+            return len(found) >= count
+
+        if self._wait_until(enough, time.monotonic() + timeout):
             return found
         wanted = describe_filters(name, kind=kind, trace_id=trace_id, attributes=attributes)
         if count != 1:
@@ -460,6 +454,27 @@ class TraceCapture:
         highlight = {_sid(s): "match" for s in found}
         highlight.update({_sid(s): "match, still open" for s in still_open})
         raise TraceAssertionError(self._explain(headline, highlight=highlight))
+
+    def _wait_until(self, done: Callable[[list[ReadableSpan]], bool], deadline: float) -> bool:
+        """Wait until ``done(finished spans)`` holds or ``deadline`` (monotonic) passes.
+
+        Checks again at every span end (the router notifies), never polls.
+        """
+        with _condition_lock:
+            if self._cond is None:
+                self._cond = threading.Condition(threading.Lock())
+        with self._cond:
+            self._waiters += 1
+            try:
+                while True:
+                    if done(list(self._finished)):
+                        return True
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+            finally:
+                self._waiters -= 1
 
     def traces(self) -> list[Trace]:
         """One ``Trace`` per trace of the finished spans, ordered by first start.
@@ -592,6 +607,14 @@ class Router(SpanProcessor):
         self._local = threading.local()
         self._task_origins: dict[int, tuple[Origin, int]] = {}
         self._lock = threading.Lock()
+        # For spans received from other processes (``receive``): the latest
+        # captures, the trace ids each holds (indexed lazily, at receive time),
+        # and how many spans arrived while no test was running.
+        self._recent: deque[weakref.ref[TraceCapture]] = deque(maxlen=RECENT_CAPTURES)
+        self._trace_owners: dict[int, weakref.ref[TraceCapture]] = {}
+        self._indexed: weakref.WeakKeyDictionary[TraceCapture, int] = weakref.WeakKeyDictionary()
+        self._receive_lock = threading.Lock()
+        self.dropped = 0
 
     # -- SpanProcessor -----------------------------------------------------------
 
@@ -674,6 +697,7 @@ class Router(SpanProcessor):
 
     def open(self, capture: TraceCapture) -> None:
         self.current = capture
+        self._recent.append(weakref.ref(capture))
 
     def close(self, capture: TraceCapture) -> None:
         """End the capture window; its open spans stay routed to it."""
@@ -683,6 +707,90 @@ class Router(SpanProcessor):
             self._retained[span_id] = capture
         if self.current is capture:
             self.current = None
+
+    def receive(self, spans: Sequence[tuple[ReadableSpan, Origin]], undecided: Collection[int] = ()) -> int:
+        """Add finished spans received from other processes to the captures that own them.
+
+        A span belongs to the capture holding its parent span, else to the one
+        holding its trace id, else to the running test's; between tests it is
+        dropped (counted in ``dropped``). A span whose owner's test has ended
+        is recorded as a leak when it ended after that test. ``undecided`` are
+        the span ids whose parent's remoteness the exporter did not say: such a
+        parent counts as remote when it is a captured span of another process.
+        Called from the receiver's threads; returns the number of spans dropped.
+        """
+        dropped = 0
+        notify: dict[int, TraceCapture] = {}
+        with self._receive_lock:
+            current = self.current
+            for span, origin in spans:
+                context = span.context
+                if context is None:
+                    continue
+                span_id = context.span_id
+                parent = span.parent
+                owner = self._holder_of(parent.span_id, current) if parent is not None else None
+                if owner is None:
+                    owner = self._trace_owner(context.trace_id, current) or current
+                if owner is None:
+                    dropped += 1
+                    continue
+                origins = owner._origins
+                if span_id in origins:
+                    continue  # sent twice (an exporter's retry)
+                if parent is not None and span_id in undecided:
+                    index = origins.get(parent.span_id)
+                    if index is not None and _origin_table[index].pid != origin.pid:
+                        span._parent = SpanContext(
+                            parent.trace_id, parent.span_id, True, parent.trace_flags, parent.trace_state
+                        )
+                origins[span_id] = intern_origin(origin)
+                owner._finished.append(span)
+                self._trace_owners[context.trace_id] = weakref.ref(owner)
+                notify[id(owner)] = owner
+                if owner._closed and (span.end_time or 0) > owner._closed_at:
+                    self.leaked.append(Leak(owner.name, span.name, (span.end_time or 0) - owner._closed_at))
+            self.dropped += dropped
+        for owner in notify.values():
+            if owner._waiters and owner._cond is not None:
+                with owner._cond:
+                    owner._cond.notify_all()
+        return dropped
+
+    def _holder_of(self, span_id: int, current: TraceCapture | None) -> TraceCapture | None:
+        """The capture that holds span ``span_id`` (running, retained or recent)."""
+        if current is not None and span_id in current._origins:
+            return current
+        holder = self._retained.get(span_id)
+        if holder is not None:
+            return holder
+        for ref in reversed(self._recent):
+            capture = ref()
+            if capture is not None and span_id in capture._origins:
+                return capture
+        return None
+
+    def _trace_owner(self, trace_id: int, current: TraceCapture | None) -> TraceCapture | None:
+        """The capture that holds a span of ``trace_id``, from an index brought up to date lazily."""
+        ref = self._trace_owners.get(trace_id)
+        owner = ref() if ref is not None else None
+        if owner is not None:
+            return owner
+        captures = [capture for capture in (r() for r in self._recent) if capture is not None]
+        if current is not None and current not in captures:
+            captures.append(current)
+        for capture in captures:  # oldest first: a later test wins a shared trace id
+            finished = capture._finished
+            start = self._indexed.get(capture, 0)
+            if start > len(finished):  # cleared since
+                start = 0
+            for span in finished[start:]:
+                self._trace_owners[span.context.trace_id] = weakref.ref(capture)
+            self._indexed[capture] = len(finished)
+            for open_span in list(capture._open.values()):
+                self._trace_owners[open_span.context.trace_id] = weakref.ref(capture)
+        ref = self._trace_owners.get(trace_id)
+        return ref() if ref is not None else None
 
     def after_fork_in_child(self) -> None:
         # A forked child must not record into its parent's test state.

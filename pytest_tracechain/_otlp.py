@@ -1,19 +1,360 @@
-"""The OTLP/HTTP receiver of the ``otlp_receiver`` fixture (work in progress)."""
+"""The OTLP/HTTP receiver of the ``otlp_receiver`` fixture.
+
+A stdlib ``ThreadingHTTPServer`` on 127.0.0.1 (a free port) that accepts
+``POST /v1/traces`` in protobuf (``application/x-protobuf``) or OTLP JSON
+(``application/json``), optionally gzip- or deflate-compressed, decodes the
+spans and hands them to the session's router, which puts them in the capture
+of the test that owns them.
+
+Answers, in the request's content type where it is one of those two:
+
+- 200 with an empty ``ExportTraceServiceResponse``;
+- 400 with a ``google.rpc.Status`` (code 3, INVALID_ARGUMENT) whose message
+  says what is wrong and where (``resourceSpans[0].scopeSpans[0].spans[2].traceId
+  must be 16 bytes, got 3``);
+- 413 past ``MAX_BODY_BYTES`` of body or ``MAX_DECOMPRESSED_BYTES`` once
+  decompressed (decompression stops at the limit: a gzip bomb never inflates);
+- 415 for another content type or content encoding, 404 for another path,
+  405 for another method on ``/v1/traces``, 500 if handling fails (logged; the
+  server keeps serving).
+
+The error bodies of 404, 405 and 415 are ``text/plain``.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from pytest_tracechain._errors import TraceChainUsageError
+
+if TYPE_CHECKING:
+    from pytest_tracechain._capture import Router
+
+__all__ = ["MAX_BODY_BYTES", "MAX_DECOMPRESSED_BYTES", "OtlpReceiver", "serve"]
+
+#: The largest request body accepted, as sent (compressed or not): 64 MiB.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+#: The largest body accepted once decompressed: 64 MiB.
+MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+
+TRACES_PATH = "/v1/traces"
+MISSING_EXTRA = (
+    "the otlp_receiver fixture needs the otlp extra: pip install 'pytest-tracechain[otlp]' "
+    "(it could not import {module})"
+)
+_MEDIA_TYPES = {
+    "application/x-protobuf": "protobuf",
+    "application/protobuf": "protobuf",
+    "application/json": "json",
+}
+_INVALID_ARGUMENT = 3  # google.rpc.Code
+_RESOURCE_EXHAUSTED = 8
+_INTERNAL = 13
+_log = logging.getLogger("pytest_tracechain.otlp")
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 class OtlpReceiver:
-    """A local OTLP/HTTP receiver: ``endpoint`` and ``env`` for the processes that export to it."""
+    """A local OTLP/HTTP receiver: ``endpoint`` and ``env`` for the processes that export to it.
 
-    endpoint: str
-    env: dict[str, str]
+    Spans exported to ``endpoint + "/v1/traces"`` join the capture of the test
+    that owns their trace (else the running test), with an ``Origin`` naming
+    their process (``process.pid`` of their resource).
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        #: Requests answered with a 4xx or 5xx status: (status, reason), the latest last.
+        self.rejected: list[tuple[int, str]] = []
+        #: Spans received and accepted so far (including spans dropped between tests).
+        self.received = 0
+
+    @property
+    def traces_endpoint(self) -> str:
+        """The URL exporters post spans to: ``endpoint + "/v1/traces"``."""
+        return self.endpoint + TRACES_PATH
+
+    @property
+    def env(self) -> dict[str, str]:
+        """A copy of ``os.environ`` plus what a child process needs to export here.
+
+        The OpenTelemetry SDK's own variables: the traces endpoint and protocol
+        (``http/protobuf``), ``OTEL_TRACES_EXPORTER=otlp``, a 50 ms batch delay,
+        the ``process`` resource detector (so spans name their process id), and
+        ``NO_PROXY``/``no_proxy`` extended with ``127.0.0.1,localhost`` so that a
+        proxy configured in the environment never takes the traffic.
+        """
+        env = dict(os.environ)
+        env["OTEL_TRACES_EXPORTER"] = "otlp"
+        env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = self.traces_endpoint
+        env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = "http/protobuf"
+        env["OTEL_BSP_SCHEDULE_DELAY"] = "50"
+        env["OTEL_EXPERIMENTAL_RESOURCE_DETECTORS"] = _extend(
+            env.get("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", ""), ["process"]
+        )
+        no_proxy = _extend(
+            ",".join(filter(None, (env.get("NO_PROXY"), env.get("no_proxy")))), ["127.0.0.1", "localhost"]
+        )
+        env["NO_PROXY"] = env["no_proxy"] = no_proxy
+        return env
+
+    def __repr__(self) -> str:
+        return f"<OtlpReceiver {self.traces_endpoint}: {self.received} spans received>"
+
+
+def _extend(listing: str, names: list[str]) -> str:
+    items = [item.strip() for item in listing.split(",") if item.strip()]
+    return ",".join(dict.fromkeys(items + names))
 
 
 @contextmanager
 def serve() -> Iterator[OtlpReceiver]:
-    raise NotImplementedError
-    yield
+    """Run a receiver on 127.0.0.1 (a free port) until the block exits."""
+    try:
+        from pytest_tracechain import _otlp_decode
+    except ImportError as exc:
+        raise TraceChainUsageError(MISSING_EXTRA.format(module=exc.name or str(exc))) from None
+    from pytest_tracechain import _provider
+
+    router = _provider.router()
+    server = _Server(("127.0.0.1", 0), _Handler)
+    port = server.server_address[1]
+    receiver = OtlpReceiver(f"http://127.0.0.1:{port}")
+    server.receiver = receiver
+    server.router = router
+    server.decode = _otlp_decode.decode
+    server.bad_request = _otlp_decode.BadRequest
+    thread = threading.Thread(target=server.serve_forever, name="tracechain-otlp-receiver", daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    receiver: OtlpReceiver
+    router: Router
+    decode: Any
+    bad_request: type[Exception]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-request is no concern of the test run.
+        _log.debug("otlp_receiver: error while serving %s", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: exporters reuse their connection
+    server_version = "pytest-tracechain-otlp"
+    server: _Server
+
+    def do_POST(self) -> None:
+        media_type = "text"
+        try:
+            if self.path.split("?", 1)[0] != TRACES_PATH:
+                self._drain_or_close()
+                raise _Reject(404, f"no such path {self.path!r}; OTLP/HTTP traces go to {TRACES_PATH}")
+            content_type = self.headers.get("Content-Type", "")
+            media = _MEDIA_TYPES.get(content_type.split(";", 1)[0].strip().lower())
+            if media is None:
+                self._drain_or_close()
+                raise _Reject(
+                    415,
+                    f"unsupported content type {content_type!r}; "
+                    "send application/x-protobuf or application/json",
+                )
+            media_type = media
+            body = _decompress(self._read_body(), self.headers.get("Content-Encoding", ""))
+            try:
+                decoded = self.server.decode(body, media)
+            except self.server.bad_request as exc:
+                raise _Reject(400, str(exc)) from None
+            self.server.receiver.received += len(decoded.spans)
+            self.server.router.receive(decoded.spans, decoded.undecided)
+            self._answer(200, media_type, b"" if media_type == "protobuf" else b"{}")
+        except _Reject as rejection:
+            self._reject(rejection.status, rejection.reason, media_type)
+        except Exception:
+            _log.exception("otlp_receiver: internal error while handling a request; answered 500")
+            self._reject(500, "internal error in pytest-tracechain's otlp_receiver (logged)", media_type)
+
+    def _not_allowed(self) -> None:
+        self._drain_or_close()
+        if self.path.split("?", 1)[0] != TRACES_PATH:
+            self._reject(404, f"no such path {self.path!r}; OTLP/HTTP traces go to {TRACES_PATH}", "text")
+        else:
+            self._reject(405, f"{self.command} is not allowed on {TRACES_PATH}; use POST", "text")
+
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            self.close_connection = True
+            raise _Reject(411, "a Content-Length header (or chunked transfer encoding) is required")
+        try:
+            length = int(length_header)
+        except ValueError:
+            self.close_connection = True
+            raise _Reject(400, f"Content-Length {length_header!r} is not a number") from None
+        if length < 0:
+            self.close_connection = True
+            raise _Reject(400, f"Content-Length {length} is negative")
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True  # the body is not read: the connection cannot be reused
+            raise _Reject(413, f"body of {length} bytes is over the limit of {MAX_BODY_BYTES} bytes")
+        body = self.rfile.read(length)
+        if len(body) < length:
+            self.close_connection = True
+            raise _Reject(400, f"body ended after {len(body)} of the {length} bytes announced")
+        return body
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise _Reject(400, "malformed chunked body") from None
+            if size == 0:
+                while self.rfile.readline(1024).strip():  # trailers
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY_BYTES:
+                self.close_connection = True
+                raise _Reject(413, f"body over the limit of {MAX_BODY_BYTES} bytes")
+            chunk = self.rfile.read(size)
+            self.rfile.read(2)
+            if len(chunk) < size:
+                self.close_connection = True
+                raise _Reject(400, "chunked body ended early")
+            chunks.append(chunk)
+
+    def _drain_or_close(self) -> None:
+        """Skip a request body that will not be used, so the connection stays usable."""
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if 0 <= length <= 1024 * 1024 and "chunked" not in self.headers.get("Transfer-Encoding", ""):
+            self.rfile.read(length)
+        else:
+            self.close_connection = True
+
+    def _reject(self, status: int, reason: str, media_type: str) -> None:
+        if status >= 500:
+            _log.warning("otlp_receiver: answered %d: %s", status, reason)
+        else:
+            _log.warning("otlp_receiver: rejected a request (%d): %s", status, reason)
+        self.server.receiver.rejected.append((status, reason))
+        code = {413: _RESOURCE_EXHAUSTED, 500: _INTERNAL}.get(status, _INVALID_ARGUMENT)
+        if media_type == "protobuf":
+            body = _status_protobuf(code, reason)
+        elif media_type == "json":
+            import json
+
+            body = json.dumps({"code": code, "message": reason}).encode()
+        else:
+            body = reason.encode() + b"\n"
+        self._answer(status, media_type, body)
+
+    def _answer(self, status: int, media_type: str, body: bytes) -> None:
+        content_type = {"protobuf": "application/x-protobuf", "json": "application/json"}.get(
+            media_type, "text/plain; charset=utf-8"
+        )
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if status == 405:
+            self.send_header("Allow", "POST")
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _log.debug("otlp_receiver: " + format, *args)
+
+
+def _decompress(body: bytes, encoding: str) -> bytes:
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        if len(body) > MAX_DECOMPRESSED_BYTES:
+            raise _Reject(413, f"body over the limit of {MAX_DECOMPRESSED_BYTES} bytes")
+        return body
+    if encoding in ("gzip", "x-gzip"):
+        return _inflate(body, 16 + zlib.MAX_WBITS, "gzip")
+    if encoding == "deflate":
+        # HTTP's deflate is zlib-wrapped; some clients send raw deflate.
+        try:
+            return _inflate(body, zlib.MAX_WBITS, "deflate")
+        except _Reject as rejection:
+            if rejection.status != 400:
+                raise
+            return _inflate(body, -zlib.MAX_WBITS, "deflate")
+    raise _Reject(415, f"unsupported content encoding {encoding!r}; send gzip, deflate or none")
+
+
+def _inflate(data: bytes, wbits: int, name: str) -> bytes:
+    """Decompress at most ``MAX_DECOMPRESSED_BYTES``, never holding more than that plus one chunk."""
+    inflater = zlib.decompressobj(wbits)
+    limit = MAX_DECOMPRESSED_BYTES
+    chunks: list[bytes] = []
+    total = 0
+    pending = data
+    try:
+        while not inflater.eof:
+            chunk = inflater.decompress(pending, min(limit - total + 1, 1024 * 1024))
+            total += len(chunk)
+            if total > limit:
+                raise _Reject(413, f"{name} body inflates to over the limit of {limit} bytes")
+            chunks.append(chunk)
+            pending = inflater.unconsumed_tail
+            if not chunk and not pending:
+                break  # no input left and no progress: truncated
+    except zlib.error as exc:
+        raise _Reject(400, f"body is not valid {name} ({exc})") from None
+    if not inflater.eof:
+        raise _Reject(400, f"{name} body is truncated")
+    return b"".join(chunks)
+
+
+def _status_protobuf(code: int, message: str) -> bytes:
+    """A ``google.rpc.Status`` message: field 1 ``code`` (varint), field 2 ``message`` (string)."""
+    encoded = message.encode()
+    return b"\x08" + _varint(code) + b"\x12" + _varint(len(encoded)) + encoded
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)

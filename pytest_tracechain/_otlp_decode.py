@@ -1,0 +1,347 @@
+"""OTLP trace requests (protobuf or OTLP JSON) decoded into SDK ``ReadableSpan`` objects.
+
+Imports ``opentelemetry.proto`` (the ``otlp`` extra): only ``_otlp`` imports this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format  # type: ignore[import-untyped,unused-ignore]
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped,unused-ignore]
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ProtoResource
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope as SdkScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+from pytest_tracechain._capture import Origin
+
+__all__ = ["BadRequest", "Decoded", "decode"]
+
+# OTLP span and link flags (opentelemetry/proto/trace/v1/trace.proto, SpanFlags).
+TRACE_FLAGS_MASK = 0xFF
+HAS_IS_REMOTE = 0x100
+IS_REMOTE = 0x200
+
+# OTLP's SpanKind enum is the SDK's shifted by one (0 is SPAN_KIND_UNSPECIFIED).
+_KINDS = (
+    SpanKind.INTERNAL,
+    SpanKind.INTERNAL,
+    SpanKind.SERVER,
+    SpanKind.CLIENT,
+    SpanKind.PRODUCER,
+    SpanKind.CONSUMER,
+)
+_STATUS_CODES = (StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR)
+_UNSET = Status(StatusCode.UNSET)
+_OK = Status(StatusCode.OK)
+_EMPTY_STATE = TraceState()
+_PID_KEY = "process.pid"
+# Received resources are cached by their serialized form: an exporter sends the
+# same resource with every batch, and building a Resource validates every attribute.
+_RESOURCE_CACHE_SIZE = 64
+
+
+class BadRequest(ValueError):
+    """The request is not a valid OTLP trace export; the message says where and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """The spans of one request with their origins.
+
+    ``undecided`` holds the span ids whose parent's remoteness the exporter did
+    not say (no ``SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE``) and that this request
+    does not settle either; the router decides those (see ``Router.receive``).
+    """
+
+    spans: list[tuple[ReadableSpan, Origin]]
+    undecided: frozenset[int]
+
+
+def decode(body: bytes, media_type: str) -> Decoded:
+    """Decode an ``ExportTraceServiceRequest`` body; ``media_type`` is ``protobuf`` or ``json``."""
+    if media_type == "json":
+        request = _parse_json(body)
+    else:
+        request = ExportTraceServiceRequest()
+        try:
+            request.ParseFromString(body)
+        except DecodeError as exc:
+            raise BadRequest(f"body is not a protobuf ExportTraceServiceRequest ({exc})") from None
+    return _convert(request)
+
+
+# -- protobuf messages to SDK objects ------------------------------------------------------
+
+
+_resource_cache: dict[bytes, tuple[Resource, int]] = {}
+
+
+def _resource(message: ProtoResource, where: str) -> tuple[Resource, int]:
+    """The SDK resource and the pid it names (0 when it names none)."""
+    key = message.SerializeToString(deterministic=True)
+    cached = _resource_cache.get(key)
+    if cached is not None:
+        return cached
+    attributes = _attributes(message.attributes, where + ".resource")
+    pid = attributes.get(_PID_KEY)
+    if isinstance(pid, str) and pid.isdigit():
+        pid = int(pid)
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid < 0:
+        pid = 0
+    resource = Resource(attributes)
+    if len(_resource_cache) >= _RESOURCE_CACHE_SIZE:
+        _resource_cache.clear()
+    _resource_cache[key] = (resource, pid)
+    return resource, pid
+
+
+def _scope(message: InstrumentationScope, schema_url: str, where: str) -> SdkScope:
+    attributes = _attributes(message.attributes, where + ".scope") if message.attributes else None
+    try:
+        return SdkScope(message.name, message.version or None, schema_url or None, attributes)
+    except TypeError:  # opentelemetry-sdk before 1.25: no scope attributes
+        return SdkScope(message.name, message.version or None, schema_url or None)
+
+
+def _value(value: AnyValue, where: str) -> Any:
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return tuple(_value(item, where) for item in value.array_value.values)
+    if which == "kvlist_value":
+        return _attributes(value.kvlist_value.values, where)
+    return getattr(value, which)
+
+
+def _attributes(pairs: Any, where: str) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    for pair in pairs:
+        value = pair.value
+        which = value.WhichOneof("value")
+        # The common kinds inline: this runs for every attribute of every span.
+        if which == "string_value":
+            attributes[pair.key] = value.string_value
+        elif which == "int_value":
+            attributes[pair.key] = value.int_value
+        else:
+            attributes[pair.key] = _value(value, f"{where}.attributes[{pair.key!r}]")
+    return attributes
+
+
+def _id(raw: bytes, size: int, where: str, *, optional: bool = False) -> int:
+    if len(raw) != size:
+        if optional and not raw:
+            return 0
+        raise BadRequest(f"{where} must be {size} bytes, got {len(raw)}")
+    number = int.from_bytes(raw, "big")
+    if number == 0:
+        if optional:
+            return 0
+        raise BadRequest(f"{where} is all zeros (an invalid id)")
+    return number
+
+
+_trace_states: dict[str, TraceState] = {"": _EMPTY_STATE}
+
+
+def _trace_state(header: str) -> TraceState:
+    state = _trace_states.get(header)
+    if state is None:
+        state = TraceState.from_header([header])
+        if len(_trace_states) < 256:
+            _trace_states[header] = state
+    return state
+
+
+def _trace_flags(flags: int) -> TraceFlags:
+    # Exported spans were recorded; exporters that leave the W3C flags out of
+    # the span flags (opentelemetry-python's does) still mean a sampled span.
+    return TraceFlags(flags & TRACE_FLAGS_MASK or TraceFlags.SAMPLED)
+
+
+def _remote(flags: int) -> bool | None:
+    """The flags' word on remoteness, or ``None`` when the exporter did not say."""
+    if flags & HAS_IS_REMOTE:
+        return bool(flags & IS_REMOTE)
+    return None
+
+
+def _convert(request: ExportTraceServiceRequest) -> Decoded:
+    spans: list[tuple[ReadableSpan, Origin]] = []
+    undecided: list[tuple[int, int, int]] = []  # (span id, parent span id, pid)
+    local_ids: set[tuple[int, int]] = set()  # (pid, span id) of every span in the request
+    origins: dict[int, Origin] = {}
+    for r_index, resource_spans in enumerate(request.resource_spans):
+        where = f"resourceSpans[{r_index}]"
+        resource, pid = _resource(resource_spans.resource, where)
+        origin = origins.get(pid)
+        if origin is None:
+            origin = origins[pid] = Origin(pid, None, None, None)
+        for s_index, scope_spans in enumerate(resource_spans.scope_spans):
+            where_scope = f"{where}.scopeSpans[{s_index}]"
+            scope = _scope(scope_spans.scope, scope_spans.schema_url, where_scope)
+            for index, span in enumerate(scope_spans.spans):
+                readable, parent_id, remote = _span(span, resource, scope, f"{where_scope}.spans[{index}]")
+                span_id = readable.context.span_id
+                local_ids.add((pid, span_id))
+                if parent_id and remote is None:
+                    undecided.append((span_id, parent_id, pid))
+                spans.append((readable, origin))
+    # A parent sent in the same request by the same process is local.
+    return Decoded(
+        spans,
+        frozenset(span_id for span_id, parent_id, pid in undecided if (pid, parent_id) not in local_ids),
+    )
+
+
+def _span(
+    span: Any, resource: Resource, scope: SdkScope, where: str
+) -> tuple[ReadableSpan, int, bool | None]:
+    trace_id = _id(span.trace_id, 16, where + ".traceId")
+    span_id = _id(span.span_id, 8, where + ".spanId")
+    parent_id = _id(span.parent_span_id, 8, where + ".parentSpanId", optional=True)
+    flags = span.flags
+    trace_flags = _trace_flags(flags)
+    state = _trace_state(span.trace_state) if span.trace_state else _EMPTY_STATE
+    context = SpanContext(trace_id, span_id, False, trace_flags, state)
+    remote = _remote(flags)
+    parent = SpanContext(trace_id, parent_id, bool(remote), trace_flags, state) if parent_id else None
+    kind = span.kind
+    if not 0 <= kind < len(_KINDS):
+        raise BadRequest(f"{where}.kind is {kind}, not an OTLP span kind (0-5)")
+    code = span.status.code
+    if code == 0:
+        status = _UNSET
+    elif code == 1:
+        status = _OK
+    elif code == 2:
+        status = Status(StatusCode.ERROR, span.status.message or None)
+    else:
+        raise BadRequest(f"{where}.status.code is {code}, not an OTLP status code (0-2)")
+    events = tuple(
+        Event(
+            event.name,
+            _attributes(event.attributes, f"{where}.events[{i}]") if event.attributes else None,
+            event.time_unix_nano,
+        )
+        for i, event in enumerate(span.events)
+    )
+    links = tuple(_link(link, f"{where}.links[{i}]") for i, link in enumerate(span.links))
+    readable = ReadableSpan(
+        name=span.name,
+        context=context,
+        parent=parent,
+        resource=resource,
+        attributes=_attributes(span.attributes, where) if span.attributes else None,
+        events=events,
+        links=links,
+        kind=_KINDS[kind],
+        status=status,
+        start_time=span.start_time_unix_nano,
+        end_time=span.end_time_unix_nano,
+        instrumentation_scope=scope,
+    )
+    return readable, parent_id, remote
+
+
+def _link(link: Any, where: str) -> Link:
+    trace_id = _id(link.trace_id, 16, where + ".traceId")
+    span_id = _id(link.span_id, 8, where + ".spanId")
+    flags = link.flags
+    state = _trace_state(link.trace_state) if link.trace_state else _EMPTY_STATE
+    # A linked context without flags came from elsewhere more often than not: remote.
+    remote = _remote(flags)
+    context = SpanContext(trace_id, span_id, True if remote is None else remote, _trace_flags(flags), state)
+    attributes = _attributes(link.attributes, where) if link.attributes else None
+    return Link(context, attributes)
+
+
+# -- OTLP JSON -----------------------------------------------------------------------------
+
+# OTLP JSON is proto3 JSON with two differences that matter: trace and span ids
+# are hex strings (proto3 JSON would have base64), and keys are lowerCamelCase
+# (json_format accepts those and the proto field names alike).
+_HEX = re.compile(r"[0-9a-fA-F]*")
+_ID_KEYS = {
+    "traceId": 16,
+    "trace_id": 16,
+    "spanId": 8,
+    "span_id": 8,
+    "parentSpanId": 8,
+    "parent_span_id": 8,
+}
+
+
+def _parse_json(body: bytes) -> ExportTraceServiceRequest:
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError:
+        raise BadRequest("body is not UTF-8 JSON") from None
+    except ValueError as exc:
+        raise BadRequest(f"body is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"body must be a JSON object (ExportTraceServiceRequest), not {_json_type(data)}")
+    for r_index, resource_spans in enumerate(_items(data, "resourceSpans", "resource_spans", "")):
+        where = f"resourceSpans[{r_index}]"
+        for s_index, scope_spans in enumerate(_items(resource_spans, "scopeSpans", "scope_spans", where)):
+            where_scope = f"{where}.scopeSpans[{s_index}]"
+            for index, span in enumerate(_items(scope_spans, "spans", "spans", where_scope)):
+                where_span = f"{where_scope}.spans[{index}]"
+                _hex_ids_to_base64(span, where_span)
+                for l_index, link in enumerate(_items(span, "links", "links", where_span)):
+                    _hex_ids_to_base64(link, f"{where_span}.links[{l_index}]")
+    request = ExportTraceServiceRequest()
+    try:
+        json_format.ParseDict(data, request, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        raise BadRequest(f"body is not an OTLP JSON ExportTraceServiceRequest ({exc})") from None
+    return request
+
+
+def _items(parent: Any, key: str, alias: str, where: str) -> list[Any]:
+    if not isinstance(parent, dict):
+        raise BadRequest(f"{where or 'body'} must be a JSON object, not {_json_type(parent)}")
+    items = parent.get(key, parent.get(alias))
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise BadRequest(f"{where + '.' if where else ''}{key} must be a JSON array, not {_json_type(items)}")
+    return items
+
+
+def _hex_ids_to_base64(message: Any, where: str) -> None:
+    if not isinstance(message, dict):
+        raise BadRequest(f"{where} must be a JSON object, not {_json_type(message)}")
+    for key, size in _ID_KEYS.items():
+        value = message.get(key)
+        if value is None:
+            continue
+        name = f"{where}.{key}"
+        if not isinstance(value, str):
+            raise BadRequest(f"{name} must be a hex string, not {_json_type(value)}")
+        if value == "" and key.startswith("parent"):
+            continue
+        if len(value) != 2 * size or not _HEX.fullmatch(value):
+            raise BadRequest(f"{name} must be {2 * size} hex digits, got {value!r}")
+        try:
+            message[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+        except (ValueError, binascii.Error):  # pragma: no cover - the pattern rules this out
+            raise BadRequest(f"{name} must be {2 * size} hex digits, got {value!r}") from None
+
+
+def _json_type(value: object) -> str:
+    names: dict[type, str] = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number")
