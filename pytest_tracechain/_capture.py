@@ -526,8 +526,16 @@ class TraceCapture:
         """No parent, or only the test's ambient span."""
         return span.parent is None or span.parent.span_id in self._ambient
 
-    def render(self, *, highlight: Mapping[int, str] | None = None, limit: int | None = None) -> str:
-        """The text tree of all captured traces, the view failure messages use."""
+    def render(
+        self, *, highlight: Mapping[int, str] | None = None, limit: int | None = None, color: bool = False
+    ) -> str:
+        """The text tree of all captured traces, the view failure messages use.
+
+        Each span shows its name, kind, duration, thread or task (and process
+        when not this one) and an error status. ``highlight`` maps span ids to
+        a marker shown after the span; ``limit`` cuts the output after that
+        many spans ("... N more spans not shown"); ``color`` adds ANSI styles.
+        """
         from pytest_tracechain._render import render_spans
 
         return render_spans(
@@ -536,6 +544,7 @@ class TraceCapture:
             ambient=self._ambient,
             highlight=highlight or {},
             limit=limit,
+            color=color,
         )
 
     def clear(self) -> None:

@@ -33,15 +33,31 @@ def format_nanoseconds(ns: int) -> str:
     return f"{ns / 1_000_000_000:.2f} s"
 
 
-def span_label(span: ReadableSpan, origin: Origin | None = None, *, this_pid: int | None = None) -> str:
+# ANSI styles, used only when colour is asked for (a terminal that supports it).
+BOLD, DIM, RED, GREEN, YELLOW, CYAN = "1", "2", "31", "32", "33", "36"
+
+
+def paint(text: str, *styles: str, color: bool) -> str:
+    """``text`` in the given ANSI styles when ``color``, else unchanged."""
+    if not color or not text:
+        return text
+    return f"\x1b[{';'.join(styles)}m{text}\x1b[0m"
+
+
+def span_label(
+    span: ReadableSpan, origin: Origin | None = None, *, this_pid: int | None = None, color: bool = False
+) -> str:
     """``name [kind] · duration · thread … · ERROR …`` for one span."""
-    parts = [span.name + ("" if span.kind is SpanKind.INTERNAL else f" [{span.kind.name.lower()}]")]
-    parts.append(format_duration(span))
+    kind = "" if span.kind is SpanKind.INTERNAL else paint(f" [{span.kind.name.lower()}]", CYAN, color=color)
+    parts = [paint(span.name, BOLD, color=color) + kind]
+    parts.append(paint(format_duration(span), DIM, color=color))
     if origin is not None:
-        parts.append(origin.describe(this_pid=this_pid if this_pid is not None else os.getpid()))
+        where = origin.describe(this_pid=this_pid if this_pid is not None else os.getpid())
+        parts.append(paint(where, DIM, color=color))
     status = span.status
     if status is not None and status.status_code is StatusCode.ERROR:
-        parts.append("ERROR" + (f": {status.description}" if status.description else ""))
+        error = "ERROR" + (f": {status.description}" if status.description else "")
+        parts.append(paint(error, RED, BOLD, color=color))
     return " · ".join(parts)
 
 
@@ -52,6 +68,7 @@ def render_spans(
     ambient: Collection[int] = frozenset(),
     highlight: Mapping[int, str] | None = None,
     limit: int | None = None,
+    color: bool = False,
 ) -> str:
     """Render spans as one tree per trace, traces ordered by first start.
 
@@ -59,6 +76,7 @@ def render_spans(
     trace with a note saying where the parent is. ``highlight`` maps span ids
     to a marker shown after the span (``← child``). ``limit`` cuts the output
     after that many spans with a line saying how many were left out.
+    ``color`` adds ANSI styles (for a terminal that supports them).
     """
     origins = origins or {}
     highlight = highlight or {}
@@ -94,11 +112,11 @@ def render_spans(
         return f" (parent {parent.span_id:016x} not captured)"
 
     def label_for(span: ReadableSpan, top: bool) -> str:
-        label = span_label(span, origins.get(span.context.span_id), this_pid=this_pid)
+        label = span_label(span, origins.get(span.context.span_id), this_pid=this_pid, color=color)
         if top:
-            label += note_for(span)
+            label += paint(note_for(span), YELLOW, color=color)
         mark = highlight.get(span.context.span_id)
-        return label + (f"  ← {mark}" if mark else "")
+        return label + (paint(f"  ← {mark}", RED, BOLD, color=color) if mark else "")
 
     # Iterative depth-first walk: traces can be deeper than Python's recursion
     # limit. Indentation stops growing at MAX_INDENT levels (the line then
@@ -107,7 +125,8 @@ def render_spans(
         if limit is not None and shown >= limit:
             break
         count = counts[key]
-        lines.append(f"trace {key[0]:032x} · {count} span{'s' if count != 1 else ''}")
+        header = f"trace {key[0]:032x} · {count} span{'s' if count != 1 else ''}"
+        lines.append(paint(header, BOLD, color=color))
         stack: list[tuple[ReadableSpan, str, bool, int]] = [
             (root, "", index == len(roots) - 1, 0) for index, root in reversed(list(enumerate(roots)))
         ]
@@ -122,5 +141,5 @@ def render_spans(
             for index in range(len(kids) - 1, -1, -1):
                 stack.append((kids[index], child_prefix, index == len(kids) - 1, depth + 1))
     if shown < total:
-        lines.append(f"... {total - shown} more spans not shown")
+        lines.append(paint(f"... {total - shown} more spans not shown", YELLOW, color=color))
     return "\n".join(lines)
