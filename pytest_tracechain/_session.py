@@ -106,9 +106,9 @@ class TestRun:
                 raise
         self.sections.append(("teardown" if self.capture._closed else "call", text))
 
-    def trees_section(self) -> tuple[str, str]:
+    def trees_section(self, *, color: bool = False) -> tuple[str, str]:
         """The report section of ``--tracechain-show``: the captured trees."""
-        return (TREES_SECTION, self.capture.render(limit=MESSAGE_LIMIT))
+        return (TREES_SECTION, self.capture.render(limit=MESSAGE_LIMIT, color=color))
 
     def take_sections(self, when: str) -> list[tuple[str, str]]:
         """The report sections of phase ``when``, once."""

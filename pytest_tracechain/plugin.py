@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_tracechain._errors import TraceAssertionError
+
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
@@ -35,6 +37,8 @@ run_key = pytest.StashKey["TestRun"]()
 _settings_key = pytest.StashKey[tuple[str, bool]]()
 # --tracechain-show's mode, read at configure.
 _show_key = pytest.StashKey[str]()
+# Whether report sections get colour, read at the first use.
+_color_key = pytest.StashKey[bool]()
 # The writers of --tracechain-export and --tracechain-html, when either is asked for.
 outputs_key = pytest.StashKey["Outputs"]()
 
@@ -121,6 +125,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def _config_check(config: pytest.Config) -> str:
     option = config.getoption("tracechain_check", None)
     return str(option if option is not None else config.getini("tracechain_check")).strip().lower()
+
+
+def _color(config: pytest.Config) -> bool:
+    """Whether the terminal takes colour (``--color``, ``NO_COLOR``, ``FORCE_COLOR``, a tty)."""
+    color = config.stash.get(_color_key, None)
+    if color is None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        color = config.stash[_color_key] = bool(getattr(getattr(reporter, "_tw", None), "hasmarkup", False))
+    return color
 
 
 def _option_or_ini(config: pytest.Config, name: str) -> str:
@@ -248,8 +261,11 @@ class _ActiveHooks:
         if report.failed:
             run.failed = True
         show = item.config.stash[_show_key]
-        if (show == "all" and call.when == "teardown") or (show == "fail" and report.failed):
-            report.sections.append(run.trees_section())
+        # A failed trace assertion already shows the traces involved in its message.
+        if (show == "all" and call.when == "call") or (
+            show == "fail" and report.failed and not isinstance(error, TraceAssertionError)
+        ):
+            report.sections.append(run.trees_section(color=_color(item.config)))
         if call.when == "teardown":
             outputs = item.config.stash.get(outputs_key, None)
             if outputs is not None:
