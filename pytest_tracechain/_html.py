@@ -1,0 +1,413 @@
+"""The page of ``--tracechain-html``: one self-contained HTML file with a waterfall per test.
+
+Each test is first reduced to plain data (``reduce_test``: dicts, lists, strings,
+numbers), so pytest-xdist workers can send it to the controller, which writes
+the page once (``page``). The waterfall is laid out here, in Python, with
+inline ``left``/``width`` percentages: the page reads without JavaScript. Its
+small script only records each bar's rendered position in the DOM
+(``data-px``), which the browser test checks.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
+
+from pytest_tracechain._capture import Origin, trace_keys
+from pytest_tracechain._chain import Finding
+from pytest_tracechain._render import format_nanoseconds
+
+# Span rows shown per test, and in the whole page (failing tests come first,
+# so they get the budget); the rest is counted in a "... N more spans" row.
+ROW_LIMIT = 2000
+PAGE_ROW_LIMIT = 50_000
+# Deeper spans are not indented further (the row says its depth).
+MAX_INDENT = 30
+# Attributes shown in a span's tooltip, and the length of each value there.
+TOOLTIP_ATTRIBUTES = 20
+TOOLTIP_VALUE_LENGTH = 200
+
+TestData = dict[str, Any]
+
+# Bar colours by span kind; ERROR status overrides them (red).
+KIND_COLOURS = {
+    "internal": "#4c78a8",
+    "server": "#2a9d8f",
+    "client": "#7b61c4",
+    "producer": "#e68a00",
+    "consumer": "#b5651d",
+}
+ERROR_COLOUR = "#d62728"
+BROKEN_OUTLINE = "#d00000"
+
+
+def _origin_text(origin: Origin | None, this_pid: int) -> str:
+    return origin.describe(this_pid=this_pid) if origin is not None else ""
+
+
+def _tooltip(span: ReadableSpan, origin: str, note: str) -> str:
+    lines = [span.name, f"kind: {span.kind.name.lower()}"]
+    if span.start_time is not None and span.end_time is not None:
+        lines.append(f"duration: {format_nanoseconds(span.end_time - span.start_time)}")
+    else:
+        lines.append("still open when the test ended")
+    if origin:
+        lines.append(f"origin: {origin}")
+    lines.append(f"trace {span.context.trace_id:032x}, span {span.context.span_id:016x}")
+    if note:
+        lines.append(note)
+    status = span.status
+    if status.status_code is not StatusCode.UNSET:
+        described = f": {status.description}" if status.description else ""
+        lines.append(f"status: {status.status_code.name}{described}")
+    attributes = list((span.attributes or {}).items())
+    for key, value in attributes[:TOOLTIP_ATTRIBUTES]:
+        text = str(value)
+        if len(text) > TOOLTIP_VALUE_LENGTH:
+            text = text[:TOOLTIP_VALUE_LENGTH] + "…"
+        lines.append(f"{key} = {text}")
+    if len(attributes) > TOOLTIP_ATTRIBUTES:
+        lines.append(f"… {len(attributes) - TOOLTIP_ATTRIBUTES} more attributes")
+    for link in span.links or ():
+        lines.append(f"link: trace {link.context.trace_id:032x}, span {link.context.span_id:016x}")
+    return "\n".join(lines)
+
+
+def reduce_test(
+    nodeid: str,
+    spans: Sequence[ReadableSpan],
+    *,
+    findings: Iterable[Finding],
+    origins: Mapping[int, Origin],
+    ambient: Iterable[int],
+    outcome: str,
+    order: int,
+    end_time: int | None = None,
+) -> TestData:
+    """One test reduced to plain data: the rows of its waterfall in tree order, and its findings.
+
+    Spans still open get ``end_time`` (default: now) as the end of their bar.
+    """
+    now = end_time if end_time is not None else time.time_ns()
+    findings = list(findings)
+    marks: dict[int, str] = {}
+    for finding in findings:
+        if finding.span is not None:
+            marks.setdefault(finding.span.context.span_id, finding.kind)
+    unique: dict[int, ReadableSpan] = {}
+    for span in spans:
+        unique.setdefault(span.context.span_id, span)
+    ordered = sorted(unique.values(), key=lambda s: s.start_time or 0)
+    ambient = frozenset(ambient)
+    keys = trace_keys(ordered, ambient)
+    children: dict[int, list[ReadableSpan]] = {}
+    tops: dict[tuple[int, int], list[ReadableSpan]] = {}
+    for span in ordered:
+        parent = span.parent
+        if parent is not None and parent.span_id in unique and parent.trace_id == span.context.trace_id:
+            children.setdefault(parent.span_id, []).append(span)
+        else:
+            tops.setdefault(keys[span.context.span_id], []).append(span)
+    counts: dict[tuple[int, int], int] = {}
+    for key in keys.values():
+        counts[key] = counts.get(key, 0) + 1
+
+    starts = [s.start_time for s in ordered if s.start_time is not None]
+    t0 = min(starts) if starts else now
+    t1 = max([s.end_time if s.end_time is not None else now for s in ordered] or [t0])
+    this_pid = os.getpid()
+    rows: list[dict[str, Any]] = []
+    shown = 0
+    for key, roots in tops.items():
+        if shown >= ROW_LIMIT:
+            break
+        rows.append({"trace": f"{key[0]:032x}", "count": counts[key]})
+        stack = [(root, 0) for root in reversed(roots)]
+        while stack and shown < ROW_LIMIT:
+            span, depth = stack.pop()
+            shown += 1
+            rows.append(_row(span, depth, origins, ambient, marks, now, this_pid))
+            for child in reversed(children.get(span.context.span_id, ())):
+                stack.append((child, depth + 1))
+    return {
+        "nodeid": nodeid,
+        "outcome": outcome,
+        "order": order,
+        "t0": t0,
+        "t1": max(t1, t0),
+        "spans": len(unique),
+        "traces": len(counts),
+        "rows": rows,
+        "more": len(unique) - shown,
+        "findings": [[f.kind, f.message] for f in findings],
+    }
+
+
+def _row(
+    span: ReadableSpan,
+    depth: int,
+    origins: Mapping[int, Origin],
+    ambient: frozenset[int],
+    marks: Mapping[int, str],
+    now: int,
+    this_pid: int,
+) -> dict[str, Any]:
+    origin = _origin_text(origins.get(span.context.span_id), this_pid)
+    note = ""
+    parent = span.parent
+    if depth == 0 and parent is not None and parent.span_id not in ambient:
+        where = "remote" if parent.is_remote else "not captured"
+        note = f"parent {parent.span_id:016x} ({where})"
+    start = span.start_time or now
+    return {
+        "depth": depth,
+        "name": span.name,
+        "kind": span.kind.name.lower(),
+        "error": span.status.status_code is StatusCode.ERROR,
+        "start": start,
+        "end": span.end_time if span.end_time is not None else max(now, start),
+        "open": span.end_time is None,
+        "origin": origin,
+        "note": note,
+        "mark": marks.get(span.context.span_id, ""),
+        "tip": _tooltip(span, origin, note),
+    }
+
+
+# -- the page ---------------------------------------------------------------------------
+
+_CSS = """
+:root { --label: 38%; font-family: system-ui, -apple-system, "Segoe UI", sans-serif; font-size: 14px; }
+body { margin: 0 1.2em 2em; color: #1f2328; background: #fff; }
+h1 { font-size: 1.35em; margin: .8em 0 .2em; }
+code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: .95em; }
+.summary { margin: .2em 0 .6em; color: #444; }
+.legend { display: flex; flex-wrap: wrap; gap: .4em 1.1em; margin: .4em 0 1em; font-size: .9em; }
+.legend span { display: inline-flex; align-items: center; gap: .35em; }
+.swatch { display: inline-block; width: 1.6em; height: .8em; border-radius: 2px; }
+nav ol { margin: .2em 0 1em; padding-left: 1.6em; }
+section.test { border: 1px solid #d0d7de; border-radius: 6px; margin: 0 0 1em; }
+section.test > details > summary { padding: .45em .7em; cursor: pointer; background: #f6f8fa;
+  border-radius: 6px; }
+.outcome { display: inline-block; min-width: 5.5em; font-weight: 600; font-size: .85em;
+  text-transform: uppercase; }
+.outcome.failed, .outcome.error { color: #b00020; }
+.outcome.passed { color: #1a7f37; }
+.outcome.skipped, .outcome.xfailed, .outcome.xpassed { color: #9a6700; }
+.badge { background: #ffebe9; color: #b00020; border: 1px solid #ff8182; border-radius: 1em; padding: 0 .5em;
+  font-size: .8em; margin-left: .5em; }
+.meta { color: #57606a; font-size: .85em; margin-left: .5em; }
+ul.findings { margin: .5em .7em; padding-left: 1.2em; color: #6e0000; }
+ul.findings li { white-space: pre-wrap; }
+.wf { padding: .3em .7em .7em; }
+.row { display: grid; grid-template-columns: var(--label) 1fr; align-items: center; min-height: 1.35em; }
+.row:hover { background: #f3f6fa; }
+.lab { overflow: hidden; white-space: nowrap; text-overflow: ellipsis; padding-right: .6em; }
+.track { position: relative; height: 1.05em; border-left: 1px solid #eaeef2; }
+.bar { position: absolute; top: 0; bottom: 0; min-width: 2px; border-radius: 2px; box-sizing: border-box; }
+.bar.open, .swatch.open { background-image:
+  repeating-linear-gradient(45deg, transparent 0 4px, rgba(255,255,255,.55) 4px 8px); }
+.row.broken .bar { outline: 2px solid #d00000; outline-offset: 1px; }
+.row.broken .lab { color: #b00020; font-weight: 600; }
+.mark { color: #fff; background: #d00000; border-radius: 3px; padding: 0 .35em; font-size: .78em;
+  margin-left: .4em; font-weight: 600; }
+.kind, .origin, .dur, .note { color: #57606a; font-size: .8em; margin-left: .4em; font-weight: normal; }
+.trace-row { margin: .5em 0 .1em; font-size: .82em; color: #57606a; border-bottom: 1px solid #eaeef2; }
+.axis .track { border-left: 0; height: 1.2em; }
+.tick { position: absolute; top: 0; font-size: .75em; color: #57606a; border-left: 1px solid #c8d1da;
+  padding-left: 2px; height: 100%; white-space: nowrap; }
+.tick.last { transform: translateX(-100%); border-left: 0; border-right: 1px solid #c8d1da;
+  padding: 0 2px 0 0; }
+.more { color: #57606a; font-style: italic; padding: .3em 0; }
+"""
+
+# Records each bar's rendered position, so a headless browser's DOM dump shows
+# that the bars really rendered (``data-px="left,width"`` in CSS pixels).
+_SCRIPT = """
+(function () {
+  function measure() {
+    var bars = document.querySelectorAll('.bar');
+    var shown = 0;
+    for (var i = 0; i < bars.length; i++) {
+      var bar = bars[i], box = bar.getBoundingClientRect();
+      var track = bar.parentNode, origin = track.getBoundingClientRect().left + track.clientLeft;
+      bar.setAttribute('data-px', (box.left - origin).toFixed(1) + ',' + box.width.toFixed(1));
+      if (box.width > 0) shown++;
+    }
+    document.body.setAttribute('data-bars-rendered', String(shown));
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', measure);
+  else measure();
+  document.addEventListener('toggle', measure, true);
+})();
+"""
+
+_FAILED = ("failed", "error")
+
+
+def _esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _percent(value: float) -> str:
+    return f"{max(0.0, min(100.0, value)):.4f}%"
+
+
+def sort_key(test: TestData) -> tuple[int, int, str]:
+    """Failed tests first, then tests with broken chains, then the rest; each in collection order."""
+    rank = 0 if test["outcome"] in _FAILED else 1 if test["findings"] else 2
+    return (rank, test["order"], test["nodeid"])
+
+
+def page(tests: Iterable[TestData], *, title: str = "pytest-tracechain report") -> str:
+    """The whole HTML page for the tests, failures first."""
+    tests = sorted(tests, key=sort_key)
+    failed = sum(1 for t in tests if t["outcome"] in _FAILED)
+    broken = sum(1 for t in tests if t["findings"])
+    out: list[str] = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_esc(title)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head><body>",
+        f"<h1>{_esc(title)}</h1>",
+        f'<p class="summary">{len(tests)} captured test{"s" if len(tests) != 1 else ""}: {failed} failed, '
+        f"{broken} with broken trace chains. Failed tests come first, then tests with broken chains; "
+        "each is open, the others are folded.</p>",
+        _legend(),
+    ]
+    if len(tests) > 1:
+        out.append("<nav><ol>")
+        for index, test in enumerate(tests):
+            out.append(
+                f'<li><a href="#t{index}"><span class="outcome {_esc(test["outcome"])}">'
+                f"{_esc(test['outcome'])}</span></a> <code>{_esc(test['nodeid'])}</code>"
+                + (' <span class="badge">broken chain</span>' if test["findings"] else "")
+                + "</li>"
+            )
+        out.append("</ol></nav>")
+    budget = PAGE_ROW_LIMIT
+    for index, test in enumerate(tests):
+        budget -= _test_section(out, index, test, budget)
+    if not tests:
+        out.append("<p>No test used pytest-tracechain (the tracechain or tracer fixture, or the marker).</p>")
+    out.append(f"<script>{_SCRIPT}</script>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _legend() -> str:
+    items = [
+        f'<span><i class="swatch" style="background:{colour}"></i>{kind}</span>'
+        for kind, colour in KIND_COLOURS.items()
+    ]
+    items.append(f'<span><i class="swatch" style="background:{ERROR_COLOUR}"></i>error status</span>')
+    items.append(
+        f'<span><i class="swatch" style="background:{KIND_COLOURS["internal"]};outline:2px solid '
+        f'{BROKEN_OUTLINE};outline-offset:1px"></i>broken chain (the kind is labelled)</span>'
+    )
+    items.append(
+        '<span><i class="swatch open" style="'
+        f'background-color:{KIND_COLOURS["internal"]}"></i>still open when the test ended</span>'
+    )
+    return '<div class="legend">' + "".join(items) + "</div>"
+
+
+def _test_section(out: list[str], index: int, test: TestData, budget: int) -> int:
+    """Append one test's section; returns the number of span rows used."""
+    outcome = test["outcome"]
+    is_open = outcome in _FAILED or bool(test["findings"])
+    span_count = test["spans"]
+    kinds = sorted({kind for kind, _ in test["findings"]})
+    out.append(f'<section class="test {_esc(outcome)}" id="t{index}">')
+    out.append("<details open>" if is_open else "<details>")
+    out.append(
+        f'<summary><span class="outcome {_esc(outcome)}">{_esc(outcome)}</span> '
+        f"<code>{_esc(test['nodeid'])}</code>"
+        + "".join(f' <span class="badge">{_esc(kind)}</span>' for kind in kinds)
+        + f'<span class="meta">{span_count} span{"s" if span_count != 1 else ""}, '
+        f"{test['traces']} trace{'s' if test['traces'] != 1 else ''}, "
+        f"{_esc(format_nanoseconds(test['t1'] - test['t0']))}</span></summary>"
+    )
+    if test["findings"]:
+        out.append('<ul class="findings">')
+        for kind, message in test["findings"]:
+            out.append(f"<li><b>[{_esc(kind)}]</b> {_esc(message)}</li>")
+        out.append("</ul>")
+    used = 0
+    out.append('<div class="wf">')
+    rows = test["rows"]
+    if rows:
+        out.append(_axis(test["t1"] - test["t0"]))
+    t0, span_ns = test["t0"], max(test["t1"] - test["t0"], 1)
+    for row in rows:
+        if used >= budget:
+            break
+        if "trace" in row:
+            count = row["count"]
+            out.append(
+                f'<div class="trace-row">trace <code>{_esc(row["trace"])}</code> · {count} '
+                f"span{'s' if count != 1 else ''}</div>"
+            )
+            continue
+        used += 1
+        out.append(_span_row(row, t0, span_ns))
+    left_out = span_count - used
+    if left_out > 0:
+        why = "page limit reached" if used >= budget else f"at most {ROW_LIMIT} rows per test"
+        out.append(f'<div class="more">... {left_out} more span{"s" if left_out != 1 else ""} ({why})</div>')
+    if not span_count:
+        out.append('<div class="more">no spans captured</div>')
+    out.append("</div></details></section>")
+    return used
+
+
+def _axis(total_ns: int) -> str:
+    ticks = []
+    for step in range(5):
+        fraction = step / 4
+        label = _esc(format_nanoseconds(int(total_ns * fraction)))
+        last = " last" if step == 4 else ""
+        ticks.append(f'<span class="tick{last}" style="left:{_percent(fraction * 100)}">{label}</span>')
+    return f'<div class="row axis"><div class="lab"></div><div class="track">{"".join(ticks)}</div></div>'
+
+
+def _span_row(row: Mapping[str, Any], t0: int, span_ns: int) -> str:
+    depth = row["depth"]
+    indent = min(depth, MAX_INDENT) * 14
+    deep = f"[depth {depth}] " if depth > MAX_INDENT else ""
+    kind = row["kind"]
+    colour = ERROR_COLOUR if row["error"] else KIND_COLOURS.get(kind, KIND_COLOURS["internal"])
+    left = (row["start"] - t0) / span_ns * 100
+    width = (row["end"] - row["start"]) / span_ns * 100
+    classes = ["row", f"kind-{kind}"]
+    if row["error"]:
+        classes.append("error")
+    if row["mark"]:
+        classes.append("broken")
+    tip = _esc(row["tip"])
+    duration = "open" if row["open"] else format_nanoseconds(row["end"] - row["start"])
+    label = [f"{_esc(deep)}{_esc(row['name'])}"]
+    if kind != SpanKind.INTERNAL.name.lower():
+        label.append(f'<span class="kind">{_esc(kind)}</span>')
+    label.append(f'<span class="dur">{_esc(duration)}</span>')
+    if row["origin"]:
+        label.append(f'<span class="origin">{_esc(row["origin"])}</span>')
+    if row["note"]:
+        label.append(f'<span class="note">{_esc(row["note"])}</span>')
+    if row["mark"]:
+        label.append(f'<span class="mark">{_esc(row["mark"])}</span>')
+    bar_classes = "bar open" if row["open"] else "bar"
+    return (
+        f'<div class="{" ".join(classes)}"><div class="lab" style="padding-left:{indent}px" title="{tip}">'
+        + " ".join(label)
+        + f'</div><div class="track"><div class="{bar_classes}" title="{tip}" '
+        f'style="left:{_percent(left)};width:{_percent(width)};background-color:{colour}"></div></div></div>'
+    )
