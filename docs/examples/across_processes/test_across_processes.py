@@ -14,6 +14,7 @@ from user_service import hello
 from pytest_tracechain import (
     TraceAssertionError,
     TraceCapture,
+    assert_carrier_has_context,
     assert_child_of,
     assert_remote_parent,
     assert_span_kind,
@@ -53,6 +54,8 @@ def test_job_continues_the_trace_in_another_process(
 
     [consumer] = tracechain.wait_for(f"{stream} process", timeout=10)
     producer = tracechain.one(f"{stream} publish")
+    [(_, fields)] = redis_client.xrange(stream)  # the entry the job read
+    assert_carrier_has_context(fields, producer)
     assert_span_kind(consumer, "consumer")
     assert_child_of(consumer, producer)
     assert_remote_parent(consumer)

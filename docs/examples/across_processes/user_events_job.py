@@ -81,7 +81,8 @@ def main() -> int:
         if not reply:
             print(f"no entry on {stream} within {READ_TIMEOUT_MS} ms", file=sys.stderr)
             return 1
-        [[_, [(_, fields)]]] = reply
+        [(_, entries)] = reply  # one stream: (key, entries)
+        [(_, fields)] = entries  # one entry: (id, fields)
         process(stream, fields, ignore_headers=args.ignore_headers)
     finally:
         provider.shutdown()  # ends with a flush: the spans are exported before the process exits
