@@ -1,11 +1,632 @@
-"""Carriers: the headers a context travels in between processes (work in progress)."""
+"""Carriers: the headers a trace context travels in between processes.
+
+``assert_carrier_has_context`` reads a carrier with the globally configured
+propagator, as a consumer would, but first parses the headers of the
+propagators it knows (W3C trace context, B3) itself, so that a malformed value
+fails with the exact defect instead of the silent empty context OpenTelemetry
+returns for it.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import Getter, TextMapPropagator
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from pytest_tracechain._assertions import _fail, _lookup, _Ref, _resolve, _running_capture
+from pytest_tracechain._capture import TraceCapture
+
+__all__ = ["assert_carrier_has_context"]
+
+_FUNC = "assert_carrier_has_context"
+_HEX = frozenset("0123456789abcdefABCDEF")
+_SHOWN_CHARS = 80
+_SHOWN_NAMES = 20
+# How header names are usually spelled, for carriers that can only be asked by exact name.
+_SPELLINGS = {"x-b3-traceid": "X-B3-TraceId", "x-b3-spanid": "X-B3-SpanId", "x-b3-sampled": "X-B3-Sampled"}
+
+_INJECT_HOW = (
+    "opentelemetry.propagate.inject(carrier) (for a list of pairs, pass a setter that appends (name, value))"
+)
+_INJECT_HINT = f"write the headers with {_INJECT_HOW} instead of by hand, and do not change them on the way."
+_REPEAT_HINT = (
+    "the context was injected more than once into the same carrier (a retried send that injects "
+    "again into the same header list?); replace the earlier value instead of adding another."
+)
+_ENCODING_HINT = "header values travel as text: encode them with value.encode() (UTF-8)."
+_TRACESTATE_HINT = (
+    "OpenTelemetry drops a malformed tracestate silently, so the vendor entries in it are lost; "
+    "build it with opentelemetry.trace.TraceState instead of by hand."
+)
+
+
+@dataclass(frozen=True)
+class _Defect:
+    """Something wrong with a header value, and what to do about it."""
+
+    text: str
+    hint: str = _INJECT_HINT
+
+
+@dataclass
+class _Headers:
+    """A carrier read once: its (name, raw value) pairs, or a lookup for carriers that cannot list names.
+
+    Names match in any case, as HTTP header names do.
+    """
+
+    pairs: list[tuple[str, object]] | None
+    lookup: Callable[[str], list[tuple[str, object]]] | None = None
+
+    def find(self, name: str) -> list[tuple[str, object]]:
+        if self.pairs is None:
+            assert self.lookup is not None
+            return self.lookup(name)
+        wanted = name.lower()
+        return [(key, value) for key, value in self.pairs if key.lower() == wanted]
+
+    def names(self) -> list[str] | None:
+        if self.pairs is None:
+            return None
+        return list(dict.fromkeys(key for key, _ in self.pairs))
+
+
+class _HeadersGetter(Getter[_Headers]):
+    """Hands the propagator the values that decode as text, so it reads the carrier as a consumer would."""
+
+    def get(self, carrier: _Headers, key: str) -> list[str] | None:
+        values = [text for _, raw in carrier.find(key) if (text := _decode(raw)[0]) is not None]
+        return values or None
+
+    def keys(self, carrier: _Headers) -> list[str]:
+        return carrier.names() or []
+
+
+_GETTER = _HeadersGetter()
 
 
 def assert_carrier_has_context(carrier: object, span: ReadableSpan | SpanContext | str | None = None) -> None:
-    """The carrier holds a valid trace context, ``span``'s when given."""
-    raise NotImplementedError
+    """Pass when ``carrier`` holds a valid trace context, and it is ``span``'s context when given.
+
+    The carrier is read with the globally configured propagator
+    (``opentelemetry.propagate.get_global_textmap()``): W3C ``traceparent`` and
+    ``tracestate`` by default, B3 or a composite propagator when one is set.
+
+    Args:
+        carrier: the headers the context travels in: a mapping of names to
+            ``str`` or ``bytes`` values (a dict, ``requests``' ``CaseInsensitiveDict``),
+            a sequence of ``(name, value)`` pairs (Kafka record headers), or any
+            object with ``get`` (``email.message.Message``, ``http.client.HTTPMessage``).
+            Names match in any case, as HTTP header names do; ``bytes`` values
+            must be UTF-8.
+        span: the span whose context the carrier must hold: a ``ReadableSpan``,
+            a ``SpanContext``, or the name of a span in the running test's capture.
+
+    Raises:
+        TraceAssertionError: the carrier holds no context, a malformed one (the
+            message names the header and the defect: a field's length, non-hex
+            or upper-case digits, an all-zero id, a forbidden version, a repeated
+            header, bytes that are not UTF-8, a tracestate OpenTelemetry would
+            drop), or the context of another span.
+        TypeError: ``carrier`` is none of the shapes above, or ``span`` is not a
+            span, a ``SpanContext`` or a name.
+    """
+    __tracebackhide__ = True
+    headers = _read_carrier(carrier)
+    capture = _running_capture()
+    expected = _resolve(span, "span", _FUNC, capture) if span is not None else None
+    propagator = propagate.get_global_textmap()
+    members = _members(propagator)
+
+    defects: list[_Defect] = []
+    missing: list[str] = []
+    for member in members:
+        kind = _kind(member)
+        if kind == "w3c":
+            _diagnose_w3c(member, headers, defects, missing)
+        elif kind == "b3":
+            _diagnose_b3(headers, defects, missing)
+    try:
+        extracted = propagator.extract(headers, Context(), getter=_GETTER)
+    except Exception as exc:  # a third-party propagator's bug must read as a failure, not a crash
+        defects.append(
+            _Defect(f"the global propagator {_name(propagator)} raised {exc!r} reading the carrier")
+        )
+        extracted = Context()
+    held = trace.get_current_span(extracted).get_span_context()
+    holder = _resolve(held, "carrier", _FUNC, capture) if held.is_valid else None
+
+    refs = [ref for ref in (expected, holder) if ref is not None]
+    marks = {expected.span_id: "expected in the carrier"} if expected is not None else {}
+    if holder is not None:
+        marks.setdefault(holder.span_id, "in the carrier")
+    if not refs:
+        refs = _captured_trace_refs(capture)
+
+    if defects:
+        _fail(
+            "the carrier holds a malformed trace context:",
+            [defect.text for defect in defects],
+            refs,
+            capture,
+            marks=marks,
+            hint=defects[0].hint,
+        )
+    if holder is None:
+        for member in members:
+            if _kind(member) == "other":
+                fields = ", ".join(repr(f) for f in sorted(member.fields)) or "none"
+                missing.append(f"{_name(member)} extracted no valid span context (it reads: {fields})")
+        if not missing:  # the headers looked valid, yet the propagator returned nothing
+            missing.append(f"{_name(propagator)} extracted no valid span context from them")
+        target = f"while {expected.label} is current" if expected is not None else "in the producer span"
+        _fail(
+            "the carrier holds no trace context:",
+            [*missing, *_relevant(headers, members), _listing(headers)],
+            refs,
+            capture,
+            marks=marks,
+            hint=f"inject the context {target} with {_INJECT_HOW}; the consumer extracts it from there.",
+        )
+    if expected is None or (held.trace_id == expected.trace_id and held.span_id == expected.span_id):
+        return
+    _fail(
+        f"the carrier holds the context of {_describe(holder)}, not of {_describe(expected)}",
+        [*_relevant(headers, members), _trace_relation(held, expected)],
+        refs,
+        capture,
+        marks=marks,
+        hint=_mismatch_hint(held, holder, expected, capture),
+    )
+
+
+# --- carriers ------------------------------------------------------------------------------------
+
+
+def _read_carrier(carrier: object) -> _Headers:
+    __tracebackhide__ = True
+    if isinstance(carrier, Mapping):
+        pairs: list[tuple[str, object]] = []
+        for key, value in carrier.items():  # items() of a multidict yields every value
+            if isinstance(key, (str, bytes)):
+                pairs += [(_text_name(key), item) for item in _values(value)]
+        return _Headers(pairs)
+    if isinstance(carrier, (str, bytes, bytearray, memoryview)):
+        raise _carrier_type_error(carrier, "text is not a carrier; pass the headers it came from")
+    get = getattr(carrier, "get", None)
+    if callable(get):
+        return _headers_from_getter(carrier, get)
+    if isinstance(carrier, Sequence):
+        pairs = []
+        for index, item in enumerate(carrier):
+            if not isinstance(item, (tuple, list)) or len(item) != 2 or not isinstance(item[0], (str, bytes)):
+                raise _carrier_type_error(
+                    carrier, f"item {index} is {_short_repr(item)}, not a (name, value) pair"
+                )
+            pairs.append((_text_name(item[0]), item[1]))
+        return _Headers(pairs)
+    raise _carrier_type_error(carrier, None)
+
+
+def _carrier_type_error(carrier: object, detail: str | None) -> TypeError:
+    message = (
+        f"{_FUNC}() argument 'carrier' must be a mapping of header names to str or bytes, a sequence "
+        f"of (name, value) pairs, or an object with get(); got {type(carrier).__name__}"
+    )
+    return TypeError(message + (f": {detail}" if detail else ""))
+
+
+def _headers_from_getter(carrier: object, get: Callable[..., object]) -> _Headers:
+    get_all = getattr(carrier, "get_all", None)  # email.message.Message and http.client.HTTPMessage
+
+    def values_of(name: str) -> list[object]:
+        found = get_all(name) if callable(get_all) else get(name)
+        return [] if found is None else _values(found)
+
+    keys = getattr(carrier, "keys", None)
+    if callable(keys):
+        pairs: list[tuple[str, object]] = []
+        seen: set[str] = set()
+        for key in keys():
+            if not isinstance(key, (str, bytes)) or _text_name(key).lower() in seen:
+                continue
+            seen.add(_text_name(key).lower())
+            pairs += [(_text_name(key), value) for value in values_of(_text_name(key))]
+        return _Headers(pairs)
+
+    def lookup(name: str) -> list[tuple[str, object]]:
+        for spelling in dict.fromkeys((name, _SPELLINGS.get(name, name))):
+            values = values_of(spelling)
+            if values:
+                return [(spelling, value) for value in values]
+        return []
+
+    return _Headers(None, lookup)
+
+
+def _values(value: object) -> list[object]:
+    """One value, or each of a list of them (``Mapping[str, list[str]]``, as OpenTelemetry reads it)."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _text_name(name: str | bytes) -> str:
+    return name if isinstance(name, str) else name.decode("utf-8", "replace")
+
+
+def _decode(raw: object) -> tuple[str | None, str | None]:
+    """The value as text, or why it is not text."""
+    if isinstance(raw, str):
+        return raw, None
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        data = bytes(raw)
+        try:
+            return data.decode("utf-8"), None
+        except UnicodeDecodeError as exc:
+            return None, f"is not UTF-8 (byte 0x{data[exc.start]:02x} at position {exc.start})"
+    return None, f"is of type {type(raw).__name__}, not str or bytes"
+
+
+# --- propagators ---------------------------------------------------------------------------------
+
+
+def _members(propagator: TextMapPropagator) -> list[TextMapPropagator]:
+    if isinstance(propagator, CompositePropagator):
+        inner = getattr(propagator, "_propagators", None)
+        if isinstance(inner, Sequence):
+            return [leaf for member in inner for leaf in _members(member)]
+    return [propagator]
+
+
+def _kind(propagator: TextMapPropagator) -> str:
+    if isinstance(propagator, TraceContextTextMapPropagator):
+        return "w3c"
+    if isinstance(propagator, W3CBaggagePropagator):
+        return "baggage"
+    # B3 is an optional package: recognise it by class, never import it.
+    if any(
+        cls.__module__.startswith("opentelemetry.propagators.b3") and cls.__name__ == "B3MultiFormat"
+        for cls in type(propagator).__mro__
+    ):
+        return "b3"
+    return "other"
+
+
+def _name(propagator: TextMapPropagator) -> str:
+    return type(propagator).__name__
+
+
+def _relevant_names(members: Iterable[TextMapPropagator]) -> list[str]:
+    names: list[str] = []
+    for member in members:
+        kind = _kind(member)
+        if kind == "w3c":
+            names += ["traceparent", "tracestate"]
+        elif kind == "b3":
+            names += ["b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled"]
+        elif kind == "other":
+            names += sorted(member.fields)
+    return list(dict.fromkeys(names))
+
+
+def _relevant(headers: _Headers, members: Iterable[TextMapPropagator]) -> list[str]:
+    """The values of the headers the propagator reads, one line each."""
+    lines = []
+    for name in _relevant_names(members):
+        for key, raw in headers.find(name):
+            text, _ = _decode(raw)
+            lines.append(f"{key}: {_show(text) if text is not None else _short_repr(raw)}")
+    return lines
+
+
+def _listing(headers: _Headers) -> str:
+    names = headers.names()
+    if names is None:
+        return "carrier headers: cannot be listed (the carrier has get() but no keys())"
+    if not names:
+        return "the carrier is empty"
+    shown = ", ".join(repr(name) for name in names[:_SHOWN_NAMES])
+    more = f" and {len(names) - _SHOWN_NAMES} more" if len(names) > _SHOWN_NAMES else ""
+    return f"carrier headers: {shown}{more}"
+
+
+def _texts(headers: _Headers, name: str, defects: list[_Defect]) -> tuple[str, list[str]] | None:
+    """The decoded values of a header and the name it has in the carrier; None when absent or undecodable."""
+    found = headers.find(name)
+    if not found:
+        return None
+    key = found[0][0]
+    texts = []
+    for _, raw in found:
+        text, problem = _decode(raw)
+        if text is None:
+            defects.append(_Defect(f"{key} {_short_repr(raw)} {problem}", _ENCODING_HINT))
+            return None
+        texts.append(text)
+    if len(texts) > 1:
+        shown = ", ".join(_show(text) for text in texts[:3])
+        defects.append(
+            _Defect(
+                f"{key} is repeated: {len(texts)} values ({shown}); a repeated {name} is invalid, "
+                "and OpenTelemetry reads only the first",
+                _REPEAT_HINT,
+            )
+        )
+        return None
+    return key, texts
+
+
+def _value_defects(key: str, value: str, problems: list[str]) -> list[_Defect]:
+    """One line for one problem; a line naming the header and one line per problem for more."""
+    if len(problems) == 1:
+        return [_Defect(f"{key} {_show(value)}: {problems[0]}")]
+    if not problems:
+        return []
+    return [_Defect(f"{key} {_show(value)}:"), *(_Defect(f"  {problem}") for problem in problems)]
+
+
+def _hex_problem(what: str, text: str, widths: tuple[int, ...], spec: str, *, nonzero: bool) -> str | None:
+    if len(text) not in widths:
+        expected = " or ".join(str(width) for width in widths)
+        shown = _show(text, limit=40, count=False)
+        return f"{what} {shown} has {_count(len(text), 'character')}, expected {expected} hex digits"
+    bad = next((index for index, char in enumerate(text) if char not in _HEX), None)
+    if bad is not None:
+        return f"{what} {_show(text)} is not hex ({text[bad]!r} at position {bad})"
+    if text != text.lower():
+        return f"{what} {_show(text)} has upper-case hex digits; {spec} requires lower case"
+    if nonzero and not text.strip("0"):
+        return f"{what} is all zeros, which {spec} forbids"
+    return None
+
+
+# --- W3C trace context ---------------------------------------------------------------------------
+
+
+def _diagnose_w3c(
+    member: TextMapPropagator, headers: _Headers, defects: list[_Defect], missing: list[str]
+) -> None:
+    if not headers.find("traceparent"):
+        missing.append("W3C trace context: no 'traceparent' header")
+        return
+    found = _texts(headers, "traceparent", defects)
+    if found is None:
+        return
+    key, (value,) = found
+    problems = _traceparent_problems(value)
+    defects += _value_defects(key, value, problems)
+    if not problems:
+        _check_tracestate(member, headers, defects)
+
+
+def _traceparent_problems(value: str) -> list[str]:
+    text = value.strip(" \t")  # optional whitespace around a header value (RFC 9110)
+    if not text:
+        return ["the value is empty"]
+    fields = text.split("-")
+    if len(fields) < 4:
+        return [f"{_count(len(fields), 'field')} separated by '-', expected 4: version-traceid-spanid-flags"]
+    version, trace_id, span_id, flags = fields[:4]
+    problems = [
+        _hex_problem("version", version, (2,), "W3C", nonzero=False),
+        "version ff is forbidden" if version.lower() == "ff" else None,
+        f"{len(fields)} fields; version 00 has exactly 4: version-traceid-spanid-flags"
+        if version == "00" and len(fields) > 4
+        else None,
+        _hex_problem("trace id", trace_id, (32,), "W3C", nonzero=True),
+        _hex_problem("span id", span_id, (16,), "W3C", nonzero=True),
+        _hex_problem("flags", flags, (2,), "W3C", nonzero=False),
+    ]
+    return [problem for problem in problems if problem is not None]
+
+
+_TRACESTATE_KEY = re.compile(
+    r"[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13}"
+)
+_TRACESTATE_VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
+
+
+def _check_tracestate(member: TextMapPropagator, headers: _Headers, defects: list[_Defect]) -> None:
+    """Report a tracestate that OpenTelemetry drops (it does so without a word)."""
+    found = headers.find("tracestate")
+    if not found:
+        return
+    texts = [text for _, raw in found if (text := _decode(raw)[0]) is not None]
+    key = found[0][0]
+    if len(texts) < len(found):
+        bad = next(raw for _, raw in found if _decode(raw)[0] is None)
+        defects.append(_Defect(f"{key} {_short_repr(bad)} {_decode(bad)[1]}", _ENCODING_HINT))
+        return
+    members = [m.strip(" \t") for text in texts for m in text.split(",") if m.strip(" \t")]
+    if not members:
+        return
+    extracted = member.extract(headers, Context(), getter=_GETTER)
+    if trace.get_current_span(extracted).get_span_context().trace_state:
+        return  # OpenTelemetry kept it
+    shown = _show(",".join(texts))
+    defects.append(
+        _Defect(f"{key} {shown}: {_tracestate_problem(members)}; OpenTelemetry drops it", _TRACESTATE_HINT)
+    )
+
+
+def _tracestate_problem(members: list[str]) -> str:
+    seen: set[str] = set()
+    for member in members:
+        name, sep, value = member.partition("=")
+        if not sep:
+            return f"member {_show(member)} is not key=value"
+        if not _TRACESTATE_KEY.fullmatch(name):
+            return (
+                f"key {_show(name)} is not a tracestate key (lower-case letters, digits, '_-*/', "
+                "at most 256 characters, one optional '@')"
+            )
+        if not _TRACESTATE_VALUE.fullmatch(value):
+            return (
+                f"the value of {name!r}, {_show(value)}, is not 1 to 256 printable ASCII characters "
+                "without ',' or '=' (and no trailing space)"
+            )
+        if name in seen:
+            return f"key {name!r} appears twice"
+        seen.add(name)
+    if len(members) > 32:
+        return f"{len(members)} members, at most 32 are allowed"
+    return "OpenTelemetry could not parse it"
+
+
+# --- B3 ------------------------------------------------------------------------------------------
+
+
+def _diagnose_b3(headers: _Headers, defects: list[_Defect], missing: list[str]) -> None:
+    # OpenTelemetry's B3 propagators read the single 'b3' header when present, else the multi headers.
+    if headers.find("b3"):
+        found = _texts(headers, "b3", defects)
+        if found is not None:
+            key, (value,) = found
+            _diagnose_b3_single(key, value, defects, missing)
+        return
+    trace_found = headers.find("x-b3-traceid")
+    span_found = headers.find("x-b3-spanid")
+    if not trace_found and not span_found:
+        missing.append("B3: no 'b3' header and no 'X-B3-TraceId'/'X-B3-SpanId' headers")
+        return
+    if not trace_found or not span_found:
+        absent, present = ("X-B3-TraceId", span_found) if not trace_found else ("X-B3-SpanId", trace_found)
+        defects.append(_Defect(f"{absent} is missing ({present[0][0]} is present); B3 needs both"))
+    for name, widths, what in (
+        ("x-b3-traceid", (16, 32), "trace id"),
+        ("x-b3-spanid", (16,), "span id"),
+    ):
+        texts = _texts(headers, name, defects)
+        if texts is not None:
+            key, (value,) = texts
+            problem = _hex_problem(what, value, widths, "B3", nonzero=True)
+            defects += _value_defects(key, value, [problem] if problem is not None else [])
+    sampled = _texts(headers, "x-b3-sampled", defects)
+    if sampled is not None:
+        key, (value,) = sampled
+        if value not in ("0", "1", "true", "false"):
+            defects.append(_Defect(f"{key} {_show(value)}: expected '1' or '0'"))
+
+
+def _diagnose_b3_single(key: str, value: str, defects: list[_Defect], missing: list[str]) -> None:
+    fields = value.split("-")
+    if len(fields) == 1:
+        if value in ("0", "1", "d"):
+            missing.append(f"B3: {key} {value!r} is a sampling decision only; it carries no trace context")
+        else:
+            defects.append(_Defect(f"{key} {_show(value)}: expected traceid-spanid[-sampled[-parentspanid]]"))
+        return
+    if len(fields) > 4:
+        defects.append(
+            _Defect(
+                f"{key} {_show(value)}: {len(fields)} fields separated by '-', expected 2 to 4: "
+                "traceid-spanid[-sampled[-parentspanid]]"
+            )
+        )
+        return
+    problems = [
+        _hex_problem("trace id", fields[0], (16, 32), "B3", nonzero=True),
+        _hex_problem("span id", fields[1], (16,), "B3", nonzero=True),
+    ]
+    if len(fields) >= 3 and fields[2] not in ("0", "1", "d"):
+        problems.append(f"sampling state {_show(fields[2])} is not '0', '1' or 'd'")
+    if len(fields) == 4:
+        problems.append(_hex_problem("parent span id", fields[3], (16,), "B3", nonzero=True))
+    defects += _value_defects(key, value, [problem for problem in problems if problem is not None])
+
+
+# --- whose context -------------------------------------------------------------------------------
+
+
+def _describe(ref: _Ref | None) -> str:
+    assert ref is not None
+    if ref.span is None:
+        return f"a span not captured in this test (span {ref.span_id:016x})"
+    return f"{ref.label} (span {ref.span_id:016x})"
+
+
+def _trace_relation(held: SpanContext, expected: _Ref) -> str:
+    if held.trace_id == expected.trace_id:
+        return f"same trace {held.trace_id:032x}, another span"
+    return (
+        f"another trace: the carrier's trace is {held.trace_id:032x}, "
+        f"{expected.label} is in trace {expected.trace_id:032x}"
+    )
+
+
+def _mismatch_hint(
+    held: SpanContext, holder: _Ref | None, expected: _Ref, capture: TraceCapture | None
+) -> str:
+    if held.span_id == expected.span_id and held.trace_id == expected.trace_id & 0xFFFFFFFFFFFFFFFF:
+        return (
+            "the carrier's trace id is 64 bits (16 hex digits, old B3 style): it holds only the lower "
+            "half of the span's 128-bit trace id. Inject 32-digit trace ids."
+        )
+    inject_here = f"inject while {expected.label} is current (inside its `with` block)"
+    if holder is not None and holder.span is not None:
+        if (
+            expected.span is not None
+            and capture is not None
+            and _is_ancestor(holder.span_id, expected.span, capture)
+        ):
+            return (
+                f"the carrier was filled while {holder.label} was current, before {expected.label} "
+                f"started: {inject_here}."
+            )
+        return f"the carrier was filled from {holder.label}'s context: {inject_here}."
+    return (
+        "the carrier holds a context from elsewhere: a header list reused from an earlier message, or "
+        f"a context passed to inject() explicitly. {inject_here[0].upper()}{inject_here[1:]}."
+    )
+
+
+def _is_ancestor(ancestor_id: int, span: ReadableSpan, capture: TraceCapture) -> bool:
+    seen: set[int] = set()
+    current: ReadableSpan | None = span
+    while current is not None and current.parent is not None:
+        parent_id = current.parent.span_id
+        if parent_id == ancestor_id:
+            return True
+        if parent_id in seen:
+            return False
+        seen.add(parent_id)
+        current = _lookup(capture, parent_id)
+    return False
+
+
+def _captured_trace_refs(capture: TraceCapture | None) -> list[_Ref]:
+    """One reference per captured trace, so a failure without spans to name still shows the capture."""
+    if capture is None:
+        return []
+    firsts: dict[int, ReadableSpan] = {}
+    for span in capture._all_spans():
+        firsts.setdefault(span.context.trace_id, span)
+    return [_Ref(span.context, span, repr(span.name)) for span in firsts.values()]
+
+
+# --- text ----------------------------------------------------------------------------------------
+
+
+def _show(text: str, *, limit: int = _SHOWN_CHARS, count: bool = True) -> str:
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}…" + (f" ({len(text)} characters)" if count else "")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _short_repr(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
