@@ -140,19 +140,22 @@ class Outputs:
             self.errors.append(f"could not write {self.html_file}: {exc}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """One line per output, as ``--junitxml`` prints where its file went."""
         if self.is_worker:
             return
         if self.export_dir is not None:
             count = self.exported
-            terminalreporter.write_line(
+            terminalreporter.write_sep(
+                "-",
                 f"tracechain: {count} OTLP JSON file{'s' if count != 1 else ''} (one per failing captured "
-                f"test) in {_shown(self.export_dir)}"
+                f"test) in {_shown(self.export_dir)}",
             )
         if self.html_written and self.html_file is not None:
             count = len(self.html_tests)
-            terminalreporter.write_line(
+            terminalreporter.write_sep(
+                "-",
                 f"tracechain: HTML report of {count} captured test{'s' if count != 1 else ''} in "
-                f"{_shown(self.html_file)}"
+                f"{_shown(self.html_file)}",
             )
         for error in self.errors:
             terminalreporter.write_line(f"tracechain: {error}", red=True)

@@ -111,7 +111,9 @@ def test_export_writes_one_otlp_json_file_per_failing_test(
     pytester.makepyfile(test_suite=SUITE)
     result = run_pytest("--tb=short", "--tracechain-export=out/otlp")
     result.assert_outcomes(passed=2, failed=2)
-    result.stdout.fnmatch_lines(["tracechain: 2 OTLP JSON files (one per failing captured test) in out/otlp"])
+    result.stdout.fnmatch_lines(
+        ["-* tracechain: 2 OTLP JSON files (one per failing captured test) in out/otlp -*"]
+    )
     out = pytester.path / "out" / "otlp"
     assert {p.name for p in out.iterdir()} == EXPECTED_FILES
 
@@ -222,7 +224,9 @@ def test_export_summary_says_when_nothing_failed(pytester: pytest.Pytester, run_
     pytester.makepyfile("def test_ok(tracer):\n    tracer.start_span('a').end()\n")
     result = run_pytest()
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["tracechain: 0 OTLP JSON files (one per failing captured test) in traces"])
+    result.stdout.fnmatch_lines(
+        ["-* tracechain: 0 OTLP JSON files (one per failing captured test) in traces -*"]
+    )
     assert not (pytester.path / "traces").exists()
 
 
@@ -233,7 +237,7 @@ def test_export_into_a_file_is_reported_not_raised(pytester: pytest.Pytester, ru
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "tracechain: 0 OTLP JSON files (one per failing captured test) in blocker.txt/out",
+            "-* tracechain: 0 OTLP JSON files (one per failing captured test) in blocker.txt/out -*",
             "tracechain: could not write the report of test_export_into_a_file_is_reported_not_raised.py"
             "::test_fails: *Error: *blocker.txt*",
         ]
@@ -349,7 +353,7 @@ def test_html_page_has_a_waterfall_per_captured_test(
     pytester.makepyfile(test_suite=SUITE)
     result = run_pytest("--tb=short", "--tracechain-html=reports/trace.html")
     result.assert_outcomes(passed=2, failed=2)
-    result.stdout.fnmatch_lines(["tracechain: HTML report of 3 captured tests in reports/trace.html"])
+    result.stdout.fnmatch_lines(["-* tracechain: HTML report of 3 captured tests in reports/trace.html -*"])
     text = (pytester.path / "reports" / "trace.html").read_text(encoding="utf-8")
     page = _parse(text)
     # Failed tests first, then the rest; the test that does not use the plugin is not captured.
@@ -425,8 +429,8 @@ def test_xdist_workers_export_and_the_controller_writes_one_page(
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(
         [
-            "tracechain: 2 OTLP JSON files (one per failing captured test) in out",
-            "tracechain: HTML report of 3 captured tests in page.html",
+            "-* tracechain: 2 OTLP JSON files (one per failing captured test) in out -*",
+            "-* tracechain: HTML report of 3 captured tests in page.html -*",
         ]
     )
     assert {p.name for p in (pytester.path / "out").iterdir()} == EXPECTED_FILES
