@@ -59,23 +59,21 @@ class _Defect:
 
 @dataclass
 class _Headers:
-    """A carrier read once: its (name, raw value) pairs, or a lookup for carriers that cannot list names.
+    """A carrier read once, as (name, raw value) pairs; names match in any case, as in HTTP.
 
-    Names match in any case, as HTTP header names do.
+    ``listable`` is false for carriers that can only be asked for a name (``get``
+    without ``keys``): their pairs are the propagators' headers they answered for.
     """
 
-    pairs: list[tuple[str, object]] | None
-    lookup: Callable[[str], list[tuple[str, object]]] | None = None
+    pairs: list[tuple[str, object]]
+    listable: bool = True
 
     def find(self, name: str) -> list[tuple[str, object]]:
-        if self.pairs is None:
-            assert self.lookup is not None
-            return self.lookup(name)
         wanted = name.lower()
         return [(key, value) for key, value in self.pairs if key.lower() == wanted]
 
     def names(self) -> list[str] | None:
-        if self.pairs is None:
+        if not self.listable:
             return None
         return list(dict.fromkeys(key for key, _ in self.pairs))
 
@@ -121,11 +119,11 @@ def assert_carrier_has_context(carrier: object, span: ReadableSpan | SpanContext
             span, a ``SpanContext`` or a name.
     """
     __tracebackhide__ = True
-    headers = _read_carrier(carrier)
-    capture = _running_capture()
-    expected = _resolve(span, "span", _FUNC, capture) if span is not None else None
     propagator = propagate.get_global_textmap()
     members = _members(propagator)
+    headers = _read_carrier(carrier, [*_relevant_names(members), *sorted(propagator.fields)])
+    capture = _running_capture()
+    expected = _resolve(span, "span", _FUNC, capture) if span is not None else None
 
     defects: list[_Defect] = []
     missing: list[str] = []
@@ -192,7 +190,8 @@ def assert_carrier_has_context(carrier: object, span: ReadableSpan | SpanContext
 # --- carriers ------------------------------------------------------------------------------------
 
 
-def _read_carrier(carrier: object) -> _Headers:
+def _read_carrier(carrier: object, wanted: Iterable[str]) -> _Headers:
+    """The carrier's headers; ``wanted`` are the names to ask for when the carrier cannot list its own."""
     __tracebackhide__ = True
     if isinstance(carrier, Mapping):
         pairs: list[tuple[str, object]] = []
@@ -204,7 +203,12 @@ def _read_carrier(carrier: object) -> _Headers:
         raise _carrier_type_error(carrier, "text is not a carrier; pass the headers it came from")
     get = getattr(carrier, "get", None)
     if callable(get):
-        return _headers_from_getter(carrier, get)
+        if callable(getattr(carrier, "put", None)):  # get() on a queue would take a message, or block
+            raise _carrier_type_error(carrier, "it looks like a queue; pass the message's headers")
+        try:
+            return _headers_from_getter(carrier, get, wanted)
+        except Exception as exc:  # a get() that is not a header lookup
+            raise _carrier_type_error(carrier, f"reading its headers raised {exc!r}") from exc
     if isinstance(carrier, Sequence):
         pairs = []
         for index, item in enumerate(carrier):
@@ -225,16 +229,16 @@ def _carrier_type_error(carrier: object, detail: str | None) -> TypeError:
     return TypeError(message + (f": {detail}" if detail else ""))
 
 
-def _headers_from_getter(carrier: object, get: Callable[..., object]) -> _Headers:
+def _headers_from_getter(carrier: object, get: Callable[..., object], wanted: Iterable[str]) -> _Headers:
     get_all = getattr(carrier, "get_all", None)  # email.message.Message and http.client.HTTPMessage
 
     def values_of(name: str) -> list[object]:
         found = get_all(name) if callable(get_all) else get(name)
         return [] if found is None else _values(found)
 
+    pairs: list[tuple[str, object]] = []
     keys = getattr(carrier, "keys", None)
     if callable(keys):
-        pairs: list[tuple[str, object]] = []
         seen: set[str] = set()
         for key in keys():
             if not isinstance(key, (str, bytes)) or _text_name(key).lower() in seen:
@@ -242,15 +246,13 @@ def _headers_from_getter(carrier: object, get: Callable[..., object]) -> _Header
             seen.add(_text_name(key).lower())
             pairs += [(_text_name(key), value) for value in values_of(_text_name(key))]
         return _Headers(pairs)
-
-    def lookup(name: str) -> list[tuple[str, object]]:
+    for name in dict.fromkeys(name.lower() for name in wanted):
         for spelling in dict.fromkeys((name, _SPELLINGS.get(name, name))):
             values = values_of(spelling)
             if values:
-                return [(spelling, value) for value in values]
-        return []
-
-    return _Headers(None, lookup)
+                pairs += [(spelling, value) for value in values]
+                break
+    return _Headers(pairs, listable=False)
 
 
 def _values(value: object) -> list[object]:
@@ -313,7 +315,7 @@ def _relevant_names(members: Iterable[TextMapPropagator]) -> list[str]:
         if kind == "w3c":
             names += ["traceparent", "tracestate"]
         elif kind == "b3":
-            names += ["b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled"]
+            names += ["b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags"]
         elif kind == "other":
             names += sorted(member.fields)
     return list(dict.fromkeys(names))

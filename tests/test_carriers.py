@@ -581,11 +581,19 @@ def test_argument_types(pytester: pytest.Pytester, run_pytest: RunPytest) -> Non
     pytester.makepyfile(app=APP)
     pytester.makepyfile(
         """
+        import queue
         import pytest
         from pytest_tracechain import assert_carrier_has_context
 
-        @pytest.mark.parametrize("carrier", [42, "traceparent: 00-...", [("traceparent",)], None],
-                                 ids=["int", "str", "short_pair", "none"])
+        class Settings:  # configparser-like: get() is not a header lookup
+            def get(self, section, option):
+                return None
+
+        @pytest.mark.parametrize(
+            "carrier",
+            [42, "traceparent: 00-...", [("traceparent",)], None, queue.Queue(), Settings()],
+            ids=["int", "str", "short_pair", "none", "queue", "raising_get"],
+        )
         def test_carrier(carrier):
             assert_carrier_has_context(carrier)
 
@@ -594,7 +602,7 @@ def test_argument_types(pytester: pytest.Pytester, run_pytest: RunPytest) -> Non
         """.replace("$VALID", VALID)
     )
     result = run_pytest("--tb=short")
-    result.assert_outcomes(failed=5)
+    result.assert_outcomes(failed=7)
     expected = (
         "E   TypeError: assert_carrier_has_context() argument 'carrier' must be a mapping of header names"
         " to str or bytes, a sequence of (name, value) pairs, or an object with get(); got "
@@ -606,6 +614,15 @@ def test_argument_types(pytester: pytest.Pytester, run_pytest: RunPytest) -> Non
     )
     section(result, "test_carrier[short_pair]").fnmatch_lines(
         [expected + "list: item 0 is ('traceparent',), not a (name, value) pair"]
+    )
+    section(result, "test_carrier[queue]").fnmatch_lines(
+        [expected + "Queue: it looks like a queue; pass the message's headers"]
+    )
+    section(result, "test_carrier[raising_get]").fnmatch_lines(
+        [
+            expected + 'Settings: reading its headers raised TypeError("Settings.get() missing 1 required'
+            " positional argument: 'option'\")"
+        ]
     )
     section(result, "test_span").fnmatch_lines(
         [
