@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
@@ -118,28 +118,77 @@ def render_spans(
         mark = highlight.get(span.context.span_id)
         return label + (paint(f"  ← {mark}", RED, BOLD, color=color) if mark else "")
 
+    # Past the limit, with spans to highlight: show the paths to them and say
+    # how many spans each elided branch holds, so the offending spans are
+    # never among the ones cut.
+    keep: set[int] | None = None
+    sizes: dict[int, int] = {}
+    if limit is not None and total > limit and highlight:
+        keep = set()
+        for span_id in highlight:
+            current = unique.get(span_id)
+            while current is not None and current.context.span_id not in keep:
+                keep.add(current.context.span_id)
+                parent = current.parent
+                current = unique.get(parent.span_id) if parent is not None else None
+        for span in reversed(ordered):  # children start after their parents
+            span_id = span.context.span_id
+            sizes[span_id] = 1 + sum(sizes[kid.context.span_id] for kid in children.get(span_id, ()))
+
     # Iterative depth-first walk: traces can be deeper than Python's recursion
     # limit. Indentation stops growing at MAX_INDENT levels (the line then
     # says its depth), so a deep trace renders in linear size.
+    hidden = 0
     for key, roots in tops.items():  # in order of first start
-        if limit is not None and shown >= limit:
+        if keep is not None:
+            if not any(root.context.span_id in keep for root in roots):
+                hidden += counts[key]
+                continue
+            elided = [root for root in roots if root.context.span_id not in keep]
+            hidden += sum(sizes[root.context.span_id] for root in elided)
+            roots = [root for root in roots if root.context.span_id in keep]
+        elif limit is not None and shown >= limit:
             break
         count = counts[key]
         header = f"trace {key[0]:032x} · {count} span{'s' if count != 1 else ''}"
         lines.append(paint(header, BOLD, color=color))
-        stack: list[tuple[ReadableSpan, str, bool, int]] = [
+        stack: list[tuple[ReadableSpan | int, str, bool, int]] = [
             (root, "", index == len(roots) - 1, 0) for index, root in reversed(list(enumerate(roots)))
         ]
-        while stack and (limit is None or shown < limit):
-            span, prefix, last, depth = stack.pop()
-            shown += 1
+        while stack and (keep is not None or limit is None or shown < limit):
+            item, prefix, last, depth = stack.pop()
             branch = _LAST if last else _BRANCH
+            if isinstance(item, int):  # a line standing for elided sibling subtrees
+                lines.append(prefix + branch + paint(f"... {item} more spans", YELLOW, color=color))
+                continue
+            span = item
+            shown += 1
             deep = f"[depth {depth}] " if depth > MAX_INDENT else ""
             lines.append(f"{prefix}{branch}{deep}{label_for(span, depth == 0)}")
-            kids = children.get(span.context.span_id, ())
+            kids: Sequence[ReadableSpan] = children.get(span.context.span_id, ())
             child_prefix = prefix if depth >= MAX_INDENT else prefix + (_SPACE if last else _PIPE)
+            elided_count = 0
+            if keep is not None and kids:
+                elided_count = sum(
+                    sizes[kid.context.span_id] for kid in kids if kid.context.span_id not in keep
+                )
+                kids = [kid for kid in kids if kid.context.span_id in keep]
+                if elided_count:
+                    stack.append((elided_count, child_prefix, True, depth + 1))
             for index in range(len(kids) - 1, -1, -1):
-                stack.append((kids[index], child_prefix, index == len(kids) - 1, depth + 1))
+                is_last = index == len(kids) - 1 and not elided_count
+                stack.append((kids[index], child_prefix, is_last, depth + 1))
+    if keep is not None:
+        shown = (
+            total
+            - hidden
+            - sum(
+                sizes[kid.context.span_id]
+                for span_id in keep
+                for kid in children.get(span_id, ())
+                if kid.context.span_id not in keep
+            )
+        )
     if shown < total:
         lines.append(paint(f"... {total - shown} more spans not shown", YELLOW, color=color))
     return "\n".join(lines)

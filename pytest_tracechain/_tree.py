@@ -1,14 +1,832 @@
-"""``assert_trace_tree``: the whole expected shape of a capture (work in progress)."""
+"""``assert_trace_tree``: the whole expected shape of a capture, in one place.
+
+The expected shape is an indented text tree (two spaces a level, an optional
+trailing ``[kind]``, ``~regex`` names), or the same structure as nested tuples
+or dicts. Sibling order never matters. Matching is exact: every captured span
+must have its place in the expected trees, and every expected span a span.
+
+When the shape differs, the message shows expected and actual side by side,
+each line marked matched, missing, extra, misplaced (under another parent or in
+another trace) or wrong kind, says when a span is linked to its expected parent
+instead of being its child, and renders the traces involved.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind
+
+from pytest_tracechain._capture import TraceCapture, TraceKey, parse_kind, trace_keys
+from pytest_tracechain._errors import TraceAssertionError
+from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
+
+__all__ = ["assert_trace_tree"]
+
+_FUNC = "assert_trace_tree"
+_KINDS = {kind.name.lower(): kind for kind in SpanKind}
+_KIND_SUFFIX = re.compile(r"^(?P<name>.*?)\s*\[(?P<kind>[A-Za-z]+)\]$")
+# Rows of the side-by-side table in a failure message; fully matched subtrees
+# larger than COLLAPSE_AT spans take one row.
+ROW_LIMIT = 200
+COLLAPSE_AT = 12
+_EXPECTED_WIDTH = 48
+
+MATCHED = "matched"
+MISSING = "missing"
+EXTRA = "extra"
+MISPLACED = "misplaced"
+WRONG_KIND = "wrong kind"
+
+
+# -- the expected trees ------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Node:
+    """One expected span: a name (exact or a pattern), an optional kind, children."""
+
+    label: str
+    name: str | re.Pattern[str]
+    kind: SpanKind | None
+    children: list[Node] = field(default_factory=list)
+    # Structural keys (see _Keys): set when the subtree has no pattern and
+    # either every kind given ("k") or none given ("n").
+    key: tuple[str, int] | None = None
+    size: int = 1
+
+    def names(self, span: ReadableSpan) -> bool:
+        if isinstance(self.name, str):
+            return span.name == self.name
+        return self.name.fullmatch(span.name) is not None
+
+    def fits(self, span: ReadableSpan) -> bool:
+        """Name and kind match (children not looked at)."""
+        return self.names(span) and (self.kind is None or span.kind is self.kind)
+
+    def describe(self) -> str:
+        return f"{self.label!r}"
+
+
+def _label(text: str, where: str) -> Node:
+    text = text.strip()
+    name, kind = text, None
+    match = _KIND_SUFFIX.match(text)
+    if match is not None and match["kind"].lower() in _KINDS:
+        name, kind = match["name"], _KINDS[match["kind"].lower()]
+    if not name:
+        raise ValueError(f"{_FUNC}(): {where}: a span name is missing before {text!r}")
+    return Node(text, _name_pattern(name, where), kind)
+
+
+def _name_pattern(name: str, where: str) -> str | re.Pattern[str]:
+    if not name.startswith("~"):
+        return name
+    if len(name) == 1:
+        raise ValueError(f"{_FUNC}(): {where}: '~' must be followed by a regular expression")
+    try:
+        return re.compile(name[1:])
+    except re.error as exc:
+        raise ValueError(
+            f"{_FUNC}(): {where}: {name[1:]!r} is not a valid regular expression: {exc}"
+        ) from None
+
+
+def parse_text(text: str) -> list[Node]:
+    """The roots of an indented text tree (two spaces a level)."""
+    lines = [(number, line.rstrip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        raise ValueError(f"{_FUNC}(): the expected tree is empty")
+    for number, line in lines:
+        lead = line[: len(line) - len(line.lstrip())]
+        if "\t" in lead:
+            raise ValueError(f"{_FUNC}(): line {number}: indent with spaces (two a level), not tabs")
+    base = min(len(line) - len(line.lstrip(" ")) for _, line in lines)
+    roots: list[Node] = []
+    stack: list[Node] = []
+    for number, line in lines:
+        indent = len(line) - len(line.lstrip(" ")) - base
+        if indent % 2:
+            raise ValueError(
+                f"{_FUNC}(): line {number}: {line.strip()!r} is indented by {indent} spaces; "
+                "use two spaces per level"
+            )
+        level = indent // 2
+        if level > len(stack):
+            above = "a child of the line above" if stack else "the first line"
+            raise ValueError(
+                f"{_FUNC}(): line {number}: {line.strip()!r} is indented by {indent} spaces, deeper than "
+                f"{above} ({2 * len(stack)} at most); a child is indented one level (two spaces)"
+            )
+        del stack[level:]
+        node = _label(line, f"line {number}")
+        (stack[-1].children if stack else roots).append(node)
+        stack.append(node)
+    return roots
+
+
+def _is_node_tuple(value: object) -> bool:
+    if not isinstance(value, tuple) or not value or not isinstance(value[0], (str, re.Pattern)):
+        return False
+    if len(value) == 2:
+        return value[1] is None or isinstance(value[1], (list, tuple, Mapping))
+    return len(value) == 3 and isinstance(value[1], (str, SpanKind))
+
+
+def _structure(value: object, where: str) -> list[Node]:
+    """Nodes from the nested-tuple/dict form (or a text tree inside it)."""
+    if isinstance(value, str):
+        if "\n" in value:
+            return parse_text(value)
+        return [_label(value, where)]
+    if isinstance(value, re.Pattern):
+        return [Node(f"~{value.pattern}", value, None)]
+    if isinstance(value, Mapping):
+        nodes = []
+        for key, children in value.items():
+            node = _head(key, None, f"{where}[{key!r}]")
+            node.children = _children(children, f"{where}[{key!r}]")
+            nodes.append(node)
+        return nodes
+    if _is_node_tuple(value):
+        assert isinstance(value, tuple)
+        kind = value[1] if len(value) == 3 else None
+        node = _head(value[0], kind, where)
+        node.children = _children(value[-1], f"{where}[{value[0]!r}]")
+        return [node]
+    if isinstance(value, (list, tuple)):
+        nodes = []
+        for index, item in enumerate(value):
+            nodes += _structure(item, f"{where}[{index}]")
+        return nodes
+    raise TypeError(
+        f"{_FUNC}() argument 'expected' must be an indented text tree, nested (name, children) tuples, "
+        f"or a dict of name -> children; {where} is {type(value).__name__}"
+    )
+
+
+def _head(name: object, kind: object, where: str) -> Node:
+    if isinstance(name, re.Pattern):
+        node = Node(f"~{name.pattern}", name, None)
+    elif isinstance(name, str):
+        node = _label(name, where)
+    else:
+        raise TypeError(
+            f"{_FUNC}() argument 'expected': {where} has a name of type {type(name).__name__}; "
+            "a span name is a str or a compiled regex"
+        )
+    if kind is not None:
+        node.kind = parse_kind(kind, "kind")
+        node.label = f"{node.label} [{node.kind.name.lower()}]"
+    return node
+
+
+def _children(value: object, where: str) -> list[Node]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return _structure(value, where)
+    if isinstance(value, (Mapping, list, tuple)):
+        if _is_node_tuple(value):
+            return _structure(value, where)
+        if isinstance(value, Mapping):
+            return _structure(value, where)
+        nodes: list[Node] = []
+        for index, item in enumerate(value):
+            nodes += _structure(item, f"{where}[{index}]")
+        return nodes
+    raise TypeError(
+        f"{_FUNC}() argument 'expected': the children at {where} must be a list, tuple or dict, "
+        f"not {type(value).__name__}"
+    )
+
+
+def parse_expected(expected: object) -> list[Node]:
+    if isinstance(expected, str):
+        return parse_text(expected)
+    if isinstance(expected, (Mapping, list, tuple)):
+        roots = _structure(expected, "expected")
+        if not roots:
+            raise ValueError(f"{_FUNC}(): the expected tree is empty")
+        return roots
+    raise TypeError(
+        f"{_FUNC}() argument 'expected' must be an indented text tree (str), nested (name, children) "
+        f"tuples, or a dict of name -> children, not {type(expected).__name__}"
+    )
+
+
+def _walk(roots: Iterable[Node]) -> Iterator[Node]:
+    stack = list(reversed(list(roots)))
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(node.children))
+
+
+# -- the captured forest -----------------------------------------------------------
+
+
+class _Keys:
+    """Structural keys: equal keys mean equal subtrees, sibling order aside.
+
+    ``k`` keys cover names and kinds, ``n`` keys names only (for expected trees
+    that give no kinds). Expected and captured subtrees share one table.
+    """
+
+    def __init__(self) -> None:
+        self.table: dict[tuple[object, ...], int] = {}
+
+    def intern(self, entry: tuple[object, ...]) -> int:
+        key = self.table.get(entry)
+        if key is None:
+            key = self.table[entry] = len(self.table)
+        return key
+
+
+class Forest:
+    """The captured spans as trees: children by parent, tops by trace."""
+
+    def __init__(self, spans: Iterable[ReadableSpan], ambient: frozenset[int] | set[int]) -> None:
+        unique: dict[int, ReadableSpan] = {}
+        for span in spans:
+            unique.setdefault(span.context.span_id, span)
+        self.by_id = unique
+        self.ordered = sorted(unique.values(), key=lambda s: s.start_time or 0)
+        self.ambient = ambient
+        self.children: dict[int, list[ReadableSpan]] = defaultdict(list)
+        self.tops: list[ReadableSpan] = []
+        for span in self.ordered:
+            parent = span.parent
+            if (
+                parent is not None
+                and parent.span_id in unique
+                and parent.trace_id == span.context.trace_id
+                and parent.span_id not in ambient
+            ):
+                self.children[parent.span_id].append(span)
+            else:
+                self.tops.append(span)
+        self._keys: dict[str, dict[int, int]] = {}
+        self._trace_keys: dict[int, TraceKey] | None = None
+
+    def kids(self, span: ReadableSpan) -> list[ReadableSpan]:
+        return self.children.get(span.context.span_id, [])
+
+    def keys(self, mode: str, table: _Keys) -> dict[int, int]:
+        """Structural keys of every captured subtree, computed once, bottom-up, without recursion."""
+        known = self._keys.get(mode)
+        if known is not None:
+            return known
+        keys: dict[int, int] = {}
+        with_kind = mode == "k"
+        for top in self.tops:
+            stack: list[tuple[ReadableSpan, bool]] = [(top, False)]
+            while stack:
+                span, done = stack.pop()
+                kids = self.children.get(span.context.span_id, ())
+                if not done and kids:
+                    stack.append((span, True))
+                    stack.extend((kid, False) for kid in kids)
+                    continue
+                child_keys = tuple(sorted(keys[kid.context.span_id] for kid in kids))
+                entry = (span.name, span.kind if with_kind else None, child_keys)
+                keys[span.context.span_id] = table.intern(entry)
+        self._keys[mode] = keys
+        return keys
+
+    def trace_key(self, span: ReadableSpan) -> TraceKey:
+        if self._trace_keys is None:
+            self._trace_keys = trace_keys(self.ordered, self.ambient)
+        return self._trace_keys[span.context.span_id]
+
+
+def _expected_keys(roots: list[Node], table: _Keys) -> set[str]:
+    """Give each plain expected subtree a structural key; the modes used."""
+    modes: set[str] = set()
+    for node in reversed(list(_walk(roots))):  # children before parents
+        node.size = 1 + sum(child.size for child in node.children)
+        if not isinstance(node.name, str):
+            continue
+        mode = "k" if node.kind is not None else "n"
+        if any(child.key is None or child.key[0] != mode for child in node.children):
+            continue
+        child_keys = tuple(sorted(child.key[1] for child in node.children if child.key is not None))
+        node.key = (mode, table.intern((node.name, node.kind, child_keys)))
+        modes.add(mode)
+    return modes
+
+
+class Matcher:
+    """Exact, order-insensitive matching of expected trees against the forest."""
+
+    def __init__(self, roots: list[Node], forest: Forest) -> None:
+        self.roots = roots
+        self.forest = forest
+        table = _Keys()
+        modes = _expected_keys(roots, table)
+        self.keys = {mode: forest.keys(mode, table) for mode in modes}
+        self._memo: dict[tuple[int, int], bool] = {}
+
+    def key_of(self, mode: str, span: ReadableSpan) -> int:
+        return self.keys[mode][span.context.span_id]
+
+    def full(self, node: Node, span: ReadableSpan) -> bool:
+        """``span``'s subtree has exactly ``node``'s shape."""
+        if node.key is not None:
+            return self.key_of(node.key[0], span) == node.key[1]
+        memo_key = (id(node), span.context.span_id)
+        known = self._memo.get(memo_key)
+        if known is None:
+            kids = self.forest.kids(span)
+            known = (
+                node.fits(span)
+                and len(kids) == len(node.children)
+                and self.assign(node.children, kids) is not None
+            )
+            self._memo[memo_key] = known
+        return known
+
+    def assign(self, nodes: Sequence[Node], spans: Sequence[ReadableSpan]) -> dict[int, ReadableSpan] | None:
+        """A one-to-one assignment of ``nodes`` to ``spans`` with full matches (node id -> span), or None."""
+        if len(nodes) != len(spans):
+            return None
+        result: dict[int, ReadableSpan] = {}
+        free = list(spans)
+        keyed = [node for node in nodes if node.key is not None]
+        if keyed:
+            buckets: dict[tuple[str, int], list[ReadableSpan]] = defaultdict(list)
+            modes = {node.key[0] for node in keyed if node.key is not None}
+            for span in free:
+                for mode in modes:
+                    buckets[(mode, self.key_of(mode, span))].append(span)
+            used: set[int] = set()
+            for node in keyed:
+                assert node.key is not None
+                bucket = buckets.get(node.key)
+                while bucket and bucket[-1].context.span_id in used:
+                    bucket.pop()
+                if not bucket:
+                    return None
+                span = bucket.pop()
+                used.add(span.context.span_id)
+                result[id(node)] = span
+            free = [span for span in free if span.context.span_id not in used]
+        rest = [node for node in nodes if node.key is None]
+        if not rest:
+            return result
+        # Kuhn's augmenting paths over the nodes with patterns or mixed kinds.
+        owner: dict[int, int] = {}  # span index in free -> node index in rest
+        for index in range(len(rest)):
+            if not self._augment(index, rest, free, owner, set()):
+                return None
+        for span_index, node_index in owner.items():
+            result[id(rest[node_index])] = free[span_index]
+        return result
+
+    def _augment(
+        self, index: int, nodes: list[Node], spans: list[ReadableSpan], owner: dict[int, int], seen: set[int]
+    ) -> bool:
+        for span_index, span in enumerate(spans):
+            if span_index in seen or not self.full(nodes[index], span):
+                continue
+            seen.add(span_index)
+            if span_index not in owner or self._augment(owner[span_index], nodes, spans, owner, seen):
+                owner[span_index] = index
+                return True
+        return False
+
+    def matches(self) -> bool:
+        return self.assign(self.roots, self.forest.tops) is not None
+
+
+# -- the difference, for the failure message -----------------------------------------
+
+
+@dataclass
+class _Row:
+    status: str
+    depth: int
+    expected: str
+    actual: str
+    note: str = ""
+
+
+class Diff:
+    """Aligns expected nodes with captured spans as well as it can, then explains."""
+
+    def __init__(
+        self,
+        matcher: Matcher,
+        capture: TraceCapture | None,
+        open_spans: list[ReadableSpan],
+        timeout: float | None = None,
+    ) -> None:
+        self.m = matcher
+        self.timeout = timeout
+        self.forest = matcher.forest
+        self.capture = capture
+        self.open_spans = open_spans
+        self.pair: dict[int, ReadableSpan] = {}  # node id -> span
+        self.status: dict[int, str] = {}  # node id -> status
+        self.note: dict[int, str] = {}
+        self.full: set[int] = set()  # node ids whose whole subtree matched
+        self.claimed: set[int] = set()  # span ids
+        self.parent_of: dict[int, Node | None] = {}
+        for root in matcher.roots:
+            self.parent_of[id(root)] = None
+            for node in _walk([root]):
+                for child in node.children:
+                    self.parent_of[id(child)] = node
+        self.pending: list[Node] = []
+        self._align(matcher.roots, list(self.forest.tops), None)
+        self._place_pending()
+
+    # alignment ---------------------------------------------------------------
+
+    def _take(self, node: Node, span: ReadableSpan, status: str) -> None:
+        self.pair[id(node)] = span
+        self.status[id(node)] = status
+        self.claimed.add(span.context.span_id)
+
+    def _take_full(self, node: Node, span: ReadableSpan) -> None:
+        """Pair a fully matched subtree, node by node."""
+        stack = [(node, span)]
+        while stack:
+            current, current_span = stack.pop()
+            self._take(current, current_span, MATCHED)
+            self.full.add(id(current))
+            assigned = self.m.assign(current.children, self.forest.kids(current_span)) or {}
+            stack.extend((child, assigned[id(child)]) for child in current.children if id(child) in assigned)
+
+    def _align(self, nodes: list[Node], spans: list[ReadableSpan], parent: ReadableSpan | None) -> None:
+        free = [span for span in spans if span.context.span_id not in self.claimed]
+        left: list[Node] = []
+        for node in nodes:  # whole subtrees first
+            found = next((span for span in free if self.m.full(node, span)), None)
+            if found is None:
+                left.append(node)
+                continue
+            free.remove(found)
+            self._take_full(node, found)
+        for rule in (Node.fits, Node.names):  # then name and kind, then name alone
+            still: list[Node] = []
+            for node in left:
+                found = next((span for span in free if rule(node, span)), None)
+                if found is None:
+                    still.append(node)
+                    continue
+                free.remove(found)
+                wrong_kind = node.kind is not None and found.kind is not node.kind
+                self._take(node, found, WRONG_KIND if wrong_kind else MATCHED)
+                if wrong_kind:
+                    self.note[id(node)] = (
+                        f"expected kind {node.kind.name.lower()}, found {found.kind.name.lower()}"  # type: ignore[union-attr]
+                    )
+                self._align(node.children, self.forest.kids(found), found)
+            left = still
+        self.pending += left
+
+    def _place_pending(self) -> None:
+        """Expected spans not found where expected: misplaced if found elsewhere, else missing."""
+        by_name: dict[str, list[ReadableSpan]] = defaultdict(list)
+        for span in self.forest.ordered:
+            by_name[span.name].append(span)
+        while self.pending:
+            node = self.pending.pop(0)
+            if isinstance(node.name, str):
+                candidates = by_name.get(node.name, [])
+            else:
+                candidates = [span for span in self.forest.ordered if node.names(span)]
+            candidates = [span for span in candidates if span.context.span_id not in self.claimed]
+            found = next((span for span in candidates if node.fits(span)), None) or next(
+                iter(candidates), None
+            )
+            if found is None:
+                self._missing(node)
+                continue
+            self._take(node, found, MISPLACED)
+            self.note[id(node)] = self._where(node, found)
+            self._align(node.children, self.forest.kids(found), found)
+
+    def _missing(self, node: Node) -> None:
+        self.status[id(node)] = MISSING
+        still_open = next((span for span in self.open_spans if node.names(span)), None)
+        if still_open is not None:
+            self.note[id(node)] = "a span of that name is still open" + (
+                "" if self.timeout else ": pass timeout= to wait for it"
+            )
+
+    def _expected_parent_span(self, node: Node) -> tuple[Node | None, ReadableSpan | None]:
+        parent = self.parent_of.get(id(node))
+        return parent, (self.pair.get(id(parent)) if parent is not None else None)
+
+    def _where(self, node: Node, span: ReadableSpan) -> str:
+        """Where a misplaced span is, and why it is not where expected."""
+        parent_node, expected_parent = self._expected_parent_span(node)
+        actual_parent = span.parent
+        forest = self.forest
+        if actual_parent is None or actual_parent.span_id in forest.ambient:
+            where = "a root"
+        elif actual_parent.span_id in forest.by_id and actual_parent.trace_id == span.context.trace_id:
+            where = f"under {forest.by_id[actual_parent.span_id].name!r}"
+        elif actual_parent.is_remote:
+            where = f"under a remote parent (span {actual_parent.span_id:016x}) that is not captured"
+        else:
+            where = f"under span {actual_parent.span_id:016x}, which was not captured"
+        if parent_node is None:
+            return f"found {where}" + (" of another trace" if where == "a root" else "") + ", expected a root"
+        expected = f"expected under {parent_node.label!r}"
+        if expected_parent is None:
+            return f"found {where}; {expected}"
+        same_trace = forest.trace_key(span) == forest.trace_key(expected_parent)
+        if where == "a root":
+            where = "the root of another trace" if not same_trace else "a root of the same trace"
+        elif not same_trace:
+            where += " in another trace"
+        text = f"found {where}; {expected}"
+        target = expected_parent.context
+        if any(link.context.span_id == target.span_id for link in span.links or ()):
+            text += f" — it is linked to {expected_parent.name!r} instead of being its child"
+        elif any(link.context.span_id == span.context.span_id for link in expected_parent.links or ()):
+            text += f" — {expected_parent.name!r} links to it instead of being its parent"
+        return text
+
+    # presentation ------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for status in self.status.values():
+            if status != MATCHED:
+                counts[status] += 1
+        extra = sum(1 for span in self.forest.ordered if span.context.span_id not in self.claimed)
+        if extra:
+            counts[EXTRA] = extra
+        return counts
+
+    def rows(self) -> list[_Row]:
+        """The side-by-side table: expected trees in order, extra spans where they hang."""
+        rows: list[_Row] = []
+        stack: list[tuple[Node | ReadableSpan, int]] = [(root, 0) for root in reversed(self.m.roots)]
+        while stack:
+            item, depth = stack.pop()
+            if isinstance(item, ReadableSpan):  # an extra span under a placed one
+                rows += self._extra_rows(item, depth, "")
+                continue
+            node = item
+            status = self.status.get(id(node), MISSING)
+            span = self.pair.get(id(node))
+            actual = _span_label(span) if span is not None else "—"
+            if id(node) in self.full and node.size > COLLAPSE_AT:
+                note = f"and its {node.size - 1} descendants, all matched"
+                rows.append(_Row(MATCHED, depth, node.label, actual, note))
+                continue
+            rows.append(_Row(status, depth, node.label, actual, self.note.get(id(node), "")))
+            if span is not None:  # shown after the expected children
+                extras = [kid for kid in self.forest.kids(span) if kid.context.span_id not in self.claimed]
+                stack.extend((extra, depth + 1) for extra in reversed(extras))
+            stack.extend((child, depth + 1) for child in reversed(node.children))
+        for top in self.forest.tops:
+            if top.context.span_id in self.claimed:
+                continue
+            parent = top.parent
+            if parent is None or parent.span_id in self.forest.ambient:
+                note = "a root: a trace that was not expected"
+            else:
+                note = f"its parent (span {parent.span_id:016x}) was not captured"
+            rows += self._extra_rows(top, 0, note)
+        return rows
+
+    def _extra_rows(self, span: ReadableSpan, depth: int, note: str) -> list[_Row]:
+        rows = []
+        stack = [(span, depth, note)]
+        while stack:
+            current, level, text = stack.pop()
+            rows.append(_Row(EXTRA, level, "", _span_label(current), text))
+            kids = [kid for kid in self.forest.kids(current) if kid.context.span_id not in self.claimed]
+            stack.extend((kid, level + 1, "") for kid in reversed(kids))
+        return rows
+
+    def hint(self) -> str | None:
+        """Why the first misplaced span that started a trace of its own did so (the boundary it crossed)."""
+        from pytest_tracechain._assertions import _new_trace_hint, _Ref
+
+        for node in _walk(self.m.roots):
+            span = self.pair.get(id(node))
+            if span is None or self.status.get(id(node)) != MISPLACED or span.links:
+                continue
+            parent = span.parent
+            if parent is not None and parent.span_id not in self.forest.ambient:
+                continue
+            _, expected_parent = self._expected_parent_span(node)
+            if expected_parent is None or any(
+                link.context.span_id == span.context.span_id for link in expected_parent.links or ()
+            ):
+                continue
+            lost = _Ref(span.context, span, repr(span.name))
+            anchor = _Ref(expected_parent.context, expected_parent, repr(expected_parent.name))
+            return _new_trace_hint(lost, anchor, self.capture)
+        return None
+
+    def marks(self) -> dict[int, str]:
+        """Highlights for the rendered traces: the spans that are not where expected."""
+        marks = {}
+        for node_id, span in self.pair.items():
+            status = self.status[node_id]
+            if status != MATCHED:
+                marks[span.context.span_id] = status
+        for span in self.forest.ordered:
+            if span.context.span_id not in self.claimed:
+                marks[span.context.span_id] = EXTRA
+        return marks
+
+
+def _span_label(span: ReadableSpan) -> str:
+    kind = "" if span.kind is SpanKind.INTERNAL else f" [{span.kind.name.lower()}]"
+    return span.name + kind
+
+
+_ORDER = (MISPLACED, MISSING, WRONG_KIND, EXTRA)
+
+
+def _focus(rows: list[_Row]) -> list[_Row]:
+    """Past ROW_LIMIT rows: the rows that differ and their ancestors, matched runs elided."""
+    if len(rows) <= ROW_LIMIT:
+        return rows
+    keep = [False] * len(rows)
+    need = -1  # rows at a depth below this are ancestors of a kept row
+    for index in range(len(rows) - 1, -1, -1):
+        row = rows[index]
+        if row.status != MATCHED:
+            keep[index] = True
+            need = row.depth if need < 0 else min(need, row.depth)
+        elif need > 0 and row.depth < need:
+            keep[index] = True
+            need = row.depth
+    focused: list[_Row] = []
+    dropped = 0
+    for index, row in enumerate(rows):
+        if keep[index]:
+            if dropped:
+                focused.append(
+                    _Row("", rows[index - 1].depth, "...", "", f"{dropped} matched rows not shown")
+                )
+                dropped = 0
+            focused.append(row)
+        else:
+            dropped += 1
+    if dropped:
+        focused.append(_Row("", rows[-1].depth, "...", "", f"{dropped} matched rows not shown"))
+    return focused
+
+
+def format_table(rows: list[_Row]) -> list[str]:
+    rows = _focus(rows)
+    shown = rows[:ROW_LIMIT]
+    width = min(
+        _EXPECTED_WIDTH, max([len("expected")] + [2 * row.depth + len(row.expected) for row in shown])
+    )
+    lines = [f"  {'':<10}  {'expected':<{width}}  actual"]
+    for row in shown:
+        indent = "  " * row.depth
+        expected = indent + row.expected if row.expected else ""
+        actual = indent + row.actual
+        line = f"  {row.status:<10}  {expected:<{width}}  {actual}"
+        if row.note:
+            line += f"  ({row.note})"
+        lines.append(line.rstrip())
+    if len(rows) > len(shown):
+        lines.append(f"  ... {len(rows) - len(shown)} more rows not shown")
+    return lines
+
+
+# -- the assertion ---------------------------------------------------------------
+
+
+def _running_capture() -> TraceCapture | None:
+    from pytest_tracechain import _provider
+
+    router = _provider.existing_router()
+    return router.current if router is not None else None
 
 
 def assert_trace_tree(
-    expected: object, spans: Iterable[ReadableSpan] | None = None, *, timeout: float | None = None
+    expected: str | Mapping[object, object] | Sequence[object],
+    spans: TraceCapture | Iterable[ReadableSpan] | None = None,
+    *,
+    timeout: float | None = None,
 ) -> None:
-    """The captured traces have exactly the shape in ``expected``."""
-    raise NotImplementedError
+    """Pass when the captured traces have exactly the shape in ``expected``.
+
+    ``expected`` is an indented text tree, two spaces a level, one root per
+    expected trace; a trailing ``[kind]`` (a ``SpanKind`` name, any case) sets
+    the span kind, so ``GET /items/[id]`` stays a name; a name that starts with
+    ``~`` is a regular expression the whole name must match::
+
+        GET /hello [server]
+          service.User.Create
+          user.events send [producer]
+            user.events process [consumer]
+
+    The same structure may be given as nested ``(name, children)`` or
+    ``(name, kind, children)`` tuples, or a dict of ``name -> children``
+    (children: a list, tuple or dict; a name may be a compiled regex).
+
+    Sibling order does not matter; every captured span must have its place
+    and every expected span a captured one. ``spans`` defaults to the running
+    test's finished spans; it may be a ``TraceCapture`` or any iterable of
+    spans. With ``timeout`` (seconds), waits until the capture matches
+    (spans that end late in threads or other processes), then asserts.
+    """
+    __tracebackhide__ = True
+    roots = parse_expected(expected)
+    capture = _source(spans)
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(
+                f"{_FUNC}() argument 'timeout' must be a number of seconds, not {type(timeout).__name__}"
+            )
+        if not (spans is None or isinstance(spans, TraceCapture)):
+            raise TypeError(
+                f"{_FUNC}() argument 'timeout' needs a capture to wait on: leave 'spans' out or pass "
+                "the TraceCapture, not a list of spans"
+            )
+    if spans is None or isinstance(spans, TraceCapture):
+        assert capture is not None
+        if timeout:
+            count = sum(1 for _ in _walk(roots))
+            waited = capture
+
+            def ready(finished: list[ReadableSpan]) -> bool:
+                return len(finished) >= count and _matches(roots, finished, waited._ambient)
+
+            capture._wait_until(ready, time.monotonic() + timeout)
+        finished = capture.spans
+        ambient: set[int] | frozenset[int] = capture._ambient
+        open_spans = capture.open_spans
+    else:
+        finished, ambient, open_spans = list(spans), frozenset(), []
+    forest = Forest(finished, ambient)
+    matcher = Matcher(roots, forest)
+    if matcher.matches():
+        return
+    _explain(matcher, capture, open_spans, timeout)
+
+
+def _matches(roots: list[Node], spans: list[ReadableSpan], ambient: set[int] | frozenset[int]) -> bool:
+    return Matcher(roots, Forest(spans, ambient)).matches()
+
+
+def _source(spans: object) -> TraceCapture | None:
+    __tracebackhide__ = True
+    if spans is None:
+        capture = _running_capture()
+        if capture is None:
+            raise RuntimeError(
+                f"{_FUNC}() compares the running test's spans, but no capture is running. Request the "
+                "`tracechain` fixture (or mark the test with @pytest.mark.tracechain), or pass spans=."
+            )
+        return capture
+    if isinstance(spans, TraceCapture):
+        return spans
+    if isinstance(spans, (str, bytes)) or not isinstance(spans, Iterable):
+        raise TypeError(
+            f"{_FUNC}() argument 'spans' must be a TraceCapture or an iterable of spans, "
+            f"not {type(spans).__name__}"
+        )
+    return _running_capture()
+
+
+def _explain(
+    matcher: Matcher, capture: TraceCapture | None, open_spans: list[ReadableSpan], timeout: float | None
+) -> None:
+    __tracebackhide__ = True
+    diff = Diff(matcher, capture, open_spans, timeout)
+    counts = diff.counts()
+    summary = ", ".join(f"{counts[status]} {status}" for status in _ORDER if counts.get(status))
+    traces = len(matcher.roots)
+    found = len({matcher.forest.trace_key(top) for top in matcher.forest.tops})
+    headline = (
+        f"the captured spans do not have the expected shape: {summary or 'the trees differ'}"
+        f" ({traces} expected trace{'s' if traces != 1 else ''}, {found} captured"
+        + (f", after waiting {timeout:g} s" if timeout else "")
+        + ")"
+    )
+    lines = [headline, "", *format_table(diff.rows())]
+    hint = diff.hint()
+    if hint:
+        lines += ["", f"hint: {hint}"]
+    origins = capture._origin_map if capture is not None else {}
+    rendered = render_spans(
+        matcher.forest.ordered,
+        origins=origins,
+        ambient=matcher.forest.ambient,
+        highlight=diff.marks(),
+        limit=MESSAGE_LIMIT,
+    )
+    lines += ["", "captured traces:", rendered]
+    raise TraceAssertionError("\n".join(lines))

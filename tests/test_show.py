@@ -1,0 +1,109 @@
+"""--tracechain-show: the captured trees in a report section; colour only where the terminal takes it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import RunPytest
+
+SUITE = """
+from opentelemetry import trace
+from pytest_tracechain import assert_child_of
+
+tracer = trace.get_tracer("app")
+
+def test_passes(tracechain):
+    with tracer.start_as_current_span("passing.request"):
+        tracer.start_span("passing.child").end()
+
+def test_plain_assert_fails(tracechain):
+    with tracer.start_as_current_span("failing.request"):
+        tracer.start_span("failing.child").end()
+    assert 1 + 1 == 3
+
+def test_trace_assertion_fails(tracechain):
+    tracer.start_span("lonely").end()
+    tracer.start_span("other").end()
+    assert_child_of("lonely", "other")
+"""
+
+SECTION = "*- tracechain: captured traces -*"
+
+
+def sections_in(result: pytest.RunResult) -> int:
+    return sum(1 for line in result.stdout.lines if "tracechain: captured traces" in line)
+
+
+def test_default_shows_trees_of_failing_tests_only(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+    pytester.makepyfile(SUITE)
+    result = run_pytest("--tb=short", "-rP")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_plain_assert_fails _*",
+            "E   assert (1 + 1) == 3",
+            SECTION,
+            "trace * · 2 spans",
+            "└─ failing.request · * · thread 'MainThread'",
+            "   └─ failing.child · * · thread 'MainThread'",
+        ]
+    )
+    # A failed trace assertion already shows the traces involved; a passing test shows none.
+    assert sections_in(result) == 1
+    result.stdout.no_fnmatch_line("*passing.request*")
+
+
+def test_all_and_off(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+    pytester.makepyfile(SUITE)
+    result = run_pytest("--tb=short", "-rP", "--tracechain-show=all")
+    result.stdout.fnmatch_lines(
+        ["*_ test_passes _*", SECTION, "trace * · 2 spans", "└─ passing.request · * · thread 'MainThread'"]
+    )
+    assert sections_in(result) == 3
+    result = run_pytest("--tb=short", "-rP", "--tracechain-show=off")
+    assert sections_in(result) == 0
+    result.assert_outcomes(passed=1, failed=2)
+
+
+def test_ini_and_a_bad_value(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+    pytester.makepyfile(SUITE)
+    pytester.makeini("[pytest]\ntracechain_show = off\n")
+    assert sections_in(run_pytest("--tb=short")) == 0
+    assert sections_in(run_pytest("--tb=short", "--tracechain-show=fail")) == 1  # the option wins
+    pytester.makeini("[pytest]\ntracechain_show = sometimes\n")
+    result = run_pytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: tracechain_show = 'sometimes' is not one of: fail, all, off"])
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "coloured"),
+    [
+        (["--color=yes"], {}, True),
+        (["--color=no"], {}, False),
+        ([], {}, False),  # not a terminal
+        ([], {"FORCE_COLOR": "1"}, True),
+        ([], {"FORCE_COLOR": "1", "NO_COLOR": "1"}, False),
+    ],
+    ids=["color-yes", "color-no", "no-tty", "force-color", "no-color-wins"],
+)
+def test_colour_follows_the_terminal(
+    pytester: pytest.Pytester,
+    run_pytest: RunPytest,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    coloured: bool,
+) -> None:
+    for name in ("FORCE_COLOR", "NO_COLOR", "PY_COLORS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    pytester.makepyfile(SUITE)
+    result = run_pytest("--tb=short", "-k", "plain_assert", *args)
+    result.assert_outcomes(failed=1)
+    tree_lines = [line for line in result.stdout.lines if "failing.child" in line]
+    assert len(tree_lines) == 1
+    # the span name in bold, its duration dimmed
+    assert ("\x1b[1mfailing.child\x1b[0m" in tree_lines[0]) is coloured, tree_lines[0]
+    assert ("\x1b[" in tree_lines[0]) is coloured
