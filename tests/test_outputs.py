@@ -244,6 +244,77 @@ def test_export_into_a_file_is_reported_not_raised(pytester: pytest.Pytester, ru
     )
 
 
+# Records what the spans of each test were, for the round trip to compare against.
+RECORD_ORIGINALS = """
+import json
+
+import pytest
+
+
+def describe(span):
+    return {
+        "name": span.name,
+        "trace": span.context.trace_id,
+        "parent": [span.parent.span_id, span.parent.is_remote] if span.parent else None,
+        "state": span.context.trace_state.to_header(),
+        "kind": span.kind.name,
+        "times": [span.start_time, span.end_time],
+        "attributes": repr(sorted(dict(span.attributes).items())),
+        "events": repr([(e.name, e.timestamp, sorted(dict(e.attributes).items())) for e in span.events]),
+        "links": repr([(l.context.trace_id, l.context.span_id, dict(l.attributes)) for l in span.links]),
+        "status": [span.status.status_code.name, span.status.description],
+        "scope": span.instrumentation_scope.name,
+        "resource": repr(sorted(span.resource.attributes.items())),
+    }
+
+
+@pytest.fixture(autouse=True)
+def record(request, tracechain):
+    yield
+    with open("originals.jsonl", "a") as out:
+        for span in tracechain.spans:
+            out.write(json.dumps([span.context.span_id, describe(span)]) + "\\n")
+"""
+
+ROUND_TRIP = """
+import json
+import pathlib
+import urllib.request
+
+from conftest import describe
+
+
+def test_exported_files_round_trip(otlp_receiver, tracechain):
+    originals = dict(json.loads(line) for line in pathlib.Path("originals.jsonl").read_text().splitlines())
+    originals = {int(key): value for key, value in originals.items()}
+    files = sorted(pathlib.Path("out").glob("*.json"))
+    assert len(files) == 2
+    for path in files:
+        request = urllib.request.Request(
+            otlp_receiver.traces_endpoint, data=path.read_bytes(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+    received = tracechain.wait_for(count=6, timeout=10)
+    assert len(received) == 6
+    for span in received:
+        assert describe(span) == originals[span.context.span_id]
+"""
+
+
+def test_exported_files_round_trip_through_otlp_receiver(
+    pytester: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    """Spans exported, posted to otlp_receiver, and decoded are the spans the test captured."""
+    pytest.importorskip("google.protobuf")
+    pytester.makepyfile(test_suite=SUITE)
+    pytester.makeconftest(RECORD_ORIGINALS)
+    run_pytest("--tb=short", "--tracechain-export=out").assert_outcomes(passed=2, failed=2)
+    pytester.makepyfile(test_suite=ROUND_TRIP)
+    result = run_pytest("--tb=short")
+    result.assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize(
     "nodeid",
     [
