@@ -146,6 +146,17 @@ def send_user_created(outbox: Inbox, user: dict[str, str], message_type: type[An
 # --8<-- [end:producer]
 
 
+# --8<-- [start:early]
+def send_user_created_early(outbox: Inbox, user: dict[str, str], message_type: type[AnyMessage]) -> None:
+    message = message_type(json.dumps(user).encode())
+    message.inject()  # too early: the PRODUCER span is not current yet
+    with tracer.start_as_current_span(f"{TOPIC} send", kind=SpanKind.PRODUCER):
+        outbox.put(message)
+
+
+# --8<-- [end:early]
+
+
 # --8<-- [start:consumer]
 def send_welcome_mail(message: AnyMessage) -> None:
     with tracer.start_as_current_span("mail.Welcome.Send") as span:

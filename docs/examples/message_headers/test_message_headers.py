@@ -15,12 +15,15 @@ from messaging import (
     KafkaRecord,
     Message,
     hello,
+    send_user_created_early,
+    tracer,
 )
 from opentelemetry.trace import SpanKind
 
 from pytest_tracechain import (
     TraceAssertionError,
     TraceCapture,
+    assert_carrier_has_context,
     assert_child_of,
     assert_linked_to,
     assert_remote_parent,
@@ -62,6 +65,44 @@ def test_the_headers_carry_the_producer_span(tracechain: TraceCapture) -> None:
 
 
 # --8<-- [end:carrier]
+
+
+# --8<-- [start:carriers]
+def headers_of(message: AnyMessage) -> object:
+    if isinstance(message, AmqpMessage):
+        return message.properties.headers
+    return message.headers  # dict[str, str], or Kafka's list[tuple[str, bytes]]
+
+
+@pytest.mark.parametrize("message_type", [Message, KafkaRecord, AmqpMessage])
+def test_every_carrier_holds_the_producer_span(
+    tracechain: TraceCapture, message_type: type[AnyMessage]
+) -> None:
+    inbox: Inbox = queue.Queue()
+    hello(inbox, "ada", message_type)
+
+    assert_carrier_has_context(headers_of(inbox.get_nowait()), "user.events send")
+
+
+# --8<-- [end:carriers]
+
+
+# --8<-- [start:early]
+@pytest.mark.xfail(
+    strict=True,
+    raises=TraceAssertionError,
+    reason="the producer injects before its span starts, so the headers name the request span",
+)
+def test_headers_injected_before_the_producer_span(tracechain: TraceCapture) -> None:
+    inbox: Inbox = queue.Queue()
+    with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
+        send_user_created_early(inbox, {"name": "ada"}, Message)
+
+    message = inbox.get_nowait()
+    assert_carrier_has_context(headers_of(message), "user.events send")
+
+
+# --8<-- [end:early]
 
 
 # --8<-- [start:headerless]
