@@ -136,7 +136,7 @@ class Outputs:
             text = _html.page(self.html_tests)
             self.html_file.write_text(text, encoding="utf-8", errors="replace")
             self.html_written = True
-        except OSError as exc:
+        except Exception as exc:  # never crash the session over a report file
             self.errors.append(f"could not write {self.html_file}: {exc}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

@@ -394,7 +394,9 @@ class _Page(HTMLParser):
         elif tag == "span":
             self._in_label = False
         elif tag == "div" and "bar" in classes:
-            self.rows[-1].update(style=attributes["style"], px=attributes.get("data-px", ""))
+            self.rows[-1].update(
+                style=attributes["style"], bar=attributes["class"], px=attributes.get("data-px", "")
+            )
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "script":
@@ -463,6 +465,52 @@ def test_html_page_has_a_waterfall_per_captured_test(
     assert page.urls == [f"#t{index}" for index in range(3)]
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
     assert not re.search(r"url\(|@import|https?://", text)
+
+
+def test_html_and_export_follow_every_outcome(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+    pytester.makepyfile(
+        test_outcomes="""
+        import pytest
+
+        def test_skips(tracer):
+            tracer.start_span("before the skip").end()
+            pytest.skip("not today")
+
+        @pytest.mark.xfail(strict=True)
+        def test_xfails(tracer):
+            tracer.start_span("expected to fail").end()
+            assert 0
+
+        @pytest.fixture
+        def broken(tracer):
+            tracer.start_span("setup span").end()
+            raise RuntimeError("setup broke")
+
+        def test_setup_error(broken):
+            pass
+
+        def test_leaves_a_span_open(tracer):
+            tracer.start_span("never ended")
+        """
+    )
+    result = run_pytest(
+        "--tb=short", "--tracechain-check=fail", "--tracechain-html=page.html", "--tracechain-export=out"
+    )
+    result.assert_outcomes(passed=1, skipped=1, xfailed=1, errors=2)
+    page = _parse((pytester.path / "page.html").read_text(encoding="utf-8"))
+    assert page.sections == [
+        ("error", "test_outcomes.py::test_setup_error"),
+        ("error", "test_outcomes.py::test_leaves_a_span_open"),
+        ("skipped", "test_outcomes.py::test_skips"),
+        ("xfailed", "test_outcomes.py::test_xfails"),
+    ]
+    assert {p.name for p in (pytester.path / "out").iterdir()} == {
+        file_name("test_outcomes.py::test_setup_error"),
+        file_name("test_outcomes.py::test_leaves_a_span_open"),
+    }
+    open_row = next(row for row in page.rows if row["name"] == "never ended")
+    assert "broken" in open_row["class"].split()
+    assert open_row["bar"] == "bar open"  # hatched, drawn up to the end of the test
 
 
 def test_html_caps_the_rows_of_a_large_test(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
