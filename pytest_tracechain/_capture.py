@@ -13,7 +13,6 @@ import os
 import re
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -616,12 +615,11 @@ class Router(SpanProcessor):
         self._local = threading.local()
         self._task_origins: dict[int, tuple[Origin, int]] = {}
         self._lock = threading.Lock()
-        # For spans received from other processes (``receive``): the latest
-        # captures, the trace ids each holds (indexed lazily, at receive time),
-        # and how many spans arrived while no test was running.
-        self._recent: deque[weakref.ref[TraceCapture]] = deque(maxlen=RECENT_CAPTURES)
-        self._trace_owners: dict[int, weakref.ref[TraceCapture]] = {}
-        self._indexed: weakref.WeakKeyDictionary[TraceCapture, int] = weakref.WeakKeyDictionary()
+        # For spans received from other processes (``receive``), once a receiver
+        # runs: the latest captures, with the trace ids each holds (indexed at
+        # receive time), and how many spans arrived while no test was running.
+        self.receiving = False
+        self._recent: deque[_Received] = deque(maxlen=RECENT_CAPTURES)
         self._receive_lock = threading.Lock()
         self.dropped = 0
 
@@ -706,7 +704,8 @@ class Router(SpanProcessor):
 
     def open(self, capture: TraceCapture) -> None:
         self.current = capture
-        self._recent.append(weakref.ref(capture))
+        if self.receiving:
+            self._recent.append(_Received(capture))
 
     def close(self, capture: TraceCapture) -> None:
         """End the capture window; its open spans stay routed to it."""
@@ -722,16 +721,22 @@ class Router(SpanProcessor):
 
         A span belongs to the capture holding its parent span, else to the one
         holding its trace id, else to the running test's; between tests it is
-        dropped (counted in ``dropped``). A span whose owner's test has ended
-        is recorded as a leak when it ended after that test. ``undecided`` are
-        the span ids whose parent's remoteness the exporter did not say: such a
-        parent counts as remote when it is a captured span of another process.
-        Called from the receiver's threads; returns the number of spans dropped.
+        dropped (counted in ``dropped``). The captures of the last
+        ``RECENT_CAPTURES`` tests since the receiver started are searched, so
+        a late span never lands in a later test: it is recorded as a leak of
+        its own test when it ended after that test's teardown. ``undecided``
+        are the span ids whose parent's remoteness the exporter did not say:
+        such a parent counts as remote when it is a captured span of another
+        process. Called from the receiver's threads; returns the number of
+        spans dropped.
         """
         dropped = 0
         notify: dict[int, TraceCapture] = {}
         with self._receive_lock:
             current = self.current
+            recent = self._recent
+            if current is not None and not any(entry.capture is current for entry in recent):
+                recent.append(_Received(current))  # the test that started the receiver
             for span, origin in spans:
                 context = span.context
                 if context is None:
@@ -740,7 +745,7 @@ class Router(SpanProcessor):
                 parent = span.parent
                 owner = self._holder_of(parent.span_id, current) if parent is not None else None
                 if owner is None:
-                    owner = self._trace_owner(context.trace_id, current) or current
+                    owner = self._trace_owner(context.trace_id) or current
                 if owner is None:
                     dropped += 1
                     continue
@@ -755,7 +760,6 @@ class Router(SpanProcessor):
                         )
                 origins[span_id] = intern_origin(origin)
                 owner._finished.append(span)
-                self._trace_owners[context.trace_id] = weakref.ref(owner)
                 notify[id(owner)] = owner
                 if owner._closed and (span.end_time or 0) > owner._closed_at:
                     self.leaked.append(Leak(owner.name, span.name, (span.end_time or 0) - owner._closed_at))
@@ -766,6 +770,12 @@ class Router(SpanProcessor):
                     owner._cond.notify_all()
         return dropped
 
+    def stop_receiving(self) -> None:
+        """The receiver stopped: let go of the captures kept for it."""
+        with self._receive_lock:
+            self.receiving = False
+            self._recent.clear()
+
     def _holder_of(self, span_id: int, current: TraceCapture | None) -> TraceCapture | None:
         """The capture that holds span ``span_id`` (running, retained or recent)."""
         if current is not None and span_id in current._origins:
@@ -773,33 +783,18 @@ class Router(SpanProcessor):
         holder = self._retained.get(span_id)
         if holder is not None:
             return holder
-        for ref in reversed(self._recent):
-            capture = ref()
-            if capture is not None and span_id in capture._origins:
-                return capture
+        for entry in reversed(self._recent):
+            if span_id in entry.capture._origins:
+                return entry.capture
         return None
 
-    def _trace_owner(self, trace_id: int, current: TraceCapture | None) -> TraceCapture | None:
-        """The capture that holds a span of ``trace_id``, from an index brought up to date lazily."""
-        ref = self._trace_owners.get(trace_id)
-        owner = ref() if ref is not None else None
-        if owner is not None:
-            return owner
-        captures = [capture for capture in (r() for r in self._recent) if capture is not None]
-        if current is not None and current not in captures:
-            captures.append(current)
-        for capture in captures:  # oldest first: a later test wins a shared trace id
-            finished = capture._finished
-            start = self._indexed.get(capture, 0)
-            if start > len(finished):  # cleared since
-                start = 0
-            for span in finished[start:]:
-                self._trace_owners[span.context.trace_id] = weakref.ref(capture)
-            self._indexed[capture] = len(finished)
-            for open_span in list(capture._open.values()):
-                self._trace_owners[open_span.context.trace_id] = weakref.ref(capture)
-        ref = self._trace_owners.get(trace_id)
-        return ref() if ref is not None else None
+    def _trace_owner(self, trace_id: int) -> TraceCapture | None:
+        """The latest recent capture holding a span of ``trace_id`` (indexes updated on a miss)."""
+        for refresh in (False, True):
+            for entry in reversed(self._recent):
+                if trace_id in entry.trace_ids(refresh=refresh):
+                    return entry.capture
+        return None
 
     def after_fork_in_child(self) -> None:
         # A forked child must not record into its parent's test state.
@@ -809,6 +804,8 @@ class Router(SpanProcessor):
         self._pid = os.getpid()
         self._local = threading.local()
         self._task_origins = {}
+        self.receiving = False
+        self._recent = deque(maxlen=RECENT_CAPTURES)
 
     # -- internals -------------------------------------------------------------------
 
@@ -856,3 +853,25 @@ class Router(SpanProcessor):
                 self._task_origins.clear()
             self._task_origins[id(task)] = (origin, index)
         return index
+
+
+class _Received:
+    """A capture and the trace ids of its spans, indexed incrementally for ``Router.receive``."""
+
+    __slots__ = ("_ids", "_seen", "capture")
+
+    def __init__(self, capture: TraceCapture) -> None:
+        self.capture = capture
+        self._ids: set[int] = set()
+        self._seen = 0  # how many of capture._finished are indexed
+
+    def trace_ids(self, *, refresh: bool) -> set[int]:
+        if refresh:
+            capture = self.capture
+            finished = capture._finished
+            start = self._seen if self._seen <= len(finished) else 0  # 0: cleared since
+            ids = self._ids
+            ids.update(span.context.trace_id for span in finished[start:])
+            ids.update(span.context.trace_id for span in list(capture._open.values()))
+            self._seen = len(finished)
+        return self._ids

@@ -130,6 +130,7 @@ def serve() -> Iterator[OtlpReceiver]:
     from pytest_tracechain import _provider
 
     router = _provider.router()
+    router.receiving = True
     server = _Server(("127.0.0.1", 0), _Handler)
     port = server.server_address[1]
     receiver = OtlpReceiver(f"http://127.0.0.1:{port}")
@@ -145,6 +146,7 @@ def serve() -> Iterator[OtlpReceiver]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+        router.stop_receiving()
 
 
 class _Server(ThreadingHTTPServer):
