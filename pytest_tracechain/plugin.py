@@ -297,6 +297,12 @@ class _Summary:
         leaked = list(dict.fromkeys(self.leaked))  # one line per leak, also when reported twice
         if router is not None:  # ended after the last test (this process only)
             leaked += [leak.describe() for leak in router.drain_leaks()]
+        dropped = router.dropped if router is not None else 0  # otlp_receiver, between tests
+        if dropped:
+            leaked.append(
+                f"otlp_receiver dropped {dropped} span{'s' if dropped != 1 else ''} that arrived while no "
+                "test was running"
+            )
         if not self.broken and not leaked:
             return
         terminalreporter.section("tracechain")
