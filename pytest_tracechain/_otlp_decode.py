@@ -86,13 +86,22 @@ def decode(body: bytes, media_type: str) -> Decoded:
 _resource_cache: dict[bytes, tuple[Resource, int]] = {}
 
 
-def _resource(message: ProtoResource, where: str) -> tuple[Resource, int]:
+class _Invalid(Exception):
+    """A bad field; ``path`` is relative to the span (``links[0].spanId``), the caller prefixes it."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(path, problem)
+        self.path = path
+        self.problem = problem
+
+
+def _resource(message: ProtoResource) -> tuple[Resource, int]:
     """The SDK resource and the pid it names (0 when it names none)."""
     key = message.SerializeToString(deterministic=True)
     cached = _resource_cache.get(key)
     if cached is not None:
         return cached
-    attributes = _attributes(message.attributes, where + ".resource")
+    attributes = _attributes(message.attributes)
     pid = attributes.get(_PID_KEY)
     if isinstance(pid, str) and pid.isdigit():
         pid = int(pid)
@@ -105,26 +114,27 @@ def _resource(message: ProtoResource, where: str) -> tuple[Resource, int]:
     return resource, pid
 
 
-def _scope(message: InstrumentationScope, schema_url: str, where: str) -> SdkScope:
-    attributes = _attributes(message.attributes, where + ".scope") if message.attributes else None
+def _scope(message: InstrumentationScope, schema_url: str) -> SdkScope:
+    attributes = _attributes(message.attributes) if message.attributes else None
     try:
         return SdkScope(message.name, message.version or None, schema_url or None, attributes)
     except TypeError:  # opentelemetry-sdk before 1.25: no scope attributes
         return SdkScope(message.name, message.version or None, schema_url or None)
 
 
-def _value(value: AnyValue, where: str) -> Any:
+def _value(value: AnyValue) -> Any:
+    """An ``AnyValue`` as a Python value: arrays become tuples, key-value lists dicts."""
     which = value.WhichOneof("value")
     if which is None:
         return None
     if which == "array_value":
-        return tuple(_value(item, where) for item in value.array_value.values)
+        return tuple(_value(item) for item in value.array_value.values)
     if which == "kvlist_value":
-        return _attributes(value.kvlist_value.values, where)
+        return _attributes(value.kvlist_value.values)
     return getattr(value, which)
 
 
-def _attributes(pairs: Any, where: str) -> dict[str, Any]:
+def _attributes(pairs: Any) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
     for pair in pairs:
         value = pair.value
@@ -135,20 +145,16 @@ def _attributes(pairs: Any, where: str) -> dict[str, Any]:
         elif which == "int_value":
             attributes[pair.key] = value.int_value
         else:
-            attributes[pair.key] = _value(value, f"{where}.attributes[{pair.key!r}]")
+            attributes[pair.key] = _value(value)
     return attributes
 
 
-def _id(raw: bytes, size: int, where: str, *, optional: bool = False) -> int:
+def _id(raw: bytes, size: int, path: str) -> int:
     if len(raw) != size:
-        if optional and not raw:
-            return 0
-        raise BadRequest(f"{where} must be {size} bytes, got {len(raw)}")
+        raise _Invalid(path, f"must be {size} bytes, got {len(raw)}")
     number = int.from_bytes(raw, "big")
     if number == 0:
-        if optional:
-            return 0
-        raise BadRequest(f"{where} is all zeros (an invalid id)")
+        raise _Invalid(path, "is all zeros (an invalid id)")
     return number
 
 
@@ -164,10 +170,9 @@ def _trace_state(header: str) -> TraceState:
     return state
 
 
-def _trace_flags(flags: int) -> TraceFlags:
-    # Exported spans were recorded; exporters that leave the W3C flags out of
-    # the span flags (opentelemetry-python's does) still mean a sampled span.
-    return TraceFlags(flags & TRACE_FLAGS_MASK or TraceFlags.SAMPLED)
+# Exported spans were recorded: exporters that leave the W3C flags out of the
+# span flags (opentelemetry-python's does) still mean a sampled span.
+_TRACE_FLAGS = [TraceFlags(flags or TraceFlags.SAMPLED) for flags in range(256)]
 
 
 def _remote(flags: int) -> bool | None:
@@ -183,17 +188,20 @@ def _convert(request: ExportTraceServiceRequest) -> Decoded:
     local_ids: set[tuple[int, int]] = set()  # (pid, span id) of every span in the request
     origins: dict[int, Origin] = {}
     for r_index, resource_spans in enumerate(request.resource_spans):
-        where = f"resourceSpans[{r_index}]"
-        resource, pid = _resource(resource_spans.resource, where)
+        resource, pid = _resource(resource_spans.resource)
         origin = origins.get(pid)
         if origin is None:
             origin = origins[pid] = Origin(pid, None, None, None)
         for s_index, scope_spans in enumerate(resource_spans.scope_spans):
-            where_scope = f"{where}.scopeSpans[{s_index}]"
-            scope = _scope(scope_spans.scope, scope_spans.schema_url, where_scope)
+            scope = _scope(scope_spans.scope, scope_spans.schema_url)
             for index, span in enumerate(scope_spans.spans):
-                readable, parent_id, remote = _span(span, resource, scope, f"{where_scope}.spans[{index}]")
-                span_id = readable.context.span_id
+                try:
+                    readable, span_id, parent_id, remote = _span(span, resource, scope)
+                except _Invalid as invalid:
+                    raise BadRequest(
+                        f"resourceSpans[{r_index}].scopeSpans[{s_index}].spans[{index}].{invalid.path} "
+                        f"{invalid.problem}"
+                    ) from None
                 local_ids.add((pid, span_id))
                 if parent_id and remote is None:
                     undecided.append((span_id, parent_id, pid))
@@ -205,21 +213,21 @@ def _convert(request: ExportTraceServiceRequest) -> Decoded:
     )
 
 
-def _span(
-    span: Any, resource: Resource, scope: SdkScope, where: str
-) -> tuple[ReadableSpan, int, bool | None]:
-    trace_id = _id(span.trace_id, 16, where + ".traceId")
-    span_id = _id(span.span_id, 8, where + ".spanId")
-    parent_id = _id(span.parent_span_id, 8, where + ".parentSpanId", optional=True)
+def _span(span: Any, resource: Resource, scope: SdkScope) -> tuple[ReadableSpan, int, int, bool | None]:
+    """The span, its id, its parent's id (0 for none) and the flags' word on the parent's remoteness."""
+    trace_id = _id(span.trace_id, 16, "traceId")
+    span_id = _id(span.span_id, 8, "spanId")
+    raw_parent = span.parent_span_id
+    parent_id = _id(raw_parent, 8, "parentSpanId") if raw_parent else 0
     flags = span.flags
-    trace_flags = _trace_flags(flags)
+    trace_flags = _TRACE_FLAGS[flags & TRACE_FLAGS_MASK]
     state = _trace_state(span.trace_state) if span.trace_state else _EMPTY_STATE
     context = SpanContext(trace_id, span_id, False, trace_flags, state)
     remote = _remote(flags)
     parent = SpanContext(trace_id, parent_id, bool(remote), trace_flags, state) if parent_id else None
     kind = span.kind
     if not 0 <= kind < len(_KINDS):
-        raise BadRequest(f"{where}.kind is {kind}, not an OTLP span kind (0-5)")
+        raise _Invalid("kind", f"is {kind}, not an OTLP span kind (0-5)")
     code = span.status.code
     if code == 0:
         status = _UNSET
@@ -228,42 +236,43 @@ def _span(
     elif code == 2:
         status = Status(StatusCode.ERROR, span.status.message or None)
     else:
-        raise BadRequest(f"{where}.status.code is {code}, not an OTLP status code (0-2)")
-    events = tuple(
-        Event(
-            event.name,
-            _attributes(event.attributes, f"{where}.events[{i}]") if event.attributes else None,
-            event.time_unix_nano,
-        )
-        for i, event in enumerate(span.events)
-    )
-    links = tuple(_link(link, f"{where}.links[{i}]") for i, link in enumerate(span.links))
+        raise _Invalid("status.code", f"is {code}, not an OTLP status code (0-2)")
+    events = span.events
+    links = span.links
+    attributes = span.attributes
     readable = ReadableSpan(
         name=span.name,
         context=context,
         parent=parent,
         resource=resource,
-        attributes=_attributes(span.attributes, where) if span.attributes else None,
-        events=events,
-        links=links,
+        attributes=_attributes(attributes) if attributes else None,
+        events=tuple(map(_event, events)) if events else (),
+        links=tuple(_link(link, i) for i, link in enumerate(links)) if links else (),
         kind=_KINDS[kind],
         status=status,
         start_time=span.start_time_unix_nano,
         end_time=span.end_time_unix_nano,
         instrumentation_scope=scope,
     )
-    return readable, parent_id, remote
+    return readable, span_id, parent_id, remote
 
 
-def _link(link: Any, where: str) -> Link:
-    trace_id = _id(link.trace_id, 16, where + ".traceId")
-    span_id = _id(link.span_id, 8, where + ".spanId")
+def _event(event: Any) -> Event:
+    attributes = _attributes(event.attributes) if event.attributes else None
+    return Event(event.name, attributes, event.time_unix_nano)
+
+
+def _link(link: Any, index: int) -> Link:
+    trace_id = _id(link.trace_id, 16, f"links[{index}].traceId")
+    span_id = _id(link.span_id, 8, f"links[{index}].spanId")
     flags = link.flags
     state = _trace_state(link.trace_state) if link.trace_state else _EMPTY_STATE
     # A linked context without flags came from elsewhere more often than not: remote.
     remote = _remote(flags)
-    context = SpanContext(trace_id, span_id, True if remote is None else remote, _trace_flags(flags), state)
-    attributes = _attributes(link.attributes, where) if link.attributes else None
+    context = SpanContext(
+        trace_id, span_id, True if remote is None else remote, _TRACE_FLAGS[flags & TRACE_FLAGS_MASK], state
+    )
+    attributes = _attributes(link.attributes) if link.attributes else None
     return Link(context, attributes)
 
 
