@@ -43,6 +43,9 @@ _REPEAT_HINT = (
     "again into the same header list?); replace the earlier value instead of adding another."
 )
 _ENCODING_HINT = "header values travel as text: encode them with value.encode() (UTF-8)."
+_PROPAGATOR_HINT = (
+    "a propagator must not raise on what it cannot read; it should return the context it was given."
+)
 _TRACESTATE_HINT = (
     "OpenTelemetry drops a malformed tracestate silently, so the vendor entries in it are lost; "
     "build it with opentelemetry.trace.TraceState instead of by hand."
@@ -137,7 +140,10 @@ def assert_carrier_has_context(carrier: object, span: ReadableSpan | SpanContext
         extracted = propagator.extract(headers, Context(), getter=_GETTER)
     except Exception as exc:  # a third-party propagator's bug must read as a failure, not a crash
         defects.append(
-            _Defect(f"the global propagator {_name(propagator)} raised {exc!r} reading the carrier")
+            _Defect(
+                f"the global propagator {_name(propagator)} raised {exc!r} reading the carrier",
+                _PROPAGATOR_HINT,
+            )
         )
         extracted = Context()
     held = trace.get_current_span(extracted).get_span_context()
@@ -151,8 +157,11 @@ def assert_carrier_has_context(carrier: object, span: ReadableSpan | SpanContext
         refs = _captured_trace_refs(capture)
 
     if defects:
+        crashed = all(defect.hint is _PROPAGATOR_HINT for defect in defects)
         _fail(
-            "the carrier holds a malformed trace context:",
+            "the propagator could not read the carrier:"
+            if crashed
+            else "the carrier holds a malformed trace context:",
             [defect.text for defect in defects],
             refs,
             capture,

@@ -423,6 +423,11 @@ class CustomPropagator(TextMapPropagator):
         return {"x-context"}
 
 
+class RaisingPropagator(CustomPropagator):
+    def extract(self, carrier, context=None, getter=None):
+        raise ValueError("no context for you")
+
+
 @pytest.fixture(autouse=True)
 def propagator(request):
     chosen = {
@@ -430,6 +435,7 @@ def propagator(request):
         "b3single": b3.B3SingleFormat,
         "composite": lambda: CompositePropagator([TraceContextTextMapPropagator(), b3.B3MultiFormat()]),
         "custom": CustomPropagator,
+        "raising": RaisingPropagator,
     }[request.node.name.split("_")[1]]()
     previous = propagate.get_global_textmap()
     propagate.set_global_textmap(chosen)
@@ -539,6 +545,18 @@ B3_FAILURES = [
             "  CustomPropagator extracted no valid span context (it reads: 'x-context')",
             "  x-context: 'abc'",
             "  carrier headers: 'x-context', 'traceparent'",
+        ],
+    ),
+    (
+        "raising_propagator",
+        "{'x-context': 'abc'}",
+        [
+            "the propagator could not read the carrier:",
+            "  the global propagator RaisingPropagator raised ValueError('no context for you') reading the"
+            " carrier",
+            "",
+            "hint: a propagator must not raise on what it cannot read; it should return the context it was"
+            " given.",
         ],
     ),
 ]
