@@ -13,11 +13,14 @@ instead of being its child, and renders the traces involved.
 
 from __future__ import annotations
 
+import functools
+import gc
 import re
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
@@ -47,7 +50,7 @@ WRONG_KIND = "wrong kind"
 # -- the expected trees ------------------------------------------------------------
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Node:
     """One expected span: a name (exact or a pattern), an optional kind, children."""
 
@@ -73,28 +76,34 @@ class Node:
         return f"{self.label!r}"
 
 
-def _label(text: str, where: str) -> Node:
+def _label(text: str, where: str | _Where) -> Node:
+    """A node from ``name [kind]``; ``where`` names the place for errors (formatted only then)."""
+    parsed = _parse_label(text)
+    if isinstance(parsed, str):
+        raise ValueError(f"{_FUNC}(): {_where_text(where)}: {parsed}")
+    label, name, kind = parsed
+    return Node(label, name, kind)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_label(text: str) -> tuple[str, str | re.Pattern[str], SpanKind | None] | str:
+    """(label, name or pattern, kind) of ``name [kind]``, or what is wrong with it (cached: generated
+    trees repeat their labels)."""
     text = text.strip()
     name, kind = text, None
     match = _KIND_SUFFIX.match(text)
     if match is not None and match["kind"].lower() in _KINDS:
         name, kind = match["name"], _KINDS[match["kind"].lower()]
     if not name:
-        raise ValueError(f"{_FUNC}(): {where}: a span name is missing before {text!r}")
-    return Node(text, _name_pattern(name, where), kind)
-
-
-def _name_pattern(name: str, where: str) -> str | re.Pattern[str]:
+        return f"a span name is missing before {text!r}"
     if not name.startswith("~"):
-        return name
+        return text, name, kind
     if len(name) == 1:
-        raise ValueError(f"{_FUNC}(): {where}: '~' must be followed by a regular expression")
+        return "'~' must be followed by a regular expression"
     try:
-        return re.compile(name[1:])
+        return text, re.compile(name[1:]), kind
     except re.error as exc:
-        raise ValueError(
-            f"{_FUNC}(): {where}: {name[1:]!r} is not a valid regular expression: {exc}"
-        ) from None
+        return f"{name[1:]!r} is not a valid regular expression: {exc}"
 
 
 def parse_text(text: str) -> list[Node]:
@@ -138,47 +147,74 @@ def _is_node_tuple(value: object) -> bool:
     return len(value) == 3 and isinstance(value[1], (str, SpanKind))
 
 
-def _structure(value: object, where: str) -> list[Node]:
-    """Nodes from the nested-tuple/dict form (or a text tree inside it)."""
-    if isinstance(value, str):
-        if "\n" in value:
-            return parse_text(value)
-        return [_label(value, where)]
-    if isinstance(value, re.Pattern):
-        return [Node(f"~{value.pattern}", value, None)]
-    if isinstance(value, Mapping):
-        nodes = []
-        for key, children in value.items():
-            node = _head(key, None, f"{where}[{key!r}]")
-            node.children = _children(children, f"{where}[{key!r}]")
-            nodes.append(node)
-        return nodes
-    if _is_node_tuple(value):
-        assert isinstance(value, tuple)
-        kind = value[1] if len(value) == 3 else None
-        node = _head(value[0], kind, where)
-        node.children = _children(value[-1], f"{where}[{value[0]!r}]")
-        return [node]
-    if isinstance(value, (list, tuple)):
-        nodes = []
-        for index, item in enumerate(value):
-            nodes += _structure(item, f"{where}[{index}]")
-        return nodes
-    raise TypeError(
-        f"{_FUNC}() argument 'expected' must be an indented text tree, nested (name, children) tuples, "
-        f"or a dict of name -> children; {where} is {type(value).__name__}"
-    )
+# Where a value sits in the expected structure, for error messages: a linked
+# list (parent, segment), formatted only when an error needs it, so deep
+# generated trees cost no string building.
+_Where = tuple[object, str]
 
 
-def _head(name: object, kind: object, where: str) -> Node:
+def _where_text(where: str | _Where | None) -> str:
+    if isinstance(where, str):
+        return where
+    parts: list[str] = []
+    while where is not None:
+        parent, segment = where
+        parts.append(segment)
+        where = parent  # type: ignore[assignment]
+    return "".join(reversed(parts))
+
+
+def _structure(value: object) -> list[Node]:
+    """Nodes from the nested-tuple/dict form (a text tree may sit inside it), without recursion."""
+    out: list[Node] = []
+    # (value, where, the list its nodes go to, whether value is a children slot)
+    stack: list[tuple[object, _Where, list[Node], bool]] = [(value, (None, "expected"), out, False)]
+    while stack:
+        value, where, target, is_children = stack.pop()
+        if is_children:
+            if value is None:
+                continue
+            if not isinstance(value, (str, Mapping, list, tuple)):
+                raise TypeError(
+                    f"{_FUNC}() argument 'expected': the children at {_where_text(where)} must be a list, "
+                    f"tuple or dict, not {type(value).__name__}"
+                )
+        if isinstance(value, str):
+            target += parse_text(value) if "\n" in value else [_label(value, where)]
+        elif isinstance(value, re.Pattern):
+            target.append(Node(f"~{value.pattern}", value, None))
+        elif isinstance(value, Mapping):
+            made = []
+            for key, children in value.items():
+                key_where = (where, f"[{key!r}]")
+                node = _head(key, None, key_where)
+                target.append(node)
+                made.append((children, key_where, node.children, True))
+            stack.extend(reversed(made))
+        elif _is_node_tuple(value):
+            assert isinstance(value, tuple)
+            node = _head(value[0], value[1] if len(value) == 3 else None, where)
+            target.append(node)
+            stack.append((value[-1], (where, f"[{value[0]!r}]"), node.children, True))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((value[i], (where, f"[{i}]"), target, False) for i in range(len(value) - 1, -1, -1))
+        else:
+            raise TypeError(
+                f"{_FUNC}() argument 'expected' must be an indented text tree, nested (name, children) "
+                f"tuples, or a dict of name -> children; {_where_text(where)} is {type(value).__name__}"
+            )
+    return out
+
+
+def _head(name: object, kind: object, where: _Where) -> Node:
     if isinstance(name, re.Pattern):
         node = Node(f"~{name.pattern}", name, None)
     elif isinstance(name, str):
         node = _label(name, where)
     else:
         raise TypeError(
-            f"{_FUNC}() argument 'expected': {where} has a name of type {type(name).__name__}; "
-            "a span name is a str or a compiled regex"
+            f"{_FUNC}() argument 'expected': {_where_text(where)} has a name of type "
+            f"{type(name).__name__}; a span name is a str or a compiled regex"
         )
     if kind is not None:
         node.kind = parse_kind(kind, "kind")
@@ -186,31 +222,11 @@ def _head(name: object, kind: object, where: str) -> Node:
     return node
 
 
-def _children(value: object, where: str) -> list[Node]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return _structure(value, where)
-    if isinstance(value, (Mapping, list, tuple)):
-        if _is_node_tuple(value):
-            return _structure(value, where)
-        if isinstance(value, Mapping):
-            return _structure(value, where)
-        nodes: list[Node] = []
-        for index, item in enumerate(value):
-            nodes += _structure(item, f"{where}[{index}]")
-        return nodes
-    raise TypeError(
-        f"{_FUNC}() argument 'expected': the children at {where} must be a list, tuple or dict, "
-        f"not {type(value).__name__}"
-    )
-
-
 def parse_expected(expected: object) -> list[Node]:
     if isinstance(expected, str):
         return parse_text(expected)
     if isinstance(expected, (Mapping, list, tuple)):
-        roots = _structure(expected, "expected")
+        roots = _structure(expected)
         if not roots:
             raise ValueError(f"{_FUNC}(): the expected tree is empty")
         return roots
@@ -249,28 +265,43 @@ class _Keys:
 
 
 class Forest:
-    """The captured spans as trees: children by parent, tops by trace."""
+    """The captured spans as trees: children by parent, tops by trace.
+
+    Span ids are read once here (each ``span.context.span_id`` is two
+    property calls); the key computation works on ids alone.
+    """
 
     def __init__(self, spans: Iterable[ReadableSpan], ambient: frozenset[int] | set[int]) -> None:
         unique: dict[int, ReadableSpan] = {}
         for span in spans:
             unique.setdefault(span.context.span_id, span)
         self.by_id = unique
-        self.ordered = sorted(unique.values(), key=lambda s: s.start_time or 0)
+        self.ordered = sorted(unique.values(), key=attrgetter("start_time"))
         self.ambient = ambient
-        self.children: dict[int, list[ReadableSpan]] = defaultdict(list)
+        self.children: dict[int, list[ReadableSpan]] = {}
+        self.kid_ids: dict[int, list[int]] = {}
         self.tops: list[ReadableSpan] = []
+        self.top_ids: list[int] = []
         for span in self.ordered:
+            context = span.context
             parent = span.parent
             if (
                 parent is not None
                 and parent.span_id in unique
-                and parent.trace_id == span.context.trace_id
+                and parent.trace_id == context.trace_id
                 and parent.span_id not in ambient
             ):
-                self.children[parent.span_id].append(span)
+                parent_id = parent.span_id
+                kids = self.children.get(parent_id)
+                if kids is None:
+                    self.children[parent_id] = [span]
+                    self.kid_ids[parent_id] = [context.span_id]
+                else:
+                    kids.append(span)
+                    self.kid_ids[parent_id].append(context.span_id)
             else:
                 self.tops.append(span)
+                self.top_ids.append(context.span_id)
         self._keys: dict[str, dict[int, int]] = {}
         self._trace_keys: dict[int, TraceKey] | None = None
 
@@ -284,22 +315,34 @@ class Forest:
             return known
         keys: dict[int, int] = {}
         with_kind = mode == "k"
-        for top in self.tops:
-            stack: list[tuple[ReadableSpan, bool]] = [(top, False)]
+        kid_ids, by_id, interned = self.kid_ids, self.by_id, table.table
+        for top_id in self.top_ids:
+            stack: list[tuple[int, bool]] = [(top_id, False)]
             while stack:
-                span, done = stack.pop()
-                kids = self.children.get(span.context.span_id, ())
-                if not done and kids:
-                    stack.append((span, True))
-                    stack.extend((kid, False) for kid in kids)
+                span_id, done = stack.pop()
+                kids = kid_ids.get(span_id)
+                if kids and not done:
+                    stack.append((span_id, True))
+                    stack += [(kid, False) for kid in kids]
                     continue
-                child_keys = tuple(sorted(keys[kid.context.span_id] for kid in kids))
+                span = by_id[span_id]
+                if not kids:
+                    child_keys: tuple[int, ...] = ()
+                elif len(kids) == 1:
+                    child_keys = (keys[kids[0]],)
+                else:
+                    child_keys = tuple(sorted([keys[kid] for kid in kids]))
                 entry = (span.name, span.kind if with_kind else None, child_keys)
-                keys[span.context.span_id] = table.intern(entry)
+                key = interned.get(entry)
+                if key is None:
+                    key = interned[entry] = len(interned)
+                keys[span_id] = key
         self._keys[mode] = keys
         return keys
 
     def trace_key(self, span: ReadableSpan) -> TraceKey:
+        if not self.ambient:
+            return (span.context.trace_id, 0)
         if self._trace_keys is None:
             self._trace_keys = trace_keys(self.ordered, self.ambient)
         return self._trace_keys[span.context.span_id]
@@ -308,15 +351,25 @@ class Forest:
 def _expected_keys(roots: list[Node], table: _Keys) -> set[str]:
     """Give each plain expected subtree a structural key; the modes used."""
     modes: set[str] = set()
+    interned = table.table
     for node in reversed(list(_walk(roots))):  # children before parents
-        node.size = 1 + sum(child.size for child in node.children)
+        children = node.children
+        if not children:
+            child_keys: tuple[int, ...] = ()
+        else:
+            node.size = 1 + sum([child.size for child in children])
+            mode = "k" if node.kind is not None else "n"
+            if any(child.key is None or child.key[0] != mode for child in children):
+                continue
+            child_keys = tuple(sorted([child.key[1] for child in children]))  # type: ignore[index]
         if not isinstance(node.name, str):
             continue
         mode = "k" if node.kind is not None else "n"
-        if any(child.key is None or child.key[0] != mode for child in node.children):
-            continue
-        child_keys = tuple(sorted(child.key[1] for child in node.children if child.key is not None))
-        node.key = (mode, table.intern((node.name, node.kind, child_keys)))
+        entry = (node.name, node.kind, child_keys)
+        key = interned.get(entry)
+        if key is None:
+            key = interned[entry] = len(interned)
+        node.key = (mode, key)
         modes.add(mode)
     return modes
 
@@ -442,8 +495,8 @@ class Diff:
             for node in _walk([root]):
                 for child in node.children:
                     self.parent_of[id(child)] = node
-        self.pending: list[Node] = []
-        self._align(matcher.roots, list(self.forest.tops), None)
+        self.pending: deque[Node] = deque()
+        self._align(matcher.roots, list(self.forest.tops))
         self._place_pending()
 
     # alignment ---------------------------------------------------------------
@@ -454,42 +507,91 @@ class Diff:
         self.claimed.add(span.context.span_id)
 
     def _take_full(self, node: Node, span: ReadableSpan) -> None:
-        """Pair a fully matched subtree, node by node."""
-        stack = [(node, span)]
-        while stack:
-            current, current_span = stack.pop()
-            self._take(current, current_span, MATCHED)
-            self.full.add(id(current))
-            assigned = self.m.assign(current.children, self.forest.kids(current_span)) or {}
-            stack.extend((child, assigned[id(child)]) for child in current.children if id(child) in assigned)
+        """Pair a fully matched subtree: its root node, and claim every span under it.
 
-    def _align(self, nodes: list[Node], spans: list[ReadableSpan], parent: ReadableSpan | None) -> None:
-        free = [span for span in spans if span.context.span_id not in self.claimed]
-        left: list[Node] = []
-        for node in nodes:  # whole subtrees first
-            found = next((span for span in free if self.m.full(node, span)), None)
-            if found is None:
-                left.append(node)
+        The nodes inside are paired only if the table shows them (``_full_rows``).
+        """
+        self._take(node, span, MATCHED)
+        self.full.add(id(node))
+        stack = list(self.forest.kids(span))
+        claimed, kids = self.claimed, self.forest.children
+        while stack:
+            current = stack.pop()
+            span_id = current.context.span_id
+            claimed.add(span_id)
+            stack += kids.get(span_id, ())
+
+    def _full_rows(self, node: Node, span: ReadableSpan, depth: int) -> list[_Row]:
+        """The rows of a fully matched subtree, node by node."""
+        rows = []
+        stack = [(node, span, depth)]
+        while stack:
+            current, current_span, level = stack.pop()
+            rows.append(_Row(MATCHED, level, current.label, _span_label(current_span)))
+            assigned = self.m.assign(current.children, self.forest.kids(current_span)) or {}
+            stack.extend(
+                (child, assigned[id(child)], level + 1)
+                for child in reversed(current.children)
+                if id(child) in assigned
+            )
+        return rows
+
+    def _align(self, nodes: list[Node], spans: list[ReadableSpan]) -> None:
+        """Pair expected siblings with captured siblings, then their children, without recursion.
+
+        Whole matching subtrees first, then name and kind, then name alone
+        (wrong kind); what is left waits for ``_place_pending``.
+        """
+        work = [(nodes, spans)]
+        while work:
+            nodes, spans = work.pop()
+            free = [span for span in spans if span.context.span_id not in self.claimed]
+            if not nodes:
                 continue
-            free.remove(found)
-            self._take_full(node, found)
-        for rule in (Node.fits, Node.names):  # then name and kind, then name alone
-            still: list[Node] = []
-            for node in left:
-                found = next((span for span in free if rule(node, span)), None)
-                if found is None:
-                    still.append(node)
-                    continue
-                free.remove(found)
-                wrong_kind = node.kind is not None and found.kind is not node.kind
-                self._take(node, found, WRONG_KIND if wrong_kind else MATCHED)
-                if wrong_kind:
-                    self.note[id(node)] = (
-                        f"expected kind {node.kind.name.lower()}, found {found.kind.name.lower()}"  # type: ignore[union-attr]
+            used: set[int] = set()
+            left: list[Node] = []
+            keyed: dict[tuple[str, int], list[ReadableSpan]] = {}
+            modes = {node.key[0] for node in nodes if node.key is not None}
+            for mode in modes:
+                for span in reversed(free):
+                    keyed.setdefault((mode, self.m.key_of(mode, span)), []).append(span)
+            for node in nodes:
+                found = None
+                if node.key is not None:
+                    bucket = keyed.get(node.key, [])
+                    while bucket and bucket[-1].context.span_id in used:
+                        bucket.pop()
+                    found = bucket.pop() if bucket else None
+                else:
+                    found = next(
+                        (s for s in free if s.context.span_id not in used and self.m.full(node, s)), None
                     )
-                self._align(node.children, self.forest.kids(found), found)
-            left = still
-        self.pending += left
+                if found is None:
+                    left.append(node)
+                    continue
+                used.add(found.context.span_id)
+                self._take_full(node, found)
+            by_name: dict[str, list[ReadableSpan]] = {}
+            for span in free:
+                by_name.setdefault(span.name, []).append(span)
+            for rule in (Node.fits, Node.names):
+                still: list[Node] = []
+                for node in left:
+                    pool = by_name.get(node.name, []) if isinstance(node.name, str) else free
+                    found = next((s for s in pool if s.context.span_id not in used and rule(node, s)), None)
+                    if found is None:
+                        still.append(node)
+                        continue
+                    used.add(found.context.span_id)
+                    wrong_kind = node.kind is not None and found.kind is not node.kind
+                    self._take(node, found, WRONG_KIND if wrong_kind else MATCHED)
+                    if wrong_kind:
+                        assert node.kind is not None
+                        expected_kind, found_kind = node.kind.name.lower(), found.kind.name.lower()
+                        self.note[id(node)] = f"expected kind {expected_kind}, found {found_kind}"
+                    work.append((node.children, self.forest.kids(found)))
+                left = still
+            self.pending += left
 
     def _place_pending(self) -> None:
         """Expected spans not found where expected: misplaced if found elsewhere, else missing."""
@@ -497,7 +599,7 @@ class Diff:
         for span in self.forest.ordered:
             by_name[span.name].append(span)
         while self.pending:
-            node = self.pending.pop(0)
+            node = self.pending.popleft()
             if isinstance(node.name, str):
                 candidates = by_name.get(node.name, [])
             else:
@@ -511,7 +613,7 @@ class Diff:
                 continue
             self._take(node, found, MISPLACED)
             self.note[id(node)] = self._where(node, found)
-            self._align(node.children, self.forest.kids(found), found)
+            self._align(node.children, self.forest.kids(found))
 
     def _missing(self, node: Node) -> None:
         self.status[id(node)] = MISSING
@@ -571,6 +673,8 @@ class Diff:
     def rows(self) -> list[_Row]:
         """The side-by-side table: expected trees in order, extra spans where they hang."""
         rows: list[_Row] = []
+        # Big expectations: every fully matched subtree takes one row.
+        collapse_at = COLLAPSE_AT if sum(root.size for root in self.m.roots) <= ROW_LIMIT else 1
         stack: list[tuple[Node | ReadableSpan, int]] = [(root, 0) for root in reversed(self.m.roots)]
         while stack:
             item, depth = stack.pop()
@@ -581,9 +685,13 @@ class Diff:
             status = self.status.get(id(node), MISSING)
             span = self.pair.get(id(node))
             actual = _span_label(span) if span is not None else "—"
-            if id(node) in self.full and node.size > COLLAPSE_AT:
-                note = f"and its {node.size - 1} descendants, all matched"
-                rows.append(_Row(MATCHED, depth, node.label, actual, note))
+            if id(node) in self.full:
+                assert span is not None
+                if node.size > collapse_at:
+                    note = f"and its {node.size - 1} descendants, all matched"
+                    rows.append(_Row(MATCHED, depth, node.label, actual, note))
+                else:
+                    rows += self._full_rows(node, span, depth)
                 continue
             rows.append(_Row(status, depth, node.label, actual, self.note.get(id(node), "")))
             if span is not None:  # shown after the expected children
@@ -743,6 +851,21 @@ def assert_trace_tree(
     (spans that end late in threads or other processes), then asserts.
     """
     __tracebackhide__ = True
+    # Big trees allocate many small objects: without this, the collector would
+    # walk the whole capture again and again while they are made.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _assert_trace_tree(expected, spans, timeout)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _assert_trace_tree(
+    expected: object, spans: TraceCapture | Iterable[ReadableSpan] | None, timeout: float | None
+) -> None:
+    __tracebackhide__ = True
     roots = parse_expected(expected)
     capture = _source(spans)
     if timeout is not None:
@@ -821,12 +944,16 @@ def _explain(
     if hint:
         lines += ["", f"hint: {hint}"]
     origins = capture._origin_map if capture is not None else {}
+    marks = diff.marks()
+    forest = matcher.forest
+    involved = {forest.trace_key(forest.by_id[span_id]) for span_id in marks if span_id in forest.by_id}
+    involved |= {forest.trace_key(span) for span in diff.pair.values()} if len(forest.tops) <= 50 else set()
     rendered = render_spans(
-        matcher.forest.ordered,
+        [span for span in forest.ordered if forest.trace_key(span) in involved] or forest.ordered,
         origins=origins,
         ambient=matcher.forest.ambient,
-        highlight=diff.marks(),
+        highlight=marks,
         limit=MESSAGE_LIMIT,
     )
-    lines += ["", "captured traces:", rendered]
+    lines += ["", "traces involved:", rendered]
     raise TraceAssertionError("\n".join(lines))
