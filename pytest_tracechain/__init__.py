@@ -25,10 +25,12 @@ if TYPE_CHECKING:
     from pytest_tracechain._capture import Origin, Trace, TraceCapture
     from pytest_tracechain._carriers import assert_carrier_has_context
     from pytest_tracechain._chain import assert_chain_intact
+    from pytest_tracechain._otlp import OtlpReceiver
     from pytest_tracechain._tree import assert_trace_tree
 
 __all__ = [
     "Origin",
+    "OtlpReceiver",
     "Trace",
     "TraceAssertionError",
     "TraceCapture",
@@ -48,6 +50,7 @@ __all__ = [
 
 _LAZY = {
     "Origin": "_capture",
+    "OtlpReceiver": "_otlp",
     "Trace": "_capture",
     "TraceCapture": "_capture",
     "assert_carrier_has_context": "_carriers",
