@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from pytest_tracechain._assertions import _fail, _lookup, _Ref, _resolve, _running_capture
+from pytest_tracechain._assertions import _fail, _has_ancestor, _Ref, _resolve, _running_capture
 from pytest_tracechain._capture import TraceCapture
 
 __all__ = ["assert_carrier_has_context"]
@@ -588,7 +588,7 @@ def _mismatch_hint(
         if (
             expected.span is not None
             and capture is not None
-            and _is_ancestor(holder.span_id, expected.span, capture)
+            and _has_ancestor(expected.span, holder.span_id, capture)
         ):
             return (
                 f"the carrier was filled while {holder.label} was current, before {expected.label} "
@@ -599,20 +599,6 @@ def _mismatch_hint(
         "the carrier holds a context from elsewhere: a header list reused from an earlier message, or "
         f"a context passed to inject() explicitly. {inject_here[0].upper()}{inject_here[1:]}."
     )
-
-
-def _is_ancestor(ancestor_id: int, span: ReadableSpan, capture: TraceCapture) -> bool:
-    seen: set[int] = set()
-    current: ReadableSpan | None = span
-    while current is not None and current.parent is not None:
-        parent_id = current.parent.span_id
-        if parent_id == ancestor_id:
-            return True
-        if parent_id in seen:
-            return False
-        seen.add(parent_id)
-        current = _lookup(capture, parent_id)
-    return False
 
 
 def _captured_trace_refs(capture: TraceCapture | None) -> list[_Ref]:

@@ -19,9 +19,9 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from pytest_tracechain._capture import Origin, trace_keys
+from pytest_tracechain._capture import Origin
 from pytest_tracechain._chain import Finding
-from pytest_tracechain._render import format_nanoseconds
+from pytest_tracechain._render import format_nanoseconds, group_traces
 
 # Span rows shown per test, and in the whole page (failing tests come first,
 # so they get the budget); the rest is counted in a "... N more spans" row.
@@ -100,23 +100,15 @@ def reduce_test(
     for finding in findings:
         if finding.span is not None:
             marks.setdefault(finding.span.context.span_id, finding.kind)
-    unique: dict[int, ReadableSpan] = {}
-    for span in spans:
-        unique.setdefault(span.context.span_id, span)
-    ordered = sorted(unique.values(), key=lambda s: s.start_time or 0)
     ambient = frozenset(ambient)
-    keys = trace_keys(ordered, ambient)
-    children: dict[int, list[ReadableSpan]] = {}
-    tops: dict[tuple[int, int], list[ReadableSpan]] = {}
-    for span in ordered:
-        parent = span.parent
-        if parent is not None and parent.span_id in unique and parent.trace_id == span.context.trace_id:
-            children.setdefault(parent.span_id, []).append(span)
-        else:
-            tops.setdefault(keys[span.context.span_id], []).append(span)
-    counts: dict[tuple[int, int], int] = {}
-    for key in keys.values():
-        counts[key] = counts.get(key, 0) + 1
+    grouped = group_traces(spans, ambient)
+    unique, ordered, children, tops, counts = (
+        grouped.by_id,
+        grouped.ordered,
+        grouped.children,
+        grouped.tops,
+        grouped.counts,
+    )
 
     starts = [s.start_time for s in ordered if s.start_time is not None]
     t0 = min(starts) if starts else now

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
@@ -61,6 +62,35 @@ def span_label(
     return " · ".join(parts)
 
 
+@dataclass
+class Grouped:
+    """Spans as trees, one group per trace relative to the test, in order of first start."""
+
+    by_id: dict[int, ReadableSpan]
+    ordered: list[ReadableSpan]  # by start time
+    children: dict[int, list[ReadableSpan]]  # parent span id -> children, by start time
+    tops: dict[TraceKey, list[ReadableSpan]]  # trace -> spans whose parent is not among the spans
+    counts: Counter[TraceKey]  # trace -> number of spans
+
+
+def group_traces(spans: Iterable[ReadableSpan], ambient: Collection[int] = frozenset()) -> Grouped:
+    """Group spans by trace (relative to the test's ambient spans) and parent, for drawing them."""
+    unique: dict[int, ReadableSpan] = {}
+    for span in spans:
+        unique.setdefault(span.context.span_id, span)
+    ordered = sorted(unique.values(), key=lambda s: s.start_time or 0)
+    keys = trace_keys(ordered, ambient)
+    children: dict[int, list[ReadableSpan]] = {}
+    tops: dict[TraceKey, list[ReadableSpan]] = {}
+    for span in ordered:
+        parent = span.parent
+        if parent is not None and parent.span_id in unique and parent.trace_id == span.context.trace_id:
+            children.setdefault(parent.span_id, []).append(span)
+        else:
+            tops.setdefault(keys[span.context.span_id], []).append(span)
+    return Grouped(unique, ordered, children, tops, Counter(keys.values()))
+
+
 def render_spans(
     spans: Iterable[ReadableSpan],
     *,
@@ -80,23 +110,16 @@ def render_spans(
     """
     origins = origins or {}
     highlight = highlight or {}
-    unique: dict[int, ReadableSpan] = {}
-    for span in spans:
-        unique.setdefault(span.context.span_id, span)
-    if not unique:
+    grouped = group_traces(spans, ambient)
+    if not grouped.by_id:
         return "  (no spans captured)"
-
-    ordered = sorted(unique.values(), key=lambda s: s.start_time or 0)
-    keys = trace_keys(ordered, ambient)
-    children: dict[int, list[ReadableSpan]] = {}
-    tops: dict[TraceKey, list[ReadableSpan]] = {}
-    counts: Counter[TraceKey] = Counter(keys.values())
-    for span in ordered:
-        parent = span.parent
-        if parent is not None and parent.span_id in unique and parent.trace_id == span.context.trace_id:
-            children.setdefault(parent.span_id, []).append(span)
-        else:
-            tops.setdefault(keys[span.context.span_id], []).append(span)
+    unique, ordered, children, tops, counts = (
+        grouped.by_id,
+        grouped.ordered,
+        grouped.children,
+        grouped.tops,
+        grouped.counts,
+    )
 
     this_pid = os.getpid()
     lines: list[str] = []
