@@ -27,6 +27,7 @@ import logging
 import os
 import threading
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +44,9 @@ __all__ = ["MAX_BODY_BYTES", "MAX_DECOMPRESSED_BYTES", "OtlpReceiver", "serve"]
 MAX_BODY_BYTES = 64 * 1024 * 1024
 #: The largest body accepted once decompressed: 64 MiB.
 MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+
+#: Seconds a connection may stay silent, mid-request or idle between requests, before it is closed.
+CONNECTION_TIMEOUT = 120
 
 TRACES_PATH = "/v1/traces"
 MISSING_EXTRA = (
@@ -76,11 +80,17 @@ class OtlpReceiver:
     """
 
     def __init__(self, endpoint: str) -> None:
+        #: The base URL, ``http://127.0.0.1:<port>``.
         self.endpoint = endpoint
-        #: Requests answered with a 4xx or 5xx status: (status, reason), the latest last.
-        self.rejected: list[tuple[int, str]] = []
-        #: Spans received and accepted so far (including spans dropped between tests).
+        #: The last 100 requests answered with a 4xx or 5xx status: (status, reason), the latest last.
+        self.rejected: deque[tuple[int, str]] = deque(maxlen=100)
+        #: Spans accepted so far (including those dropped because no test was running).
         self.received = 0
+        self._lock = threading.Lock()
+
+    def _count(self, spans: int) -> None:
+        with self._lock:
+            self.received += spans
 
     @property
     def traces_endpoint(self) -> str:
@@ -164,6 +174,8 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: exporters reuse their connection
     server_version = "pytest-tracechain-otlp"
+    # Seconds a connection may stall (mid-request, or idle between requests) before it is closed.
+    timeout = CONNECTION_TIMEOUT
     server: _Server
 
     def do_POST(self) -> None:
@@ -187,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
                 decoded = self.server.decode(body, media)
             except self.server.bad_request as exc:
                 raise _Reject(400, str(exc)) from None
-            self.server.receiver.received += len(decoded.spans)
+            self.server.receiver._count(len(decoded.spans))
             self.server.router.receive(decoded.spans, decoded.undecided)
             self._answer(200, media_type, b"" if media_type == "protobuf" else b"{}")
         except _Reject as rejection:

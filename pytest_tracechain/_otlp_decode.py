@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped,u
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ProtoResource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope as SdkScope
@@ -30,6 +31,9 @@ __all__ = ["BadRequest", "Decoded", "decode"]
 TRACE_FLAGS_MASK = 0xFF
 HAS_IS_REMOTE = 0x100
 IS_REMOTE = 0x200
+# opentelemetry-proto before 1.25 predates the flags fields (OTLP 1.1): with it,
+# every span counts as one whose exporter set no flags.
+_HAS_FLAGS = "flags" in ProtoSpan.DESCRIPTOR.fields_by_name
 
 # OTLP's SpanKind enum is the SDK's shifted by one (0 is SPAN_KIND_UNSPECIFIED).
 _KINDS = (
@@ -219,7 +223,7 @@ def _span(span: Any, resource: Resource, scope: SdkScope) -> tuple[ReadableSpan,
     span_id = _id(span.span_id, 8, "spanId")
     raw_parent = span.parent_span_id
     parent_id = _id(raw_parent, 8, "parentSpanId") if raw_parent else 0
-    flags = span.flags
+    flags = span.flags if _HAS_FLAGS else 0
     trace_flags = _TRACE_FLAGS[flags & TRACE_FLAGS_MASK]
     state = _trace_state(span.trace_state) if span.trace_state else _EMPTY_STATE
     context = SpanContext(trace_id, span_id, False, trace_flags, state)
@@ -265,7 +269,7 @@ def _event(event: Any) -> Event:
 def _link(link: Any, index: int) -> Link:
     trace_id = _id(link.trace_id, 16, f"links[{index}].traceId")
     span_id = _id(link.span_id, 8, f"links[{index}].spanId")
-    flags = link.flags
+    flags = link.flags if _HAS_FLAGS else 0
     state = _trace_state(link.trace_state) if link.trace_state else _EMPTY_STATE
     # A linked context without flags came from elsewhere more often than not: remote.
     remote = _remote(flags)
