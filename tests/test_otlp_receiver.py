@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from tests.conftest import RunPytest
@@ -511,12 +513,15 @@ def test_child_process_exporting_with_the_real_exporter(
     )
 
 
-def test_env_for_child_processes(inner: pytest.Pytester, run_pytest: RunPytest) -> None:
+def test_env_for_child_processes_and_the_server_stops_with_the_session(
+    inner: pytest.Pytester, run_pytest: RunPytest
+) -> None:
     inner.makepyfile(
         """
-        import os
+        import os, pathlib
 
         def test_env(otlp_receiver, monkeypatch):
+            pathlib.Path("endpoint.txt").write_text(otlp_receiver.endpoint)
             monkeypatch.setenv("NO_PROXY", "example.com, localhost")
             monkeypatch.setenv("no_proxy", "internal")
             monkeypatch.setenv("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "os")
@@ -534,6 +539,9 @@ def test_env_for_child_processes(inner: pytest.Pytester, run_pytest: RunPytest) 
         """
     )
     run_pytest("--tb=short").assert_outcomes(passed=1)
+    host, port = (inner.path / "endpoint.txt").read_text().removeprefix("http://").split(":")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((host, int(port)), timeout=5).close()
 
 
 def test_a_proxy_in_the_environment_does_not_take_the_traffic(
