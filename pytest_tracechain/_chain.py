@@ -190,11 +190,19 @@ def _unclaimed_senders(spans: list[ReadableSpan]) -> dict[SpanKind, list[Readabl
 
 
 def _pair_sender(receiver: ReadableSpan, senders: list[ReadableSpan]) -> ReadableSpan | None:
-    """The earliest unclaimed sender that started before ``receiver`` (used once)."""
+    """The earliest unclaimed sender that started before ``receiver`` (used once).
+
+    A CLIENT call waits for its answer: it pairs only with a SERVER root that
+    started while the call was still open. (A message, once sent, may be
+    consumed any time later.)
+    """
     destination = (receiver.attributes or {}).get(_DESTINATION)
+    started = receiver.start_time or 0
     for index, sender in enumerate(senders):
-        if (sender.start_time or 0) >= (receiver.start_time or 0):
+        if (sender.start_time or 0) >= started:
             break
+        if sender.kind is SpanKind.CLIENT and sender.end_time is not None and sender.end_time < started:
+            continue
         sent_to = (sender.attributes or {}).get(_DESTINATION)
         if destination is not None and sent_to is not None and destination != sent_to:
             continue

@@ -288,6 +288,42 @@ def test_dropped_orphan_and_stale_carriers(pytester: pytest.Pytester, run_pytest
     )
 
 
+def test_client_calls_pair_only_with_servers_they_wait_for(
+    pytester: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+        from opentelemetry.trace import SpanKind
+
+        tracer = trace.get_tracer("app")
+
+        def handle():
+            with tracer.start_as_current_span("POST /users", kind=SpanKind.SERVER):
+                tracer.start_span("INSERT users", kind=SpanKind.CLIENT).end()
+
+        def test_two_requests_each_with_a_database_call(tracechain):
+            handle()
+            handle()
+
+        def test_server_ignored_the_callers_headers(tracechain):
+            with tracer.start_as_current_span("GET /profile", kind=SpanKind.CLIENT):
+                # the server side, in process: it starts a new trace instead of extracting
+                tracer.start_span("GET /profile", kind=SpanKind.SERVER, context=trace.Context()).end()
+        """
+    )
+    result = run_pytest("--tracechain-check=fail", "--tb=short")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "[[]dropped carrier] 'GET /profile' is a server root span with neither a parent nor a link,"
+            " although 'GET /profile' (client) started before it and nothing continues its trace: the"
+            " server did not extract what was injected",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*_ test_server_ignored_the_callers_headers _*"])
+
+
 def test_unended_and_leaked_spans(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
     pytester.makepyfile(
         """
