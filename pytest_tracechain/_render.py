@@ -167,16 +167,23 @@ def render_spans(
             if not any(root.context.span_id in keep for root in roots):
                 hidden += counts[key]
                 continue
-            elided = [root for root in roots if root.context.span_id not in keep]
-            hidden += sum(sizes[root.context.span_id] for root in elided)
+            elided_roots = sum(
+                sizes[root.context.span_id] for root in roots if root.context.span_id not in keep
+            )
             roots = [root for root in roots if root.context.span_id in keep]
         elif limit is not None and shown >= limit:
             break
+        else:
+            elided_roots = 0
         count = counts[key]
         header = f"trace {key[0]:032x} · {count} span{'s' if count != 1 else ''}"
         lines.append(paint(header, BOLD, color=color))
-        stack: list[tuple[ReadableSpan | int, str, bool, int]] = [
-            (root, "", index == len(roots) - 1, 0) for index, root in reversed(list(enumerate(roots)))
+        stack: list[tuple[ReadableSpan | int, str, bool, int]] = (
+            [(elided_roots, "", True, 0)] if elided_roots else []
+        )
+        stack += [
+            (root, "", index == len(roots) - 1 and not elided_roots, 0)
+            for index, root in reversed(list(enumerate(roots)))
         ]
         while stack and (keep is not None or limit is None or shown < limit):
             item, prefix, last, depth = stack.pop()
@@ -202,16 +209,10 @@ def render_spans(
                 is_last = index == len(kids) - 1 and not elided_count
                 stack.append((kids[index], child_prefix, is_last, depth + 1))
     if keep is not None:
-        shown = (
-            total
-            - hidden
-            - sum(
-                sizes[kid.context.span_id]
-                for span_id in keep
-                for kid in children.get(span_id, ())
-                if kid.context.span_id not in keep
-            )
-        )
-    if shown < total:
+        # Branches cut inside a shown trace have their own "... N more spans"
+        # line; this one counts only the traces left out whole.
+        if hidden:
+            lines.append(paint(f"... {hidden} more spans in other traces not shown", YELLOW, color=color))
+    elif shown < total:
         lines.append(paint(f"... {total - shown} more spans not shown", YELLOW, color=color))
     return "\n".join(lines)

@@ -209,6 +209,15 @@ def _structure(value: object) -> list[Node]:
 def _head(name: object, kind: object, where: _Where) -> Node:
     if isinstance(name, re.Pattern):
         node = Node(f"~{name.pattern}", name, None)
+    elif isinstance(name, str) and kind is not None:  # the kind is given: the name is all name
+        name = name.strip()
+        pattern: str | re.Pattern[str] = name
+        if name.startswith("~"):
+            parsed = _parse_label(name)
+            if isinstance(parsed, str):
+                raise ValueError(f"{_FUNC}(): {_where_text(where)}: {parsed}")
+            pattern = parsed[1]
+        node = Node(name, pattern, None)
     elif isinstance(name, str):
         node = _label(name, where)
     else:
@@ -742,11 +751,17 @@ class Diff:
 
     def marks(self) -> dict[int, str]:
         """Highlights for the rendered traces: the spans that are not where expected."""
-        marks = {}
-        for node_id, span in self.pair.items():
-            status = self.status[node_id]
-            if status != MATCHED:
-                marks[span.context.span_id] = status
+        marks: dict[int, str] = {}
+        for node in _walk(self.m.roots):
+            status = self.status.get(id(node))
+            span = self.pair.get(id(node))
+            if span is None or status is None or status == MATCHED:
+                continue
+            marks[span.context.span_id] = status
+            if status == MISPLACED:  # keep the trace it belongs in on screen, and say where
+                _, expected_parent = self._expected_parent_span(node)
+                if expected_parent is not None:
+                    marks.setdefault(expected_parent.context.span_id, f"expected parent of {span.name!r}")
         for span in self.forest.ordered:
             if span.context.span_id not in self.claimed:
                 marks[span.context.span_id] = EXTRA
