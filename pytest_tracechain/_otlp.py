@@ -14,6 +14,7 @@ Answers, in the request's content type where it is one of those two:
   must be 16 bytes, got 3``);
 - 413 past ``MAX_BODY_BYTES`` of body or ``MAX_DECOMPRESSED_BYTES`` once
   decompressed (decompression stops at the limit: a gzip bomb never inflates);
+- 411 without ``Content-Length`` or chunked transfer encoding;
 - 415 for another content type or content encoding, 404 for another path,
   405 for another method on ``/v1/traces``, 500 if handling fails (logged; the
   server keeps serving).
@@ -76,7 +77,12 @@ class OtlpReceiver:
 
     Spans exported to ``endpoint + "/v1/traces"`` join the capture of the test
     that owns their trace (else the running test), with an ``Origin`` naming
-    their process (``process.pid`` of their resource).
+    their process (``process.pid`` of their resource). It accepts protobuf and
+    OTLP JSON, gzip or deflate; bodies over 64 MiB, sent or decompressed, get a
+    413, and malformed ones a 400 that names the bad field (a
+    ``google.rpc.Status`` in the request's content type). The answer comes once
+    the spans are in the capture, so a child that flushed its exporter before
+    exiting has delivered everything when it exits.
     """
 
     def __init__(self, endpoint: str) -> None:
