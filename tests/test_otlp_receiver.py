@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import RunPytest
 
@@ -649,3 +652,77 @@ def test_missing_extra_names_the_install_command(pytester: pytest.Pytester, run_
             "pip install 'pytest-tracechain[[]otlp]' (it could not import opentelemetry.proto*)",
         ]
     )
+
+
+# -- the decoder, property-based: any body is decoded or rejected with a reason ------------
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+hex_ids = st.sampled_from(
+    ["", "00", "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "zz" * 8, "0" * 32]
+)
+span_keys = st.sampled_from(
+    [
+        "traceId",
+        "spanId",
+        "parentSpanId",
+        "name",
+        "kind",
+        "flags",
+        "startTimeUnixNano",
+        "attributes",
+        "events",
+        "links",
+        "status",
+        "traceState",
+        "trace_id",
+        "span_id",
+    ]
+)
+spans_json = st.dictionaries(span_keys, hex_ids | json_values, max_size=8)
+requests_json = st.fixed_dictionaries(
+    {
+        "resourceSpans": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "resource": json_values,
+                    "scopeSpans": st.lists(
+                        st.fixed_dictionaries(
+                            {"scope": json_values, "spans": st.lists(spans_json, max_size=3)}
+                        ),
+                        max_size=2,
+                    ),
+                }
+            ),
+            max_size=2,
+        )
+    }
+)
+
+
+def decode_or_reason(body: bytes, media_type: str) -> list | str:
+    """The decoded spans, or the reason the body was rejected; anything else raised fails the test."""
+    from pytest_tracechain._otlp_decode import BadRequest, decode
+
+    try:
+        decoded = decode(body, media_type)
+    except BadRequest as exc:
+        return str(exc)
+    assert all(span.context is not None and span.context.is_valid for span, _ in decoded.spans)
+    return decoded.spans
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.binary(max_size=300))
+def test_any_protobuf_body_is_decoded_or_rejected_with_a_reason(body: bytes) -> None:
+    assert decode_or_reason(body, "protobuf") != ""
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(request=requests_json | json_values)
+def test_any_json_body_is_decoded_or_rejected_with_a_reason(request: object) -> None:
+    assert decode_or_reason(json.dumps(request).encode(), "json") != ""
