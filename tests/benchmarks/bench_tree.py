@@ -147,7 +147,8 @@ def main() -> None:
             try:
                 assert_trace_tree(expected, bad)
             except TraceAssertionError as error:
-                assert "1 misplaced" in str(error), str(error)[:2000]
+                if "1 misplaced" not in str(error):
+                    raise AssertionError(str(error)[:2000]) from None
             else:
                 raise AssertionError("the broken capture passed")
 
