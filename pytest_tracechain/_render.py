@@ -99,6 +99,7 @@ def render_spans(
     highlight: Mapping[int, str] | None = None,
     limit: int | None = None,
     color: bool = False,
+    grouped: Grouped | None = None,
 ) -> str:
     """Render spans as one tree per trace, traces ordered by first start.
 
@@ -107,10 +108,12 @@ def render_spans(
     to a marker shown after the span (``← child``). ``limit`` cuts the output
     after that many spans with a line saying how many were left out.
     ``color`` adds ANSI styles (for a terminal that supports them).
+    ``grouped`` is ``spans`` already grouped (a caller that has done the work).
     """
     origins = origins or {}
     highlight = highlight or {}
-    grouped = group_traces(spans, ambient)
+    if grouped is None:
+        grouped = group_traces(spans, ambient)
     if not grouped.by_id:
         return "  (no spans captured)"
     unique, ordered, children, tops, counts = (

@@ -17,7 +17,7 @@ import functools
 import gc
 import re
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanKind
 
 from pytest_tracechain._capture import TraceCapture, TraceKey, parse_kind, trace_keys
 from pytest_tracechain._errors import TraceAssertionError
-from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
+from pytest_tracechain._render import MESSAGE_LIMIT, Grouped, render_spans
 
 __all__ = ["assert_trace_tree"]
 
@@ -62,6 +62,7 @@ class Node:
     # either every kind given ("k") or none given ("n").
     key: tuple[str, int] | None = None
     size: int = 1
+    parent: Node | None = None  # set by _expected_keys
 
     def names(self, span: ReadableSpan) -> bool:
         if isinstance(self.name, str):
@@ -148,9 +149,10 @@ def _is_node_tuple(value: object) -> bool:
 
 
 # Where a value sits in the expected structure, for error messages: a linked
-# list (parent, segment), formatted only when an error needs it, so deep
+# list (parent, key or index), formatted only when an error needs it, so deep
 # generated trees cost no string building.
-_Where = tuple[object, str]
+_Where = tuple[object, object]
+_ROOT: _Where = (None, "expected")
 
 
 def _where_text(where: str | _Where | None) -> str:
@@ -159,7 +161,7 @@ def _where_text(where: str | _Where | None) -> str:
     parts: list[str] = []
     while where is not None:
         parent, segment = where
-        parts.append(segment)
+        parts.append(segment if where is _ROOT else f"[{segment!r}]")  # type: ignore[arg-type]
         where = parent  # type: ignore[assignment]
     return "".join(reversed(parts))
 
@@ -168,9 +170,26 @@ def _structure(value: object) -> list[Node]:
     """Nodes from the nested-tuple/dict form (a text tree may sit inside it), without recursion."""
     out: list[Node] = []
     # (value, where, the list its nodes go to, whether value is a children slot)
-    stack: list[tuple[object, _Where, list[Node], bool]] = [(value, (None, "expected"), out, False)]
+    stack: list[tuple[object, _Where, list[Node], bool]] = [(value, _ROOT, out, False)]
     while stack:
         value, where, target, is_children = stack.pop()
+        kind_of = type(value)
+        # The common shapes of generated trees first, by exact type (isinstance
+        # against Mapping is slow, and this loop runs once per expected span).
+        if kind_of is tuple and _is_node_tuple(value):
+            assert isinstance(value, tuple)
+            node = _head(value[0], value[1] if len(value) == 3 else None, where)
+            target.append(node)
+            stack.append((value[-1], (where, value[0]), node.children, True))
+            continue
+        if kind_of is str:
+            assert isinstance(value, str)
+            target += parse_text(value) if "\n" in value else [_label(value, where)]
+            continue
+        if kind_of is list or kind_of is tuple:
+            assert isinstance(value, (list, tuple))
+            stack.extend((value[i], (where, i), target, False) for i in range(len(value) - 1, -1, -1))
+            continue
         if is_children:
             if value is None:
                 continue
@@ -186,7 +205,7 @@ def _structure(value: object) -> list[Node]:
         elif isinstance(value, Mapping):
             made = []
             for key, children in value.items():
-                key_where = (where, f"[{key!r}]")
+                key_where = (where, key)
                 node = _head(key, None, key_where)
                 target.append(node)
                 made.append((children, key_where, node.children, True))
@@ -195,9 +214,9 @@ def _structure(value: object) -> list[Node]:
             assert isinstance(value, tuple)
             node = _head(value[0], value[1] if len(value) == 3 else None, where)
             target.append(node)
-            stack.append((value[-1], (where, f"[{value[0]!r}]"), node.children, True))
+            stack.append((value[-1], (where, value[0]), node.children, True))
         elif isinstance(value, (list, tuple)):
-            stack.extend((value[i], (where, f"[{i}]"), target, False) for i in range(len(value) - 1, -1, -1))
+            stack.extend((value[i], (where, i), target, False) for i in range(len(value) - 1, -1, -1))
         else:
             raise TypeError(
                 f"{_FUNC}() argument 'expected' must be an indented text tree, nested (name, children) "
@@ -349,6 +368,17 @@ class Forest:
         self._keys[mode] = keys
         return keys
 
+    def grouped(self) -> Grouped:
+        """The forest as the renderer groups spans (one group per trace relative to the test)."""
+        tops: dict[TraceKey, list[ReadableSpan]] = {}
+        for top in self.tops:
+            tops.setdefault(self.trace_key(top), []).append(top)
+        if self.ambient:
+            counts = Counter(trace_keys(self.ordered, self.ambient).values())
+        else:
+            counts = Counter((span.context.trace_id, 0) for span in self.ordered)
+        return Grouped(self.by_id, self.ordered, self.children, tops, counts)
+
     def trace_key(self, span: ReadableSpan) -> TraceKey:
         if not self.ambient:
             return (span.context.trace_id, 0)
@@ -363,6 +393,8 @@ def _expected_keys(roots: list[Node], table: _Keys) -> set[str]:
     interned = table.table
     for node in reversed(list(_walk(roots))):  # children before parents
         children = node.children
+        for child in children:
+            child.parent = node
         if not children:
             child_keys: tuple[int, ...] = ()
         else:
@@ -498,12 +530,7 @@ class Diff:
         self.note: dict[int, str] = {}
         self.full: set[int] = set()  # node ids whose whole subtree matched
         self.claimed: set[int] = set()  # span ids
-        self.parent_of: dict[int, Node | None] = {}
-        for root in matcher.roots:
-            self.parent_of[id(root)] = None
-            for node in _walk([root]):
-                for child in node.children:
-                    self.parent_of[id(child)] = node
+        self.nodes: dict[int, Node] = {}  # node id -> node, for the nodes paired or missing
         self.pending: deque[Node] = deque()
         self._align(matcher.roots, list(self.forest.tops))
         self._place_pending()
@@ -511,6 +538,7 @@ class Diff:
     # alignment ---------------------------------------------------------------
 
     def _take(self, node: Node, span: ReadableSpan, status: str) -> None:
+        self.nodes[id(node)] = node
         self.pair[id(node)] = span
         self.status[id(node)] = status
         self.claimed.add(span.context.span_id)
@@ -522,13 +550,13 @@ class Diff:
         """
         self._take(node, span, MATCHED)
         self.full.add(id(node))
-        stack = list(self.forest.kids(span))
-        claimed, kids = self.claimed, self.forest.children
+        kid_ids = self.forest.kid_ids
+        stack = list(kid_ids.get(span.context.span_id, ()))
+        claimed = self.claimed
         while stack:
-            current = stack.pop()
-            span_id = current.context.span_id
+            span_id = stack.pop()
             claimed.add(span_id)
-            stack += kids.get(span_id, ())
+            stack += kid_ids.get(span_id, ())
 
     def _full_rows(self, node: Node, span: ReadableSpan, depth: int) -> list[_Row]:
         """The rows of a fully matched subtree, node by node."""
@@ -626,6 +654,7 @@ class Diff:
 
     def _missing(self, node: Node) -> None:
         self.status[id(node)] = MISSING
+        self.nodes[id(node)] = node
         still_open = next((span for span in self.open_spans if node.names(span)), None)
         if still_open is not None:
             self.note[id(node)] = "a span of that name is still open" + (
@@ -633,7 +662,7 @@ class Diff:
             )
 
     def _expected_parent_span(self, node: Node) -> tuple[Node | None, ReadableSpan | None]:
-        parent = self.parent_of.get(id(node))
+        parent = node.parent
         return parent, (self.pair.get(id(parent)) if parent is not None else None)
 
     def _where(self, node: Node, span: ReadableSpan) -> str:
@@ -674,7 +703,7 @@ class Diff:
         for status in self.status.values():
             if status != MATCHED:
                 counts[status] += 1
-        extra = sum(1 for span in self.forest.ordered if span.context.span_id not in self.claimed)
+        extra = len(self.forest.by_id.keys() - self.claimed)
         if extra:
             counts[EXTRA] = extra
         return counts
@@ -732,9 +761,10 @@ class Diff:
         """Why the first misplaced span that started a trace of its own did so (the boundary it crossed)."""
         from pytest_tracechain._assertions import _new_trace_hint, _Ref
 
-        for node in _walk(self.m.roots):
-            span = self.pair.get(id(node))
-            if span is None or self.status.get(id(node)) != MISPLACED or span.links:
+        for node_id, status in self.status.items():  # in the order they were placed
+            node = self.nodes[node_id]
+            span = self.pair.get(node_id)
+            if span is None or status != MISPLACED or span.links:
                 continue
             parent = span.parent
             if parent is not None and parent.span_id not in self.forest.ambient:
@@ -752,19 +782,18 @@ class Diff:
     def marks(self) -> dict[int, str]:
         """Highlights for the rendered traces: the spans that are not where expected."""
         marks: dict[int, str] = {}
-        for node in _walk(self.m.roots):
-            status = self.status.get(id(node))
-            span = self.pair.get(id(node))
-            if span is None or status is None or status == MATCHED:
+        for node_id, status in self.status.items():
+            node = self.nodes[node_id]
+            span = self.pair.get(node_id)
+            if span is None or status == MATCHED:
                 continue
             marks[span.context.span_id] = status
             if status == MISPLACED:  # keep the trace it belongs in on screen, and say where
                 _, expected_parent = self._expected_parent_span(node)
                 if expected_parent is not None:
                     marks.setdefault(expected_parent.context.span_id, f"expected parent of {span.name!r}")
-        for span in self.forest.ordered:
-            if span.context.span_id not in self.claimed:
-                marks[span.context.span_id] = EXTRA
+        for span_id in self.forest.by_id.keys() - self.claimed:
+            marks[span_id] = EXTRA
         return marks
 
 
@@ -963,12 +992,18 @@ def _explain(
     forest = matcher.forest
     involved = {forest.trace_key(forest.by_id[span_id]) for span_id in marks if span_id in forest.by_id}
     involved |= {forest.trace_key(span) for span in diff.pair.values()} if len(forest.tops) <= 50 else set()
-    rendered = render_spans(
-        [span for span in forest.ordered if forest.trace_key(span) in involved] or forest.ordered,
-        origins=origins,
-        ambient=matcher.forest.ambient,
-        highlight=marks,
-        limit=MESSAGE_LIMIT,
-    )
+    top_traces = {forest.trace_key(top) for top in forest.tops}
+    if involved >= top_traces:  # every trace: the forest is already grouped
+        rendered = render_spans(
+            (), origins=origins, highlight=marks, limit=MESSAGE_LIMIT, grouped=forest.grouped()
+        )
+    else:
+        rendered = render_spans(
+            [span for span in forest.ordered if forest.trace_key(span) in involved],
+            origins=origins,
+            ambient=forest.ambient,
+            highlight=marks,
+            limit=MESSAGE_LIMIT,
+        )
     lines += ["", "traces involved:", rendered]
     raise TraceAssertionError("\n".join(lines))
