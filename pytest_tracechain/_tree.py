@@ -18,7 +18,7 @@ import gc
 import re
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -264,12 +264,16 @@ def parse_expected(expected: object) -> list[Node]:
     )
 
 
-def _walk(roots: Iterable[Node]) -> Iterator[Node]:
+def _walk(roots: Iterable[Node]) -> list[Node]:
+    """The nodes in pre-order (a list: cheaper than a generator for big trees)."""
+    order: list[Node] = []
     stack = list(reversed(list(roots)))
     while stack:
         node = stack.pop()
-        yield node
-        stack.extend(reversed(node.children))
+        order.append(node)
+        if node.children:
+            stack += reversed(node.children)
+    return order
 
 
 # -- the captured forest -----------------------------------------------------------
@@ -344,27 +348,28 @@ class Forest:
         keys: dict[int, int] = {}
         with_kind = mode == "k"
         kid_ids, by_id, interned = self.kid_ids, self.by_id, table.table
-        for top_id in self.top_ids:
-            stack: list[tuple[int, bool]] = [(top_id, False)]
-            while stack:
-                span_id, done = stack.pop()
-                kids = kid_ids.get(span_id)
-                if kids and not done:
-                    stack.append((span_id, True))
-                    stack += [(kid, False) for kid in kids]
-                    continue
-                span = by_id[span_id]
-                if not kids:
-                    child_keys: tuple[int, ...] = ()
-                elif len(kids) == 1:
-                    child_keys = (keys[kids[0]],)
-                else:
-                    child_keys = tuple(sorted([keys[kid] for kid in kids]))
-                entry = (span.name, span.kind if with_kind else None, child_keys)
-                key = interned.get(entry)
-                if key is None:
-                    key = interned[entry] = len(interned)
-                keys[span_id] = key
+        order: list[int] = []  # pre-order: read backwards, children come before parents
+        stack = list(self.top_ids)
+        while stack:
+            span_id = stack.pop()
+            order.append(span_id)
+            kids = kid_ids.get(span_id)
+            if kids:
+                stack += kids
+        for span_id in reversed(order):
+            kids = kid_ids.get(span_id)
+            span = by_id[span_id]
+            if not kids:
+                child_keys: tuple[int, ...] = ()
+            elif len(kids) == 1:
+                child_keys = (keys[kids[0]],)
+            else:
+                child_keys = tuple(sorted([keys[kid] for kid in kids]))
+            entry = (span.name, span.kind if with_kind else None, child_keys)
+            key = interned.get(entry)
+            if key is None:
+                key = interned[entry] = len(interned)
+            keys[span_id] = key
         self._keys[mode] = keys
         return keys
 
@@ -388,29 +393,40 @@ class Forest:
 
 
 def _expected_keys(roots: list[Node], table: _Keys) -> set[str]:
-    """Give each plain expected subtree a structural key; the modes used."""
+    """Give each plain expected subtree a structural key, and each node its parent and size.
+
+    Returns the modes used (``k``: with kinds, ``n``: names only).
+    """
     modes: set[str] = set()
     interned = table.table
-    for node in reversed(list(_walk(roots))):  # children before parents
-        children = node.children
-        for child in children:
-            child.parent = node
-        if not children:
-            child_keys: tuple[int, ...] = ()
-        else:
-            node.size = 1 + sum([child.size for child in children])
-            mode = "k" if node.kind is not None else "n"
-            if any(child.key is None or child.key[0] != mode for child in children):
-                continue
-            child_keys = tuple(sorted([child.key[1] for child in children]))  # type: ignore[index]
-        if not isinstance(node.name, str):
-            continue
+    for node in reversed(_walk(roots)):  # children before parents
         mode = "k" if node.kind is not None else "n"
+        children = node.children
+        if children:
+            size, plain, child_keys_list = 1, True, []
+            for child in children:
+                child.parent = node
+                size += child.size
+                key = child.key
+                if key is None or key[0] != mode:
+                    plain = False
+                else:
+                    child_keys_list.append(key[1])
+            node.size = size
+            if not plain:
+                continue
+            child_keys = (
+                tuple(sorted(child_keys_list)) if len(child_keys_list) > 1 else tuple(child_keys_list)
+            )
+        else:
+            child_keys = ()
+        if type(node.name) is not str:
+            continue
         entry = (node.name, node.kind, child_keys)
-        key = interned.get(entry)
-        if key is None:
-            key = interned[entry] = len(interned)
-        node.key = (mode, key)
+        index = interned.get(entry)
+        if index is None:
+            index = interned[entry] = len(interned)
+        node.key = (mode, index)
         modes.add(mode)
     return modes
 
@@ -632,19 +648,28 @@ class Diff:
 
     def _place_pending(self) -> None:
         """Expected spans not found where expected: misplaced if found elsewhere, else missing."""
+        if not self.pending:
+            return
         by_name: dict[str, list[ReadableSpan]] = defaultdict(list)
         for span in self.forest.ordered:
             by_name[span.name].append(span)
+        claimed = self.claimed
         while self.pending:
             node = self.pending.popleft()
             if isinstance(node.name, str):
-                candidates = by_name.get(node.name, [])
+                candidates: Iterable[ReadableSpan] = by_name.get(node.name, ())
             else:
-                candidates = [span for span in self.forest.ordered if node.names(span)]
-            candidates = [span for span in candidates if span.context.span_id not in self.claimed]
-            found = next((span for span in candidates if node.fits(span)), None) or next(
-                iter(candidates), None
-            )
+                candidates = (span for span in self.forest.ordered if node.names(span))
+            found = fallback = None  # the first unclaimed span of that name and kind, else of that name
+            for span in candidates:
+                if span.context.span_id in claimed:
+                    continue
+                if node.fits(span):
+                    found = span
+                    break
+                if fallback is None:
+                    fallback = span
+            found = found or fallback
             if found is None:
                 self._missing(node)
                 continue
