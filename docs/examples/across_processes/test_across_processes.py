@@ -12,6 +12,7 @@ import redis
 from user_service import hello
 
 from pytest_tracechain import (
+    OtlpReceiver,
     TraceAssertionError,
     TraceCapture,
     assert_carrier_has_context,
@@ -25,7 +26,7 @@ JOB = Path(__file__).with_name("user_events_job.py")
 
 
 # --8<-- [start:run_job]
-def run_job(otlp_receiver, redis_url: str, stream: str, *args: str) -> int:
+def run_job(otlp_receiver: OtlpReceiver, redis_url: str, stream: str, *args: str) -> int:
     """Run the job to completion in a process of its own, exporting to the receiver; return its pid."""
     env = {**otlp_receiver.env, "REDIS_URL": redis_url, "USER_EVENTS_STREAM": stream}
     with subprocess.Popen(
@@ -47,7 +48,11 @@ def run_job(otlp_receiver, redis_url: str, stream: str, *args: str) -> int:
 
 # --8<-- [start:roundtrip]
 def test_job_continues_the_trace_in_another_process(
-    tracechain: TraceCapture, otlp_receiver, redis_url: str, redis_client: redis.Redis, stream: str
+    tracechain: TraceCapture,
+    otlp_receiver: OtlpReceiver,
+    redis_url: str,
+    redis_client: redis.Redis,
+    stream: str,
 ) -> None:
     hello(redis_client, stream, "ada")
     job_pid = run_job(otlp_receiver, redis_url, stream)
@@ -68,7 +73,11 @@ def test_job_continues_the_trace_in_another_process(
 
 # --8<-- [start:tree]
 def test_request_and_job_are_one_trace(
-    tracechain: TraceCapture, otlp_receiver, redis_url: str, redis_client: redis.Redis, stream: str
+    tracechain: TraceCapture,
+    otlp_receiver: OtlpReceiver,
+    redis_url: str,
+    redis_client: redis.Redis,
+    stream: str,
 ) -> None:
     hello(redis_client, stream, "grace")
     run_job(otlp_receiver, redis_url, stream)
@@ -95,7 +104,11 @@ def test_request_and_job_are_one_trace(
     reason="the job ignores the trace context in the entry's fields, so its span starts a new trace",
 )
 def test_job_that_ignores_the_headers(
-    tracechain: TraceCapture, otlp_receiver, redis_url: str, redis_client: redis.Redis, stream: str
+    tracechain: TraceCapture,
+    otlp_receiver: OtlpReceiver,
+    redis_url: str,
+    redis_client: redis.Redis,
+    stream: str,
 ) -> None:
     hello(redis_client, stream, "ada")
     run_job(otlp_receiver, redis_url, stream, "--ignore-headers")
