@@ -13,12 +13,13 @@ instead of being its child, and renders the traces involved.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import re
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -920,12 +921,18 @@ def assert_trace_tree(
     (spans that end late in threads or other processes), then asserts.
     """
     __tracebackhide__ = True
-    # Big trees allocate many small objects: without this, the collector would
-    # walk the whole capture again and again while they are made.
+    _assert_trace_tree(expected, spans, timeout)
+
+
+@contextlib.contextmanager
+def _no_collection() -> Iterator[None]:
+    """Big trees allocate many small objects: without this, the garbage collector
+    would walk the whole capture again and again while they are made. (Not held
+    while waiting for spans: other threads allocate then.)"""
     collecting = gc.isenabled()
     gc.disable()
     try:
-        _assert_trace_tree(expected, spans, timeout)
+        yield
     finally:
         if collecting:
             gc.enable()
@@ -935,7 +942,8 @@ def _assert_trace_tree(
     expected: object, spans: TraceCapture | Iterable[ReadableSpan] | None, timeout: float | None
 ) -> None:
     __tracebackhide__ = True
-    roots = parse_expected(expected)
+    with _no_collection():
+        roots = parse_expected(expected)
     capture = _source(spans)
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
@@ -950,11 +958,14 @@ def _assert_trace_tree(
     if spans is None or isinstance(spans, TraceCapture):
         assert capture is not None
         if timeout:
-            count = sum(1 for _ in _walk(roots))
+            count = len(_walk(roots))
             waited = capture
 
             def ready(finished: list[ReadableSpan]) -> bool:
-                return len(finished) >= count and _matches(roots, finished, waited._ambient)
+                if len(finished) < count:
+                    return False
+                with _no_collection():
+                    return _matches(roots, finished, waited._ambient)
 
             capture._wait_until(ready, time.monotonic() + timeout)
         finished = capture.spans
@@ -962,11 +973,11 @@ def _assert_trace_tree(
         open_spans = capture.open_spans
     else:
         finished, ambient, open_spans = list(spans), frozenset(), []
-    forest = Forest(finished, ambient)
-    matcher = Matcher(roots, forest)
-    if matcher.matches():
-        return
-    _explain(matcher, capture, open_spans, timeout)
+    with _no_collection():
+        matcher = Matcher(roots, Forest(finished, ambient))
+        if matcher.matches():
+            return
+        _explain(matcher, capture, open_spans, timeout)
 
 
 def _matches(roots: list[Node], spans: list[ReadableSpan], ambient: set[int] | frozenset[int]) -> bool:
