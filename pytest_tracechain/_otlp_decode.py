@@ -24,13 +24,13 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope as SdkSc
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from pytest_tracechain._capture import Origin
+from pytest_tracechain._export import HAS_IS_REMOTE, IS_REMOTE
 
 __all__ = ["BadRequest", "Decoded", "decode"]
 
-# OTLP span and link flags (opentelemetry/proto/trace/v1/trace.proto, SpanFlags).
+# OTLP span and link flags (opentelemetry/proto/trace/v1/trace.proto, SpanFlags):
+# the low byte holds the W3C trace flags.
 TRACE_FLAGS_MASK = 0xFF
-HAS_IS_REMOTE = 0x100
-IS_REMOTE = 0x200
 # opentelemetry-proto before 1.25 predates the flags fields (OTLP 1.1): with it,
 # every span counts as one whose exporter set no flags.
 _HAS_FLAGS = "flags" in ProtoSpan.DESCRIPTOR.fields_by_name

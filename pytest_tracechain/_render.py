@@ -45,12 +45,16 @@ def paint(text: str, *styles: str, color: bool) -> str:
     return f"\x1b[{';'.join(styles)}m{text}\x1b[0m"
 
 
+def kind_tag(kind: SpanKind) -> str:
+    """`` [server]`` after a span name; nothing for INTERNAL, the default kind."""
+    return "" if kind is SpanKind.INTERNAL else f" [{kind.name.lower()}]"
+
+
 def span_label(
     span: ReadableSpan, origin: Origin | None = None, *, this_pid: int | None = None, color: bool = False
 ) -> str:
     """``name [kind] · duration · thread … · ERROR …`` for one span."""
-    kind = "" if span.kind is SpanKind.INTERNAL else paint(f" [{span.kind.name.lower()}]", CYAN, color=color)
-    parts = [paint(span.name, BOLD, color=color) + kind]
+    parts = [paint(span.name, BOLD, color=color) + paint(kind_tag(span.kind), CYAN, color=color)]
     parts.append(paint(format_duration(span), DIM, color=color))
     if origin is not None:
         where = origin.describe(this_pid=this_pid if this_pid is not None else os.getpid())

@@ -26,9 +26,10 @@ from operator import attrgetter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
+from pytest_tracechain._assertions import _new_trace_hint, _Ref, _running_capture
 from pytest_tracechain._capture import TraceCapture, TraceKey, parse_kind, trace_keys
 from pytest_tracechain._errors import TraceAssertionError
-from pytest_tracechain._render import MESSAGE_LIMIT, Grouped, render_spans
+from pytest_tracechain._render import MESSAGE_LIMIT, Grouped, kind_tag, render_spans
 
 __all__ = ["assert_trace_tree"]
 
@@ -785,8 +786,6 @@ class Diff:
 
     def hint(self) -> str | None:
         """Why the first misplaced span that started a trace of its own did so (the boundary it crossed)."""
-        from pytest_tracechain._assertions import _new_trace_hint, _Ref
-
         for node_id, status in self.status.items():  # in the order they were placed
             node = self.nodes[node_id]
             span = self.pair.get(node_id)
@@ -824,8 +823,7 @@ class Diff:
 
 
 def _span_label(span: ReadableSpan) -> str:
-    kind = "" if span.kind is SpanKind.INTERNAL else f" [{span.kind.name.lower()}]"
-    return span.name + kind
+    return span.name + kind_tag(span.kind)
 
 
 _ORDER = (MISPLACED, MISSING, WRONG_KIND, EXTRA)
@@ -883,13 +881,6 @@ def format_table(rows: list[_Row]) -> list[str]:
 
 
 # -- the assertion ---------------------------------------------------------------
-
-
-def _running_capture() -> TraceCapture | None:
-    from pytest_tracechain import _provider
-
-    router = _provider.existing_router()
-    return router.current if router is not None else None
 
 
 def assert_trace_tree(

@@ -95,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "--tracechain-check), single_trace=True demands exactly one trace, lost_context=False "
         "turns the lost-context rule off.",
     )
-    mode = _config_check(config)
+    mode = _option_or_ini(config, "tracechain_check").lower()
     if mode not in CHECK_MODES:
         raise pytest.UsageError(f"tracechain_check = {mode!r} is not one of: {', '.join(CHECK_MODES)}")
     config.stash[_settings_key] = (mode, _check_all(config))  # read once, used by every test
@@ -120,11 +120,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     provider = sys.modules.get("pytest_tracechain._provider")
     if provider is not None:
         provider.shutdown()
-
-
-def _config_check(config: pytest.Config) -> str:
-    option = config.getoption("tracechain_check", None)
-    return str(option if option is not None else config.getini("tracechain_check")).strip().lower()
 
 
 def _color(config: pytest.Config) -> bool:
