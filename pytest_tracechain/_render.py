@@ -77,22 +77,57 @@ class Grouped:
     counts: Counter[TraceKey]  # trace -> number of spans
 
 
-def group_traces(spans: Iterable[ReadableSpan], ambient: Collection[int] = frozenset()) -> Grouped:
-    """Group spans by trace (relative to the test's ambient spans) and parent, for drawing them."""
+@dataclass
+class Linked:
+    """Spans linked to their parents: what both the renderer and the tree matcher start from."""
+
+    by_id: dict[int, ReadableSpan]
+    ordered: list[ReadableSpan]  # by start time
+    children: dict[int, list[ReadableSpan]]  # parent span id -> children, by start time
+    kid_ids: dict[int, list[int]]  # the same, as span ids
+    tops: list[ReadableSpan]  # spans whose parent is not among the spans, by start time
+
+
+def link_spans(spans: Iterable[ReadableSpan], ambient: Collection[int] = frozenset()) -> Linked:
+    """Link each span to its parent when the parent is among ``spans`` (in the same trace, and not
+    the test's ambient span); the others are tops. Each span id is read once."""
     unique: dict[int, ReadableSpan] = {}
     for span in spans:
         unique.setdefault(span.context.span_id, span)
     ordered = sorted(unique.values(), key=lambda s: s.start_time or 0)
-    keys = trace_keys(ordered, ambient)
     children: dict[int, list[ReadableSpan]] = {}
-    tops: dict[TraceKey, list[ReadableSpan]] = {}
+    kid_ids: dict[int, list[int]] = {}
+    tops: list[ReadableSpan] = []
     for span in ordered:
+        context = span.context
         parent = span.parent
-        if parent is not None and parent.span_id in unique and parent.trace_id == span.context.trace_id:
-            children.setdefault(parent.span_id, []).append(span)
+        if (
+            parent is not None
+            and parent.span_id in unique
+            and parent.trace_id == context.trace_id
+            and parent.span_id not in ambient
+        ):
+            parent_id = parent.span_id
+            kids = children.get(parent_id)
+            if kids is None:
+                children[parent_id] = [span]
+                kid_ids[parent_id] = [context.span_id]
+            else:
+                kids.append(span)
+                kid_ids[parent_id].append(context.span_id)
         else:
-            tops.setdefault(keys[span.context.span_id], []).append(span)
-    return Grouped(unique, ordered, children, tops, Counter(keys.values()))
+            tops.append(span)
+    return Linked(unique, ordered, children, kid_ids, tops)
+
+
+def group_traces(spans: Iterable[ReadableSpan], ambient: Collection[int] = frozenset()) -> Grouped:
+    """Group spans by trace (relative to the test's ambient spans) and parent, for drawing them."""
+    linked = link_spans(spans, ambient)
+    keys = trace_keys(linked.ordered, ambient)
+    tops: dict[TraceKey, list[ReadableSpan]] = {}
+    for top in linked.tops:
+        tops.setdefault(keys[top.context.span_id], []).append(top)
+    return Grouped(linked.by_id, linked.ordered, linked.children, tops, Counter(keys.values()))
 
 
 def render_spans(

@@ -21,7 +21,6 @@ import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
@@ -29,7 +28,7 @@ from opentelemetry.trace import SpanKind
 from pytest_tracechain._assertions import _new_trace_hint, _Ref, _running_capture
 from pytest_tracechain._capture import TraceCapture, TraceKey, parse_kind, trace_keys
 from pytest_tracechain._errors import TraceAssertionError
-from pytest_tracechain._render import MESSAGE_LIMIT, Grouped, kind_tag, render_spans
+from pytest_tracechain._render import MESSAGE_LIMIT, Grouped, kind_tag, link_spans, render_spans
 
 __all__ = ["assert_trace_tree"]
 
@@ -299,43 +298,16 @@ class _Keys:
 
 
 class Forest:
-    """The captured spans as trees: children by parent, tops by trace.
-
-    Span ids are read once here (each ``span.context.span_id`` is two
-    property calls); the key computation works on ids alone.
-    """
+    """The captured spans as trees (``link_spans``), with the structural keys of their subtrees."""
 
     def __init__(self, spans: Iterable[ReadableSpan], ambient: frozenset[int] | set[int]) -> None:
-        unique: dict[int, ReadableSpan] = {}
-        for span in spans:
-            unique.setdefault(span.context.span_id, span)
-        self.by_id = unique
-        self.ordered = sorted(unique.values(), key=attrgetter("start_time"))
+        linked = link_spans(spans, ambient)
+        self.by_id = linked.by_id
+        self.ordered = linked.ordered
+        self.children = linked.children
+        self.kid_ids = linked.kid_ids
+        self.tops = linked.tops
         self.ambient = ambient
-        self.children: dict[int, list[ReadableSpan]] = {}
-        self.kid_ids: dict[int, list[int]] = {}
-        self.tops: list[ReadableSpan] = []
-        self.top_ids: list[int] = []
-        for span in self.ordered:
-            context = span.context
-            parent = span.parent
-            if (
-                parent is not None
-                and parent.span_id in unique
-                and parent.trace_id == context.trace_id
-                and parent.span_id not in ambient
-            ):
-                parent_id = parent.span_id
-                kids = self.children.get(parent_id)
-                if kids is None:
-                    self.children[parent_id] = [span]
-                    self.kid_ids[parent_id] = [context.span_id]
-                else:
-                    kids.append(span)
-                    self.kid_ids[parent_id].append(context.span_id)
-            else:
-                self.tops.append(span)
-                self.top_ids.append(context.span_id)
         self._keys: dict[str, dict[int, int]] = {}
         self._trace_keys: dict[int, TraceKey] | None = None
 
@@ -351,7 +323,7 @@ class Forest:
         with_kind = mode == "k"
         kid_ids, by_id, interned = self.kid_ids, self.by_id, table.table
         order: list[int] = []  # pre-order: read backwards, children come before parents
-        stack = list(self.top_ids)
+        stack = [top.context.span_id for top in self.tops]
         while stack:
             span_id = stack.pop()
             order.append(span_id)
