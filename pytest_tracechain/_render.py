@@ -122,7 +122,11 @@ def link_spans(spans: Iterable[ReadableSpan], ambient: Collection[int] = frozens
 
 def group_traces(spans: Iterable[ReadableSpan], ambient: Collection[int] = frozenset()) -> Grouped:
     """Group spans by trace (relative to the test's ambient spans) and parent, for drawing them."""
-    linked = link_spans(spans, ambient)
+    return group_linked(link_spans(spans, ambient), ambient)
+
+
+def group_linked(linked: Linked, ambient: Collection[int] = frozenset()) -> Grouped:
+    """``group_traces`` for spans already linked."""
     keys = trace_keys(linked.ordered, ambient)
     tops: dict[TraceKey, list[ReadableSpan]] = {}
     for top in linked.tops:

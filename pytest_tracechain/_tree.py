@@ -18,7 +18,7 @@ import functools
 import gc
 import re
 import time
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -28,7 +28,7 @@ from opentelemetry.trace import SpanKind
 from pytest_tracechain._assertions import _new_trace_hint, _Ref, _running_capture
 from pytest_tracechain._capture import TraceCapture, TraceKey, parse_kind, trace_keys
 from pytest_tracechain._errors import TraceAssertionError
-from pytest_tracechain._render import MESSAGE_LIMIT, Grouped, kind_tag, link_spans, render_spans
+from pytest_tracechain._render import MESSAGE_LIMIT, Grouped, group_linked, kind_tag, link_spans, render_spans
 
 __all__ = ["assert_trace_tree"]
 
@@ -301,7 +301,7 @@ class Forest:
     """The captured spans as trees (``link_spans``), with the structural keys of their subtrees."""
 
     def __init__(self, spans: Iterable[ReadableSpan], ambient: frozenset[int] | set[int]) -> None:
-        linked = link_spans(spans, ambient)
+        self.linked = linked = link_spans(spans, ambient)
         self.by_id = linked.by_id
         self.ordered = linked.ordered
         self.children = linked.children
@@ -349,14 +349,7 @@ class Forest:
 
     def grouped(self) -> Grouped:
         """The forest as the renderer groups spans (one group per trace relative to the test)."""
-        tops: dict[TraceKey, list[ReadableSpan]] = {}
-        for top in self.tops:
-            tops.setdefault(self.trace_key(top), []).append(top)
-        if self.ambient:
-            counts = Counter(trace_keys(self.ordered, self.ambient).values())
-        else:
-            counts = Counter((span.context.trace_id, 0) for span in self.ordered)
-        return Grouped(self.by_id, self.ordered, self.children, tops, counts)
+        return group_linked(self.linked, self.ambient)
 
     def trace_key(self, span: ReadableSpan) -> TraceKey:
         if not self.ambient:
