@@ -22,8 +22,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from pytest_tracechain._assertions import _fail, _has_ancestor, _Ref, _resolve, _running_capture
-from pytest_tracechain._capture import TraceCapture
+from pytest_tracechain._refs import Ref, fail, resolve, running_state
+from pytest_tracechain._state import CaptureState
 
 __all__ = ["assert_carrier_has_context"]
 
@@ -125,8 +125,8 @@ def assert_carrier_has_context(carrier: object, span: ReadableSpan | SpanContext
     propagator = propagate.get_global_textmap()
     members = _members(propagator)
     headers = _read_carrier(carrier, [*_relevant_names(members), *sorted(propagator.fields)])
-    capture = _running_capture()
-    expected = _resolve(span, "span", _FUNC, capture) if span is not None else None
+    capture = running_state()
+    expected = resolve(span, "span", _FUNC, capture) if span is not None else None
 
     defects: list[_Defect] = []
     missing: list[str] = []
@@ -147,7 +147,7 @@ def assert_carrier_has_context(carrier: object, span: ReadableSpan | SpanContext
         )
         extracted = Context()
     held = trace.get_current_span(extracted).get_span_context()
-    holder = _resolve(held, "carrier", _FUNC, capture) if held.is_valid else None
+    holder = resolve(held, "carrier", _FUNC, capture) if held.is_valid else None
 
     refs = [ref for ref in (expected, holder) if ref is not None]
     marks = {expected.span_id: "expected in the carrier"} if expected is not None else {}
@@ -158,7 +158,7 @@ def assert_carrier_has_context(carrier: object, span: ReadableSpan | SpanContext
 
     if defects:
         crashed = all(defect.hint is _PROPAGATOR_HINT for defect in defects)
-        _fail(
+        fail(
             "the propagator could not read the carrier:"
             if crashed
             else "the carrier holds a malformed trace context:",
@@ -176,7 +176,7 @@ def assert_carrier_has_context(carrier: object, span: ReadableSpan | SpanContext
         if not missing:  # the headers looked valid, yet the propagator returned nothing
             missing.append(f"{_name(propagator)} extracted no valid span context from them")
         target = f"while {expected.label} is current" if expected is not None else "in the producer span"
-        _fail(
+        fail(
             "the carrier holds no trace context:",
             [*missing, *_relevant(headers, members), _listing(headers)],
             refs,
@@ -186,7 +186,7 @@ def assert_carrier_has_context(carrier: object, span: ReadableSpan | SpanContext
         )
     if expected is None or (held.trace_id == expected.trace_id and held.span_id == expected.span_id):
         return
-    _fail(
+    fail(
         f"the carrier holds the context of {_describe(holder)}, not of {_describe(expected)}",
         [*_relevant(headers, members), _trace_relation(held, expected)],
         refs,
@@ -559,14 +559,14 @@ def _diagnose_b3_single(key: str, value: str, defects: list[_Defect], missing: l
 # --- whose context -------------------------------------------------------------------------------
 
 
-def _describe(ref: _Ref | None) -> str:
+def _describe(ref: Ref | None) -> str:
     assert ref is not None
     if ref.span is None:
         return f"a span not captured in this test (span {ref.span_id:016x})"
     return f"{ref.label} (span {ref.span_id:016x})"
 
 
-def _trace_relation(held: SpanContext, expected: _Ref) -> str:
+def _trace_relation(held: SpanContext, expected: Ref) -> str:
     if held.trace_id == expected.trace_id:
         return f"same trace {held.trace_id:032x}, another span"
     return (
@@ -575,9 +575,7 @@ def _trace_relation(held: SpanContext, expected: _Ref) -> str:
     )
 
 
-def _mismatch_hint(
-    held: SpanContext, holder: _Ref | None, expected: _Ref, capture: TraceCapture | None
-) -> str:
+def _mismatch_hint(held: SpanContext, holder: Ref | None, expected: Ref, capture: CaptureState | None) -> str:
     if held.span_id == expected.span_id and held.trace_id == expected.trace_id & 0xFFFFFFFFFFFFFFFF:
         return (
             "the carrier's trace id is 64 bits (16 hex digits, old B3 style): it holds only the lower "
@@ -588,7 +586,7 @@ def _mismatch_hint(
         if (
             expected.span is not None
             and capture is not None
-            and _has_ancestor(expected.span, holder.span_id, capture)
+            and capture.graph().has_ancestor(expected.span, holder.span_id)
         ):
             return (
                 f"the carrier was filled while {holder.label} was current, before {expected.label} "
@@ -601,14 +599,14 @@ def _mismatch_hint(
     )
 
 
-def _captured_trace_refs(capture: TraceCapture | None) -> list[_Ref]:
+def _captured_trace_refs(capture: CaptureState | None) -> list[Ref]:
     """One reference per captured trace, so a failure without spans to name still shows the capture."""
     if capture is None:
         return []
     firsts: dict[int, ReadableSpan] = {}
-    for span in capture._all_spans():
+    for span in capture.all_spans():
         firsts.setdefault(span.context.trace_id, span)
-    return [_Ref(span.context, span, repr(span.name)) for span in firsts.values()]
+    return [Ref(span.context, span, repr(span.name)) for span in firsts.values()]
 
 
 # --- text ----------------------------------------------------------------------------------------

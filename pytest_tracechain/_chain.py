@@ -1,190 +1,231 @@
-"""Broken-chain analysis: the defects that break a trace, found in any capture.
+"""Broken-chain analysis: the defects that break a trace, one rule function each.
 
-One pass over the spans; each finding names the span at fault, says what is
-wrong, and gives the likely fix for the boundary it crossed.
+A rule takes the span graph of the finished spans and the recorded facts of
+the capture (``Facts``) and returns its findings; ``analyze`` runs them all.
+Each finding names the span at fault, says what is wrong, and gives the
+likely fix for the boundary it crossed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+import enum
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-from pytest_tracechain._capture import Origin, TraceCapture, trace_keys
+from pytest_tracechain import _provider
+from pytest_tracechain._capture import TraceCapture, state_of
 from pytest_tracechain._errors import TraceAssertionError
+from pytest_tracechain._graph import SpanGraph
+from pytest_tracechain._origins import Origin
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
 from pytest_tracechain._scope import ScopeEvent
-from pytest_tracechain._spawn import BOUNDARY_NAMES, FIXES, Spawn
+from pytest_tracechain._settings import Rules
+from pytest_tracechain._spawn import Spawn
+from pytest_tracechain._state import CaptureState
 
-ORPHAN = "orphan"
-LOST_CONTEXT = "lost context"
-DROPPED_CARRIER = "dropped carrier"
-STALE_CARRIER = "stale carrier"
-UNENDED = "unended"
-SCOPE_LEAK = "scope leak"
-SINGLE_TRACE = "single trace"
+__all__ = [
+    "RULES",
+    "Facts",
+    "Finding",
+    "FindingKind",
+    "SpanFacts",
+    "analyze",
+    "assert_chain_intact",
+    "report",
+    "scope_leaks",
+    "unended",
+]
+
+
+class FindingKind(str, enum.Enum):
+    """The kinds of broken chain (the ``[kind]`` of a report line)."""
+
+    ORPHAN = "orphan"
+    LOST_CONTEXT = "lost context"
+    DROPPED_CARRIER = "dropped carrier"
+    STALE_CARRIER = "stale carrier"
+    UNENDED = "unended"
+    SCOPE_LEAK = "scope leak"
+    SINGLE_TRACE = "single trace"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
 class Finding:
     """One broken link in a trace chain."""
 
-    kind: str
+    kind: FindingKind
     span: ReadableSpan | None
     message: str
     hint: str | None = None
     related: tuple[ReadableSpan, ...] = field(default=())
 
     def text(self) -> str:
-        lines = [f"[{self.kind}] {self.message}"]
+        lines = [f"[{self.kind.value}] {self.message}"]
         if self.hint:
             lines.append(f"  fix: {self.hint}")
         return "\n".join(lines)
 
 
-def analyze(
-    spans: Iterable[ReadableSpan],
-    *,
-    known_ids: Collection[int] | None = None,
-    ambient: Collection[int] = frozenset(),
-    origins: Mapping[int, Origin] | None = None,
-    spawns: Mapping[int, Spawn] | None = None,
-    lost_context: bool = True,
-    single_trace: bool = False,
-) -> list[Finding]:
-    """Find orphans, lost context, dropped and stale carriers among ``spans``.
+class Facts(Protocol):
+    """What the rules read of a capture, besides the span graph."""
 
-    ``known_ids`` are the span ids the capture ever held (a cleared span is
-    still a known parent); ``spawns`` the spawn records of root spans.
-    """
-    spans = list(spans)
-    spawns = spawns or {}
-    if known_ids is not None and not single_trace and _nothing_to_find(spans, known_ids, ambient, spawns):
+    @property
+    def spans(self) -> list[ReadableSpan]:
+        """The finished spans to analyse."""
+        ...
+
+    @property
+    def ambient(self) -> Collection[int]: ...
+
+    @property
+    def known_ids(self) -> Collection[int]:
+        """Span ids known as parents (a span cleared from the capture is still known)."""
+        ...
+
+    @property
+    def rules(self) -> Rules: ...
+
+    def origin_of(self, span_id: int) -> Origin | None: ...
+
+    def spawn_of(self, span_id: int) -> Spawn | None: ...
+
+
+@dataclass(frozen=True)
+class SpanFacts:
+    """``Facts`` for a list of spans: what the running test recorded of them, and its rules."""
+
+    spans: list[ReadableSpan]
+    ambient: Collection[int] = frozenset()
+    rules: Rules = field(default_factory=Rules)
+    recorded: CaptureState | None = None  # the running test's capture, for origins and spawns
+    known_ids: Collection[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "known_ids", {span.context.span_id for span in self.spans})
+
+    def origin_of(self, span_id: int) -> Origin | None:
+        return self.recorded.origin_of(span_id) if self.recorded is not None else None
+
+    def spawn_of(self, span_id: int) -> Spawn | None:
+        return self.recorded.spawn_of(span_id) if self.recorded is not None else None
+
+
+Rule = Callable[[SpanGraph, Facts], list[Finding]]
+
+_SENDER_OF = {SpanKind.CONSUMER: SpanKind.PRODUCER, SpanKind.SERVER: SpanKind.CLIENT}
+_SENDERS = frozenset(_SENDER_OF.values())
+_RECEIVERS = frozenset(_SENDER_OF)
+_DESTINATION = "messaging.destination.name"
+
+
+def _roots(graph: SpanGraph) -> list[ReadableSpan]:
+    """Root spans (relative to the test) without links, by start time: links make a trace deliberate."""
+    return [span for span in graph.ordered if graph.is_root(span) and not span.links]
+
+
+def _broken_parents(graph: SpanGraph, facts: Facts) -> list[ReadableSpan]:
+    """Spans that have a parent which is neither ambient nor known to the capture."""
+    known = facts.known_ids
+    return [
+        span
+        for span in graph.ordered
+        if not graph.is_root(span) and span.parent is not None and span.parent.span_id not in known
+    ]
+
+
+def orphans(graph: SpanGraph, facts: Facts) -> list[Finding]:
+    """A span whose parent is neither captured nor remote."""
+    return [
+        Finding(
+            FindingKind.ORPHAN,
+            span,
+            f"{span.name!r} has parent span {span.parent.span_id:016x}, which is neither captured "
+            "nor remote (extracted from a carrier)",
+            "the parent belongs to work outside this test (an earlier test, or a span "
+            "started before capture began), or was built by hand; start the span under a "
+            "span of this test, or extract its context from the carrier",
+        )
+        for span in _broken_parents(graph, facts)
+        if span.parent is not None and not span.parent.is_remote
+    ]
+
+
+def stale_carriers(graph: SpanGraph, facts: Facts) -> list[Finding]:
+    """A remote parent in a trace that starts in this test, naming no captured span."""
+    # A carrier from upstream, whose trace has no root here, is not stale.
+    rooted_traces = {span.context.trace_id for span in graph.ordered if graph.is_root(span)}
+    return [
+        Finding(
+            FindingKind.STALE_CARRIER,
+            span,
+            f"{span.name!r} has a remote parent {span.parent.span_id:016x} in trace "
+            f"{span.parent.trace_id:032x}, which starts in this test, but no captured span has "
+            "that id: the carrier held the wrong context",
+            "inject the carrier inside the producer span, right before sending, and do not "
+            "reuse headers between messages",
+        )
+        for span in _broken_parents(graph, facts)
+        if span.parent is not None and span.parent.is_remote and span.parent.trace_id in rooted_traces
+    ]
+
+
+def lost_context(graph: SpanGraph, facts: Facts) -> list[Finding]:
+    """A root started in work handed over while a span was current (``lost_context=``)."""
+    if not facts.rules.lost_context:
         return []
-    by_id = {span.context.span_id: span for span in spans}
-    known = known_ids if known_ids is not None else by_id
-    origins = origins or {}
-    # Traces that start in this capture: a remote parent in one of them that
-    # names no captured span is stale. (A carrier from upstream, whose trace
-    # has no root here, is not.)
-    rooted_traces = {s.context.trace_id for s in spans if s.parent is None or s.parent.span_id in ambient}
-    unclaimed = _unclaimed_senders(spans)
-    findings: list[Finding] = []
-
-    for span in sorted(spans, key=lambda s: s.start_time or 0):
-        span_id = span.context.span_id
-        parent = span.parent
-        if parent is None or parent.span_id in ambient:
-            if span.links:
-                continue  # a deliberate new trace (batch consumers)
-            spawn = spawns.get(span_id)
-            if spawn is not None and lost_context:
-                findings.append(_lost_context(span, spawn, by_id, origins))
-            elif span.kind in _SENDER_OF:
-                sender = _pair_sender(span, unclaimed[_SENDER_OF[span.kind]])
-                if sender is not None:
-                    findings.append(_dropped_carrier(span, sender))
-        elif parent.span_id not in known:
-            if not parent.is_remote:
-                findings.append(
-                    Finding(
-                        ORPHAN,
-                        span,
-                        f"{span.name!r} has parent span {parent.span_id:016x}, which is neither captured "
-                        "nor remote (extracted from a carrier)",
-                        "the parent belongs to work outside this test (an earlier test, or a span "
-                        "started before capture began), or was built by hand; start the span under a "
-                        "span of this test, or extract its context from the carrier",
-                    )
-                )
-            elif parent.trace_id in rooted_traces:
-                findings.append(
-                    Finding(
-                        STALE_CARRIER,
-                        span,
-                        f"{span.name!r} has a remote parent {parent.span_id:016x} in trace "
-                        f"{parent.trace_id:032x}, which starts in this test, but no captured span has "
-                        "that id: the carrier held the wrong context",
-                        "inject the carrier inside the producer span, right before sending, and do not "
-                        "reuse headers between messages",
-                    )
-                )
-    if single_trace:
-        keys = trace_keys(spans, ambient)
-        count = len(set(keys.values()))
-        if count > 1:
-            findings.append(
-                Finding(
-                    SINGLE_TRACE,
-                    None,
-                    f"expected exactly one trace (single_trace=True), found {count}",
-                    "every span of this test must descend from one root; look for the root that started "
-                    "a new trace",
-                )
-            )
+    findings = []
+    for span in _roots(graph):
+        spawn = facts.spawn_of(span.context.span_id)
+        if spawn is not None:
+            findings.append(_lost_context(span, spawn, graph, facts.origin_of(span.context.span_id)))
     return findings
 
 
-_SENDERS = (SpanKind.PRODUCER, SpanKind.CLIENT)
-_RECEIVERS = (SpanKind.CONSUMER, SpanKind.SERVER)
-
-
-def _nothing_to_find(
-    spans: list[ReadableSpan], known: Collection[int], ambient: Collection[int], spawns: Mapping[int, Spawn]
-) -> bool:
-    """One pass that proves the common case clean, so most tests skip the full analysis.
-
-    Clean: every parent is known or remote (a remote parent of a trace that
-    starts here is checked in full), no root has a spawn record, and no
-    receiver root could pair with a sender.
-    """
-    senders = receivers = False
-    for span in spans:
-        parent = span.parent
-        kind = span.kind
-        if kind in _SENDERS:
-            senders = True
-        if parent is None or parent.span_id in ambient:
-            if not span.links:
-                if span.context.span_id in spawns:
-                    return False
-                receivers = receivers or kind in _RECEIVERS
-        elif parent.is_remote or parent.span_id not in known:
-            return False
-    return not (senders and receivers)
-
-
-def _lost_context(
-    span: ReadableSpan, spawn: Spawn, by_id: Mapping[int, ReadableSpan], origins: Mapping[int, Origin]
-) -> Finding:
-    origin = origins.get(span.context.span_id)
+def _lost_context(span: ReadableSpan, spawn: Spawn, graph: SpanGraph, origin: Origin | None) -> Finding:
     where = origin.describe() if origin is not None else "another thread"
     spawner = repr(spawn.span_name) if spawn.span_name else f"span {spawn.span_context.span_id:016x}"
-    spawner_span = by_id.get(spawn.span_context.span_id)
+    spawner_span = graph.by_id.get(spawn.span_context.span_id)
     return Finding(
-        LOST_CONTEXT,
+        FindingKind.LOST_CONTEXT,
         span,
         f"{span.name!r} started a new trace in {where}, but the work was handed over through "
-        f"{BOUNDARY_NAMES[spawn.boundary]} from {spawn.spawner} while {spawner} was current: the context "
+        f"{spawn.boundary.label} from {spawn.spawner} while {spawner} was current: the context "
         "did not cross the boundary",
-        FIXES[spawn.boundary],
+        spawn.boundary.fix,
         (spawner_span,) if spawner_span is not None else (),
     )
 
 
-_SENDER_OF = {SpanKind.CONSUMER: SpanKind.PRODUCER, SpanKind.SERVER: SpanKind.CLIENT}
-_DESTINATION = "messaging.destination.name"
+def dropped_carriers(graph: SpanGraph, facts: Facts) -> list[Finding]:
+    """A CONSUMER or SERVER root paired with an earlier sender that nothing continues."""
+    unclaimed = _unclaimed_senders(graph)
+    findings = []
+    for span in _roots(graph):
+        if span.kind not in _RECEIVERS:
+            continue
+        if facts.rules.lost_context and facts.spawn_of(span.context.span_id) is not None:
+            continue  # reported as lost context: the boundary is known
+        sender = _pair_sender(span, unclaimed[_SENDER_OF[span.kind]])
+        if sender is not None:
+            findings.append(_dropped_carrier(span, sender))
+    return findings
 
 
-def _unclaimed_senders(spans: list[ReadableSpan]) -> dict[SpanKind, list[ReadableSpan]]:
+def _unclaimed_senders(graph: SpanGraph) -> dict[SpanKind, list[ReadableSpan]]:
     """PRODUCER and CLIENT spans that no captured span continues (as parent or link), by kind."""
+    spans = graph.ordered
     claimed = {s.parent.span_id for s in spans if s.parent is not None}
     claimed.update(link.context.span_id for s in spans for link in s.links or ())
-    unclaimed: dict[SpanKind, list[ReadableSpan]] = {SpanKind.PRODUCER: [], SpanKind.CLIENT: []}
-    for span in sorted(spans, key=lambda s: s.start_time or 0):
-        if span.kind in unclaimed and span.context.span_id not in claimed:
+    unclaimed: dict[SpanKind, list[ReadableSpan]] = {kind: [] for kind in _SENDERS}
+    for span in spans:
+        if span.kind in _SENDERS and span.context.span_id not in claimed:
             unclaimed[span.kind].append(span)
     return unclaimed
 
@@ -213,7 +254,7 @@ def _pair_sender(receiver: ReadableSpan, senders: list[ReadableSpan]) -> Readabl
 def _dropped_carrier(span: ReadableSpan, sender: ReadableSpan) -> Finding:
     kind = span.kind.name.lower()
     return Finding(
-        DROPPED_CARRIER,
+        FindingKind.DROPPED_CARRIER,
         span,
         f"{span.name!r} is a {kind} root span with neither a parent nor a link, although "
         f"{sender.name!r} ({sender.kind.name.lower()}) started before it and nothing continues its "
@@ -224,29 +265,74 @@ def _dropped_carrier(span: ReadableSpan, sender: ReadableSpan) -> Finding:
     )
 
 
-def analyze_capture(capture: TraceCapture) -> list[Finding]:
-    """The analysis of a capture, under its test's marker rules."""
-    return analyze(
-        capture.spans,
-        known_ids=capture._origins,
-        ambient=capture._ambient,
-        origins=capture._origin_map,
-        spawns=capture._spawns,
-        lost_context=capture._lost_context_rule,
-        single_trace=capture._single_trace_rule,
-    )
-
-
-def unended(capture: TraceCapture) -> list[Finding]:
+def single_trace(graph: SpanGraph, facts: Facts) -> list[Finding]:
+    """More than one trace where the marker demands one (``single_trace=True``)."""
+    count = len(graph.counts)
+    if not facts.rules.single_trace or count <= 1:
+        return []
     return [
         Finding(
-            UNENDED,
+            FindingKind.SINGLE_TRACE,
+            None,
+            f"expected exactly one trace (single_trace=True), found {count}",
+            "every span of this test must descend from one root; look for the root that started a new trace",
+        )
+    ]
+
+
+# The rules of the analysis of finished spans (unended spans and scope leaks
+# are known only at teardown: ``unended`` and ``scope_leaks``).
+RULES: tuple[Rule, ...] = (orphans, stale_carriers, lost_context, dropped_carriers, single_trace)
+
+
+def is_trivially_intact(facts: Facts) -> bool:
+    """One pass that proves the common case clean, so most tests skip the full analysis.
+
+    Clean: every parent is known or ambient (a remote parent is checked in
+    full), no root has a spawn record, no receiver root could pair with a
+    sender, and the marker does not ask for one trace.
+    """
+    if facts.rules.single_trace:
+        return False
+    known, ambient = facts.known_ids, facts.ambient
+    senders = receivers = False
+    for span in facts.spans:
+        parent = span.parent
+        kind = span.kind
+        if kind in _SENDERS:
+            senders = True
+        if parent is None or parent.span_id in ambient:
+            if not span.links:
+                if facts.spawn_of(span.context.span_id) is not None:
+                    return False
+                receivers = receivers or kind in _RECEIVERS
+        elif parent.is_remote or parent.span_id not in known:
+            return False
+    return not (senders and receivers)
+
+
+def analyze(facts: Facts, rules: Sequence[Rule] = RULES) -> list[Finding]:
+    """Every rule's findings over the finished spans of ``facts``, in order of the spans' start."""
+    if rules is RULES and is_trivially_intact(facts):
+        return []
+    graph = SpanGraph(facts.spans, facts.ambient)
+    findings = [finding for rule in rules for finding in rule(graph, facts)]
+    position = {span.context.span_id: index for index, span in enumerate(graph.ordered)}
+    last = len(position)
+    return sorted(findings, key=lambda f: position[f.span.context.span_id] if f.span is not None else last)
+
+
+def unended(state: CaptureState) -> list[Finding]:
+    """Spans of the test still open after its teardown."""
+    return [
+        Finding(
+            FindingKind.UNENDED,
             span,
             f"{span.name!r} was started in this test and is still open after its teardown",
             "end the span (use `with tracer.start_as_current_span(...)`), or wait for the work that "
             "ends it (tracechain.wait_for) before the test returns",
         )
-        for span in capture.open_spans
+        for span in state.open_spans()
     ]
 
 
@@ -260,7 +346,7 @@ def scope_leaks(events: Iterable[ScopeEvent]) -> list[Finding]:
         subject = f"a context (current span {event.span_name!r})" if event.span_name else "a context"
         where = f" ({event.where})" if event.where else ""
         findings[key] = Finding(
-            SCOPE_LEAK,
+            FindingKind.SCOPE_LEAK,
             None,
             f"{subject} was {event.what}, in thread {event.thread!r}{where}",
             "detach every token in the context that attached it: use `with` blocks "
@@ -270,13 +356,13 @@ def scope_leaks(events: Iterable[ScopeEvent]) -> list[Finding]:
     return list(findings.values())
 
 
-def report(findings: list[Finding], capture: TraceCapture | None) -> str:
+def report(findings: list[Finding], state: CaptureState | None) -> str:
     """The findings, then the rendered trees with each span at fault marked."""
     headline = f"{len(findings)} broken trace chain{'s' if len(findings) != 1 else ''}:"
     lines = [headline, *(finding.text() for finding in findings)]
-    marks = {f.span.context.span_id: f.kind for f in findings if f.span is not None}
-    if capture is not None:
-        rendered = capture.render(highlight=marks, limit=MESSAGE_LIMIT)
+    marks: Mapping[int, str] = {f.span.context.span_id: f.kind.value for f in findings if f.span is not None}
+    if state is not None:
+        rendered = state.render(highlight=marks, limit=MESSAGE_LIMIT)
     else:
         spans = [f.span for f in findings if f.span is not None]
         spans += [s for f in findings for s in f.related]
@@ -289,27 +375,43 @@ def assert_chain_intact(capture: TraceCapture | Iterable[ReadableSpan] | None = 
 
     ``capture`` is a ``TraceCapture`` (default: the running test's) or any
     iterable of finished spans; the running test's marker rules
-    (``lost_context=``, ``single_trace=``) apply. Unended spans are not
-    checked here (the test is still running); the automatic check at teardown
-    finds them.
+    (``lost_context=``, ``single_trace=``) apply, and for a list of spans
+    what the running test recorded of them (where work was handed over).
+    Unended spans are not checked here (the test is still running); the
+    automatic check at teardown finds them.
     """
     __tracebackhide__ = True
-    from pytest_tracechain import _provider
-
-    router = _provider.existing_router()
-    running = router.current if router is not None else None
+    running = _provider.running_state()
     if capture is None:
-        capture = running
-        if capture is None:
+        if running is None:
             raise RuntimeError(
                 "assert_chain_intact() without an argument checks the running test's capture, but none "
                 "is running: request the `tracechain` fixture, or pass a capture or a list of spans"
             )
-    if isinstance(capture, TraceCapture):
-        findings = analyze_capture(capture) + scope_leaks(capture._scope_events)
+        state: CaptureState | None = running
+    elif isinstance(capture, TraceCapture):
+        state = state_of(capture)
+    else:
+        state = None
+    if state is not None:
+        findings = analyze(state) + scope_leaks(state.scope_events)
         if findings:
-            raise TraceAssertionError(report(findings, capture))
+            raise TraceAssertionError(report(findings, state))
         return
+    spans = _span_list(capture)
+    facts = SpanFacts(
+        spans,
+        # Spans under the running test's ambient span (a harness's) are roots.
+        ambient=running.ambient if running is not None else frozenset(),
+        rules=running.rules if running is not None else Rules(),
+        recorded=running,
+    )
+    findings = analyze(facts)
+    if findings:
+        raise TraceAssertionError(report(findings, None))
+
+
+def _span_list(capture: object) -> list[ReadableSpan]:
     if isinstance(capture, (str, bytes)) or not isinstance(capture, Iterable):
         raise TypeError(
             "assert_chain_intact() argument 'capture' must be a TraceCapture or an iterable of spans, "
@@ -322,7 +424,4 @@ def assert_chain_intact(capture: TraceCapture | Iterable[ReadableSpan] | None = 
                 f"assert_chain_intact() argument 'capture' holds {type(span).__name__} at index {index}, "
                 "not a span (ReadableSpan)"
             )
-    # Spans under the running test's ambient span (a harness's) are roots.
-    findings = analyze(spans, ambient=running._ambient if running is not None else frozenset())
-    if findings:
-        raise TraceAssertionError(report(findings, None))
+    return spans

@@ -19,9 +19,10 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from pytest_tracechain._capture import Origin
 from pytest_tracechain._chain import Finding
-from pytest_tracechain._render import format_nanoseconds, group_traces
+from pytest_tracechain._graph import SpanGraph
+from pytest_tracechain._origins import Origin
+from pytest_tracechain._render import format_nanoseconds
 
 # Span rows shown per test, and in the whole page (failing tests come first,
 # so they get the budget); the rest is counted in a "... N more spans" row.
@@ -99,15 +100,15 @@ def reduce_test(
     marks: dict[int, str] = {}
     for finding in findings:
         if finding.span is not None:
-            marks.setdefault(finding.span.context.span_id, finding.kind)
+            marks.setdefault(finding.span.context.span_id, finding.kind.value)
     ambient = frozenset(ambient)
-    grouped = group_traces(spans, ambient)
+    graph = SpanGraph(spans, ambient)
     unique, ordered, children, tops, counts = (
-        grouped.by_id,
-        grouped.ordered,
-        grouped.children,
-        grouped.tops,
-        grouped.counts,
+        graph.by_id,
+        graph.ordered,
+        graph.children,
+        graph.tops_by_trace,
+        graph.counts,
     )
 
     starts = [s.start_time for s in ordered if s.start_time is not None]
@@ -137,7 +138,7 @@ def reduce_test(
         "traces": len(counts),
         "rows": rows,
         "more": len(unique) - shown,
-        "findings": [[f.kind, f.message] for f in findings],
+        "findings": [[f.kind.value, f.message] for f in findings],
     }
 
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_tracechain._errors import TraceChainUsageError
 
 if TYPE_CHECKING:
-    from pytest_tracechain._capture import Router
+    from pytest_tracechain._router import Router
 
 __all__ = ["MAX_BODY_BYTES", "MAX_DECOMPRESSED_BYTES", "OtlpReceiver", "serve"]
 

@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope as SdkScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
-from pytest_tracechain._capture import Origin
 from pytest_tracechain._export import HAS_IS_REMOTE, IS_REMOTE
+from pytest_tracechain._origins import Origin
 
 __all__ = ["BadRequest", "Decoded", "decode"]
 

@@ -69,13 +69,13 @@ class Outputs:
             self.errors.append(f"could not write the report of {item.nodeid}: {type(exc).__name__}: {exc}")
 
     def _test_finished(self, item: pytest.Item, run: TestRun) -> None:
-        capture = run.capture
+        capture = run.state
         outcome = self._outcomes.pop(item.nodeid, None)
         if run.failed and outcome not in ("failed", "error"):
             outcome = "error"  # a teardown error (an unended span in fail mode, or a fixture's)
         outcome = outcome or "passed"
         now = time.time_ns()
-        spans = capture.spans + capture.open_spans
+        spans = capture.all_spans()
         if self.export_dir is not None and run.failed:
             self.export_dir.mkdir(parents=True, exist_ok=True)
             path = self.export_dir / _export.file_name(item.nodeid)
@@ -88,8 +88,8 @@ class Outputs:
                     item.nodeid,
                     spans,
                     findings=run.findings,
-                    origins=capture._origin_map,
-                    ambient=capture.ambient_span_ids,
+                    origins=capture.origin_map,
+                    ambient=frozenset(capture.ambient),
                     outcome=outcome,
                     order=self._order_of(item),
                     end_time=now,

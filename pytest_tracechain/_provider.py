@@ -17,8 +17,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from pytest_tracechain import _scope, _spawn
-from pytest_tracechain._capture import Router
 from pytest_tracechain._errors import TraceChainUsageError
+from pytest_tracechain._router import Router
+from pytest_tracechain._state import CaptureState
 
 _lock = threading.Lock()
 _router: Router | None = None
@@ -64,6 +65,11 @@ def shutdown() -> None:
 def existing_router() -> Router | None:
     """The router if some test already installed it, without installing it."""
     return _router
+
+
+def running_state() -> CaptureState | None:
+    """The capture state of the running test, if one is captured."""
+    return _router.current if _router is not None else None
 
 
 def _attach_global(new_router: Router) -> None:

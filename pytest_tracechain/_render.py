@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from pytest_tracechain._capture import Origin, TraceKey, trace_keys
+from pytest_tracechain._graph import SpanGraph
+from pytest_tracechain._origins import Origin
 
 # Failure messages show at most this many spans; render() shows all by default.
 MESSAGE_LIMIT = 200
@@ -66,74 +65,6 @@ def span_label(
     return " · ".join(parts)
 
 
-@dataclass
-class Grouped:
-    """Spans as trees, one group per trace relative to the test, in order of first start."""
-
-    by_id: dict[int, ReadableSpan]
-    ordered: list[ReadableSpan]  # by start time
-    children: dict[int, list[ReadableSpan]]  # parent span id -> children, by start time
-    tops: dict[TraceKey, list[ReadableSpan]]  # trace -> spans whose parent is not among the spans
-    counts: Counter[TraceKey]  # trace -> number of spans
-
-
-@dataclass
-class Linked:
-    """Spans linked to their parents: what both the renderer and the tree matcher start from."""
-
-    by_id: dict[int, ReadableSpan]
-    ordered: list[ReadableSpan]  # by start time
-    children: dict[int, list[ReadableSpan]]  # parent span id -> children, by start time
-    kid_ids: dict[int, list[int]]  # the same, as span ids
-    tops: list[ReadableSpan]  # spans whose parent is not among the spans, by start time
-
-
-def link_spans(spans: Iterable[ReadableSpan], ambient: Collection[int] = frozenset()) -> Linked:
-    """Link each span to its parent when the parent is among ``spans`` (in the same trace, and not
-    the test's ambient span); the others are tops. Each span id is read once."""
-    unique: dict[int, ReadableSpan] = {}
-    for span in spans:
-        unique.setdefault(span.context.span_id, span)
-    ordered = sorted(unique.values(), key=lambda s: s.start_time or 0)
-    children: dict[int, list[ReadableSpan]] = {}
-    kid_ids: dict[int, list[int]] = {}
-    tops: list[ReadableSpan] = []
-    for span in ordered:
-        context = span.context
-        parent = span.parent
-        if (
-            parent is not None
-            and parent.span_id in unique
-            and parent.trace_id == context.trace_id
-            and parent.span_id not in ambient
-        ):
-            parent_id = parent.span_id
-            kids = children.get(parent_id)
-            if kids is None:
-                children[parent_id] = [span]
-                kid_ids[parent_id] = [context.span_id]
-            else:
-                kids.append(span)
-                kid_ids[parent_id].append(context.span_id)
-        else:
-            tops.append(span)
-    return Linked(unique, ordered, children, kid_ids, tops)
-
-
-def group_traces(spans: Iterable[ReadableSpan], ambient: Collection[int] = frozenset()) -> Grouped:
-    """Group spans by trace (relative to the test's ambient spans) and parent, for drawing them."""
-    return group_linked(link_spans(spans, ambient), ambient)
-
-
-def group_linked(linked: Linked, ambient: Collection[int] = frozenset()) -> Grouped:
-    """``group_traces`` for spans already linked."""
-    keys = trace_keys(linked.ordered, ambient)
-    tops: dict[TraceKey, list[ReadableSpan]] = {}
-    for top in linked.tops:
-        tops.setdefault(keys[top.context.span_id], []).append(top)
-    return Grouped(linked.by_id, linked.ordered, linked.children, tops, Counter(keys.values()))
-
-
 def render_spans(
     spans: Iterable[ReadableSpan],
     *,
@@ -142,7 +73,7 @@ def render_spans(
     highlight: Mapping[int, str] | None = None,
     limit: int | None = None,
     color: bool = False,
-    grouped: Grouped | None = None,
+    graph: SpanGraph | None = None,
 ) -> str:
     """Render spans as one tree per trace, traces ordered by first start.
 
@@ -151,21 +82,15 @@ def render_spans(
     to a marker shown after the span (``← child``). ``limit`` cuts the output
     after that many spans with a line saying how many were left out.
     ``color`` adds ANSI styles (for a terminal that supports them).
-    ``grouped`` is ``spans`` already grouped (a caller that has done the work).
+    ``graph`` is the span graph of ``spans`` (a caller that has built it).
     """
     origins = origins or {}
     highlight = highlight or {}
-    if grouped is None:
-        grouped = group_traces(spans, ambient)
-    if not grouped.by_id:
+    if graph is None:
+        graph = SpanGraph(spans, ambient)
+    if not graph.by_id:
         return "  (no spans captured)"
-    unique, ordered, children, tops, counts = (
-        grouped.by_id,
-        grouped.ordered,
-        grouped.children,
-        grouped.tops,
-        grouped.counts,
-    )
+    unique, children, tops, counts = graph.by_id, graph.children, graph.tops_by_trace, graph.counts
 
     this_pid = os.getpid()
     lines: list[str] = []
@@ -200,9 +125,7 @@ def render_spans(
                 keep.add(current.context.span_id)
                 parent = current.parent
                 current = unique.get(parent.span_id) if parent is not None else None
-        for span in reversed(ordered):  # children start after their parents
-            span_id = span.context.span_id
-            sizes[span_id] = 1 + sum(sizes[kid.context.span_id] for kid in children.get(span_id, ()))
+        sizes = graph.subtree_sizes()
 
     # Iterative depth-first walk: traces can be deeper than Python's recursion
     # limit. Indentation stops growing at MAX_INDENT levels (the line then

@@ -22,12 +22,9 @@ import threading
 from contextvars import Token
 from dataclasses import dataclass
 from types import FrameType, ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from opentelemetry import context, trace
-
-if TYPE_CHECKING:
-    from pytest_tracechain._capture import Router, TraceCapture
 
 _OTEL_CONTEXT_LOGGER = "opentelemetry.context"
 _FAILED_DETACH = "Failed to detach context"
@@ -46,10 +43,25 @@ class ScopeEvent:
     span_name: str | None = None
 
 
+class Recording(Protocol):
+    """The capture state, as the scope recorder sees it."""
+
+    scope_events: list[ScopeEvent]
+
+    def holds(self, span_id: int) -> bool: ...
+
+
+class Routing(Protocol):
+    """The router, as the scope recorder sees it: the running test's capture."""
+
+    @property
+    def current(self) -> Recording | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Attach:
     token: Token[context.Context]  # kept alive while recorded, so its id stays unique
-    capture: TraceCapture
+    capture: Recording
     thread: threading.Thread
     where: str | None
     span_name: str | None
@@ -65,7 +77,7 @@ class _AttachRecorder:
     failed-detach log.
     """
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Routing) -> None:
         self.router = router
         self.live: dict[int, _Attach] = {}  # by id(token): tokens are not hashable
         self.detaching = threading.local()
@@ -117,12 +129,12 @@ class _AttachRecorder:
         self.original_detach(token)
         self.detaching.record = None
 
-    def records_of(self, capture: TraceCapture) -> list[_Attach]:
+    def records_of(self, capture: Recording) -> list[_Attach]:
         return [record for record in list(self.live.values()) if record.capture is capture]
 
 
 class _FailedDetachListener(logging.Handler):
-    def __init__(self, router: Router, recorder: _AttachRecorder | None) -> None:
+    def __init__(self, router: Routing, recorder: _AttachRecorder | None) -> None:
         super().__init__()
         self.router = router
         self.recorder = recorder
@@ -151,7 +163,7 @@ class _FailedDetachListener(logging.Handler):
                 f" at {attach.where}" if attach.where else ""
             )
             where = f"{attached}, {where}" if where else attached
-        capture._scope_events.append(
+        capture.scope_events.append(
             ScopeEvent(
                 "detached in another thread or context than the one that attached it",
                 threading.current_thread().name,
@@ -165,7 +177,7 @@ _listener: _FailedDetachListener | None = None
 _recorder: _AttachRecorder | None = None
 
 
-def install(router: Router) -> None:
+def install(router: Routing) -> None:
     global _listener, _recorder
     if _listener is not None:
         return
@@ -185,7 +197,7 @@ def uninstall() -> None:
         _recorder = None
 
 
-def leftover(capture: TraceCapture, entry_context: context.Context) -> list[ScopeEvent]:
+def leftover(capture: Recording, entry_context: context.Context) -> list[ScopeEvent]:
     """At the end of teardown: contexts of this test that were never detached.
 
     Recorded attaches left by this (the test's) thread or by threads that
@@ -201,7 +213,7 @@ def leftover(capture: TraceCapture, entry_context: context.Context) -> list[Scop
     ]
     span = trace.get_current_span()
     span_context = span.get_span_context()
-    still_current = span_context.is_valid and span_context.span_id in capture._origins
+    still_current = span_context.is_valid and capture.holds(span_context.span_id)
     if still_current:
         context.attach(entry_context)  # the leaked token is lost; restore the runner's context
     events: list[ScopeEvent] = []

@@ -13,9 +13,11 @@ from opentelemetry import context, trace
 
 from pytest_tracechain import _provider, _scope
 from pytest_tracechain._capture import TraceCapture
-from pytest_tracechain._chain import Finding, analyze_capture, report, scope_leaks, unended
+from pytest_tracechain._chain import Finding, analyze, report, scope_leaks, unended
 from pytest_tracechain._errors import TraceAssertionError, TraceChainUsageError, TraceChainWarning
 from pytest_tracechain._render import MESSAGE_LIMIT
+from pytest_tracechain._settings import CheckMode, Rules
+from pytest_tracechain._state import CaptureState
 
 REPORT_SECTION = "tracechain: broken trace chains"
 TREES_SECTION = "tracechain: captured traces"
@@ -30,16 +32,15 @@ class TestRun:
 
     __test__ = False  # not a test class, whatever pytest's python_classes say
 
-    def __init__(self, item: pytest.Item, check: str, *, single_trace: bool, lost_context: bool) -> None:
+    def __init__(self, item: pytest.Item, check: CheckMode, rules: Rules) -> None:
         try:
             self.router = _provider.router()
         except TraceChainUsageError as exc:
             pytest.fail(str(exc), pytrace=False)
         self.item = item
         self.check = check
-        self.capture = TraceCapture(item.nodeid)
-        self.capture._lost_context_rule = lost_context
-        self.capture._single_trace_rule = single_trace
+        self.state = CaptureState(item.nodeid, rules)
+        self.capture = TraceCapture(self.state, _ispytest=True)
         self.entry_context = context.get_current()
         self.reported_scope_events = 0
         # Report sections waiting for the report of their phase: (when, text).
@@ -48,37 +49,37 @@ class TestRun:
         self.findings: list[Finding] = []
         # Whether a phase of this test failed (set by the report hook).
         self.failed = False
-        self.router.open(self.capture)
+        self.router.open(self.state)
 
     def phase_started(self) -> None:
         """The span current when a test phase starts belongs to the test harness."""
         span_context = trace.get_current_span().get_span_context()
         if span_context.is_valid:
-            self.capture._add_ambient(span_context.span_id)
+            self.state.add_ambient(span_context.span_id)
 
     def phase_ended(self) -> None:
-        self.capture._phase_ended()
+        self.state.phase_ended()
 
     def check_call(self, *, test_failed: bool) -> None:
         """When the test function returns (or raised): the analysis of finished spans."""
-        if self.check != "off":
-            self._act_on(analyze_capture(self.capture) + self._new_scope_findings(), test_failed=test_failed)
+        if self.check is not CheckMode.OFF:
+            self._act_on(analyze(self.state) + self._new_scope_findings(), test_failed=test_failed)
 
     def end(self) -> None:
         """At the end of teardown: close the capture; unended spans, scope leaks, leaks."""
-        leftovers = _scope.leftover(self.capture, self.entry_context)
-        self.router.close(self.capture)
-        if self.check == "off":
+        leftovers = _scope.leftover(self.state, self.entry_context)
+        self.router.close(self.state)
+        if self.check is CheckMode.OFF:
             return
         # Spans of earlier tests that ended since: reported through this test's
         # report, so the controller's summary lists them under pytest-xdist too.
         for leak in self.router.drain_leaks():
             self.item.user_properties.append((LEAK_PROPERTY, leak.describe()))
-        findings = unended(self.capture) + self._new_scope_findings() + scope_leaks(leftovers)
+        findings = unended(self.state) + self._new_scope_findings() + scope_leaks(leftovers)
         self._act_on(findings, test_failed=False)
 
     def _new_scope_findings(self) -> list[Finding]:
-        events = self.capture._scope_events[self.reported_scope_events :]
+        events = self.state.scope_events[self.reported_scope_events :]
         self.reported_scope_events += len(events)
         return scope_leaks(events)
 
@@ -88,11 +89,11 @@ class TestRun:
             return
         self.findings += findings
         item = self.item
-        text = report(findings, self.capture)
+        text = report(findings, self.state)
         summary = "; ".join(f"{f.kind}: {f.span.name!r}" if f.span is not None else f.kind for f in findings)
         item.user_properties.append((PROPERTY, summary))
         item.user_properties.append((f"{PROPERTY}.report", text))
-        if self.check == "fail" and not test_failed:
+        if self.check is CheckMode.FAIL and not test_failed:
             error = TraceAssertionError(text)
             error._tracechain_note = FAIL_MODE_NOTE  # type: ignore[attr-defined]  # shown as the report alone
             raise error
@@ -104,11 +105,11 @@ class TestRun:
             except TraceChainWarning as error:  # -W error::...TraceChainWarning: the warning is the failure
                 error._tracechain_note = WARNING_AS_ERROR_NOTE  # type: ignore[attr-defined]
                 raise
-        self.sections.append(("teardown" if self.capture._closed else "call", text))
+        self.sections.append(("teardown" if self.state.closed else "call", text))
 
     def trees_section(self, *, color: bool = False) -> tuple[str, str]:
         """The report section of ``--tracechain-show``: the captured trees."""
-        return (TREES_SECTION, self.capture.render(limit=MESSAGE_LIMIT, color=color))
+        return (TREES_SECTION, self.state.render(limit=MESSAGE_LIMIT, color=color))
 
     def take_sections(self, when: str) -> list[tuple[str, str]]:
         """The report sections of phase ``when``, once."""

@@ -10,6 +10,7 @@ spawner's trace. ProcessPoolExecutor is left alone (its jobs are pickled).
 
 from __future__ import annotations
 
+import enum
 import sys
 import threading
 import weakref
@@ -26,25 +27,43 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-THREAD = "thread"
-EXECUTOR = "executor"
-RUN_IN_EXECUTOR = "run_in_executor"
-TASK = "task"
 
-BOUNDARY_NAMES = {
-    THREAD: "a thread",
-    EXECUTOR: "an executor job",
-    RUN_IN_EXECUTOR: "loop.run_in_executor",
-    TASK: "an asyncio task",
+class Boundary(str, enum.Enum):
+    """Where work was handed to other code: each has its own words and fix."""
+
+    THREAD = "thread"
+    EXECUTOR = "executor"
+    RUN_IN_EXECUTOR = "run_in_executor"
+    TASK = "task"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def label(self) -> str:
+        """The boundary in a sentence: ``a thread``, ``loop.run_in_executor``."""
+        return _LABELS[self]
+
+    @property
+    def fix(self) -> str:
+        """How to carry the context across this boundary."""
+        return _FIXES[self]
+
+
+_LABELS = {
+    Boundary.THREAD: "a thread",
+    Boundary.EXECUTOR: "an executor job",
+    Boundary.RUN_IN_EXECUTOR: "loop.run_in_executor",
+    Boundary.TASK: "an asyncio task",
 }
-FIXES = {
-    THREAD: "start the thread with contextvars.copy_context().run "
+_FIXES = {
+    Boundary.THREAD: "start the thread with contextvars.copy_context().run "
     "(Thread(target=ctx.run, args=(fn,))), or use the OpenTelemetry threading instrumentation",
-    EXECUTOR: "submit the job with contextvars.copy_context().run "
+    Boundary.EXECUTOR: "submit the job with contextvars.copy_context().run "
     "(executor.submit(ctx.run, fn)), or use the OpenTelemetry threading instrumentation",
-    RUN_IN_EXECUTOR: "use asyncio.to_thread (it copies the context), or "
+    Boundary.RUN_IN_EXECUTOR: "use asyncio.to_thread (it copies the context), or "
     "loop.run_in_executor(None, contextvars.copy_context().run, fn)",
-    TASK: "create the task while the span is current and without an explicit context= "
+    Boundary.TASK: "create the task while the span is current and without an explicit context= "
     "(tasks copy the current context), or start the task's span with context= the request's context",
 }
 
@@ -53,7 +72,7 @@ FIXES = {
 class Spawn:
     """Work handed over (``boundary``) while ``span_name`` was current in ``spawner``."""
 
-    boundary: str  # THREAD, EXECUTOR, RUN_IN_EXECUTOR or TASK
+    boundary: Boundary
     span_context: SpanContext
     span_name: str | None
     spawner: str  # "thread 'MainThread'", with ", task 'Task-1'" inside a task
@@ -81,19 +100,19 @@ def _no_loop() -> None:
 # that no event loop can be running. ``asyncio_loaded`` lets hot paths skip the
 # call altogether until then.
 asyncio_loaded = False
-_running_loop: Callable[[], Any] = _no_loop
-_current_task: Callable[[], Any] = _no_loop
+running_loop: Callable[[], Any] = _no_loop
+current_task: Callable[[], Any] = _no_loop
 
 
 def running_task() -> Any:
     """The running asyncio task, or None (outside a loop, or before asyncio is loaded)."""
-    return _current_task() if asyncio_loaded and _running_loop() is not None else None
+    return current_task() if asyncio_loaded and running_loop() is not None else None
 
 
 def current() -> Spawn | None:
     """The spawn record of the running asyncio task, executor job, or thread."""
-    if _tasks and _running_loop() is not None:
-        task = _current_task()
+    if _tasks and running_loop() is not None:
+        task = current_task()
         spawn = _tasks.get(task) if task is not None else None
         if spawn is not None:
             return spawn
@@ -104,13 +123,13 @@ def current() -> Spawn | None:
     return found
 
 
-def _record(boundary: str) -> Spawn | None:
+def _record(boundary: Boundary) -> Spawn | None:
     span = trace.get_current_span()
     context = span.get_span_context()
     if not context.is_valid:
         return None
     spawner = f"thread {threading.current_thread().name!r}"
-    task = _current_task() if _running_loop() is not None else None
+    task = current_task() if running_loop() is not None else None
     if task is not None:
         spawner += f", task {task.get_name()!r}"
     return Spawn(boundary, context, getattr(span, "name", None), spawner)
@@ -138,7 +157,7 @@ def _patch_threads(is_capturing: Callable[[], bool]) -> None:
 
     def start(self: threading.Thread) -> None:
         if is_capturing():
-            spawn = _record(THREAD)
+            spawn = _record(Boundary.THREAD)
             if spawn is not None:
                 setattr(self, _ATTRIBUTE, spawn)
         original_start(self)
@@ -166,7 +185,7 @@ def _patch_executors(is_capturing: Callable[[], bool]) -> None:
             return original_submit(self, fn, *args, **kwargs)
         # A job runs in a pool thread that may have been started for another
         # job: its own record (None too) takes precedence over the thread's.
-        spawn = _record(RUN_IN_EXECUTOR if _running_loop() is not None else EXECUTOR)
+        spawn = _record(Boundary.RUN_IN_EXECUTOR if running_loop() is not None else Boundary.EXECUTOR)
 
         def job(*job_args: P.args, **job_kwargs: P.kwargs) -> R:
             previous = getattr(_jobs, "spawn", _NOT_IN_JOB)
@@ -183,17 +202,17 @@ def _patch_executors(is_capturing: Callable[[], bool]) -> None:
 
 
 def _patch_tasks(is_capturing: Callable[[], bool]) -> None:
-    global _running_loop, _current_task, asyncio_loaded
+    global running_loop, current_task, asyncio_loaded
     import asyncio
 
-    _running_loop, _current_task = asyncio._get_running_loop, asyncio.current_task
+    running_loop, current_task = asyncio._get_running_loop, asyncio.current_task
     asyncio_loaded = True
     original_create_task = asyncio.BaseEventLoop.create_task
 
     def create_task(self: asyncio.BaseEventLoop, coro: Any, *args: Any, **kwargs: Any) -> Any:
         task = original_create_task(self, coro, *args, **kwargs)
         if is_capturing():
-            spawn = _record(TASK)
+            spawn = _record(Boundary.TASK)
             if spawn is not None:
                 _tasks[task] = spawn
         return task

@@ -25,10 +25,14 @@ from dataclasses import dataclass, field
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-from pytest_tracechain._assertions import _new_trace_hint, _Ref, _running_capture
-from pytest_tracechain._capture import TraceCapture, TraceKey, parse_kind, trace_keys
+from pytest_tracechain._assertions import new_trace_hint
+from pytest_tracechain._capture import TraceCapture, state_of
 from pytest_tracechain._errors import TraceAssertionError
-from pytest_tracechain._render import MESSAGE_LIMIT, Grouped, group_linked, kind_tag, link_spans, render_spans
+from pytest_tracechain._filters import parse_kind
+from pytest_tracechain._graph import SpanGraph, TraceKey
+from pytest_tracechain._refs import Ref, running_state
+from pytest_tracechain._render import MESSAGE_LIMIT, kind_tag, render_spans
+from pytest_tracechain._state import CaptureState
 
 __all__ = ["assert_trace_tree"]
 
@@ -298,18 +302,17 @@ class _Keys:
 
 
 class Forest:
-    """The captured spans as trees (``link_spans``), with the structural keys of their subtrees."""
+    """The captured spans as trees (a ``SpanGraph``), with the structural keys of their subtrees."""
 
     def __init__(self, spans: Iterable[ReadableSpan], ambient: frozenset[int] | set[int]) -> None:
-        self.linked = linked = link_spans(spans, ambient)
-        self.by_id = linked.by_id
-        self.ordered = linked.ordered
-        self.children = linked.children
-        self.kid_ids = linked.kid_ids
-        self.tops = linked.tops
+        self.graph = graph = SpanGraph(spans, ambient)
+        self.by_id = graph.by_id
+        self.ordered = graph.ordered
+        self.children = graph.children
+        self.kid_ids = graph.kid_ids
+        self.tops = graph.tops
         self.ambient = ambient
         self._keys: dict[str, dict[int, int]] = {}
-        self._trace_keys: dict[int, TraceKey] | None = None
 
     def kids(self, span: ReadableSpan) -> list[ReadableSpan]:
         return self.children.get(span.context.span_id, [])
@@ -347,16 +350,8 @@ class Forest:
         self._keys[mode] = keys
         return keys
 
-    def grouped(self) -> Grouped:
-        """The forest as the renderer groups spans (one group per trace relative to the test)."""
-        return group_linked(self.linked, self.ambient)
-
     def trace_key(self, span: ReadableSpan) -> TraceKey:
-        if not self.ambient:
-            return (span.context.trace_id, 0)
-        if self._trace_keys is None:
-            self._trace_keys = trace_keys(self.ordered, self.ambient)
-        return self._trace_keys[span.context.span_id]
+        return self.graph.key(span)
 
 
 def _expected_keys(roots: list[Node], table: _Keys) -> set[str]:
@@ -499,7 +494,7 @@ class Diff:
     def __init__(
         self,
         matcher: Matcher,
-        capture: TraceCapture | None,
+        capture: CaptureState | None,
         open_spans: list[ReadableSpan],
         timeout: float | None = None,
     ) -> None:
@@ -764,9 +759,9 @@ class Diff:
                 link.context.span_id == span.context.span_id for link in expected_parent.links or ()
             ):
                 continue
-            lost = _Ref(span.context, span, repr(span.name))
-            anchor = _Ref(expected_parent.context, expected_parent, repr(expected_parent.name))
-            return _new_trace_hint(lost, anchor, self.capture)
+            lost = Ref(span.context, span, repr(span.name))
+            anchor = Ref(expected_parent.context, expected_parent, repr(expected_parent.name))
+            return new_trace_hint(lost, anchor, self.capture)
         return None
 
     def marks(self) -> dict[int, str]:
@@ -921,12 +916,12 @@ def _assert_trace_tree(
                 if len(finished) < count:
                     return False
                 with _no_collection():
-                    return _matches(roots, finished, waited._ambient)
+                    return _matches(roots, finished, waited.ambient)
 
-            capture._wait_until(ready, time.monotonic() + timeout)
+            capture.wait_until(ready, time.monotonic() + timeout)
         finished = capture.spans
-        ambient: set[int] | frozenset[int] = capture._ambient
-        open_spans = capture.open_spans
+        ambient: set[int] | frozenset[int] = capture.ambient
+        open_spans = capture.open_spans()
     else:
         finished, ambient, open_spans = list(spans), frozenset(), []
     with _no_collection():
@@ -940,10 +935,10 @@ def _matches(roots: list[Node], spans: list[ReadableSpan], ambient: set[int] | f
     return Matcher(roots, Forest(spans, ambient)).matches()
 
 
-def _source(spans: object) -> TraceCapture | None:
+def _source(spans: object) -> CaptureState | None:
     __tracebackhide__ = True
     if spans is None:
-        capture = _running_capture()
+        capture = running_state()
         if capture is None:
             raise RuntimeError(
                 f"{_FUNC}() compares the running test's spans, but no capture is running. Request the "
@@ -951,17 +946,17 @@ def _source(spans: object) -> TraceCapture | None:
             )
         return capture
     if isinstance(spans, TraceCapture):
-        return spans
+        return state_of(spans)
     if isinstance(spans, (str, bytes)) or not isinstance(spans, Iterable):
         raise TypeError(
             f"{_FUNC}() argument 'spans' must be a TraceCapture or an iterable of spans, "
             f"not {type(spans).__name__}"
         )
-    return _running_capture()
+    return running_state()
 
 
 def _explain(
-    matcher: Matcher, capture: TraceCapture | None, open_spans: list[ReadableSpan], timeout: float | None
+    matcher: Matcher, capture: CaptureState | None, open_spans: list[ReadableSpan], timeout: float | None
 ) -> None:
     __tracebackhide__ = True
     diff = Diff(matcher, capture, open_spans, timeout)
@@ -979,16 +974,14 @@ def _explain(
     hint = diff.hint()
     if hint:
         lines += ["", f"hint: {hint}"]
-    origins = capture._origin_map if capture is not None else {}
+    origins = capture.origin_map if capture is not None else {}
     marks = diff.marks()
     forest = matcher.forest
     involved = {forest.trace_key(forest.by_id[span_id]) for span_id in marks if span_id in forest.by_id}
     involved |= {forest.trace_key(span) for span in diff.pair.values()} if len(forest.tops) <= 50 else set()
     top_traces = {forest.trace_key(top) for top in forest.tops}
     if involved >= top_traces:  # every trace: the forest is already grouped
-        rendered = render_spans(
-            (), origins=origins, highlight=marks, limit=MESSAGE_LIMIT, grouped=forest.grouped()
-        )
+        rendered = render_spans((), origins=origins, highlight=marks, limit=MESSAGE_LIMIT, graph=forest.graph)
     else:
         rendered = render_spans(
             [span for span in forest.ordered if forest.trace_key(span) in involved],

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_tracechain._errors import TraceAssertionError
+from pytest_tracechain._settings import CheckMode, Rules
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from pytest_tracechain._outputs import Outputs  # noqa: F401  (outputs_key's type)
     from pytest_tracechain._session import TestRun
 
-CHECK_MODES = ("off", "warn", "fail")
+CHECK_MODES = CheckMode.names()
 SHOW_MODES = ("fail", "all", "off")
 _FIXTURES = frozenset({"tracechain", "tracer"})
 _MARKER_ARGS = ("check", "single_trace", "lost_context")
@@ -34,7 +35,7 @@ _ACTIVE_HOOKS = "tracechain-active-hooks"
 
 run_key = pytest.StashKey["TestRun"]()
 # (check mode, check every test), from options and ini, read at configure.
-_settings_key = pytest.StashKey[tuple[str, bool]]()
+_settings_key = pytest.StashKey[tuple[CheckMode, bool]]()
 # --tracechain-show's mode, read at configure.
 _show_key = pytest.StashKey[str]()
 # Whether report sections get colour, read at the first use.
@@ -98,7 +99,7 @@ def pytest_configure(config: pytest.Config) -> None:
     mode = _option_or_ini(config, "tracechain_check").lower()
     if mode not in CHECK_MODES:
         raise pytest.UsageError(f"tracechain_check = {mode!r} is not one of: {', '.join(CHECK_MODES)}")
-    config.stash[_settings_key] = (mode, _check_all(config))  # read once, used by every test
+    config.stash[_settings_key] = (CheckMode(mode), _check_all(config))  # read once, used by every test
     show = _option_or_ini(config, "tracechain_show").lower()
     if show not in SHOW_MODES:
         raise pytest.UsageError(f"tracechain_show = {show!r} is not one of: {', '.join(SHOW_MODES)}")
@@ -141,10 +142,10 @@ def _check_all(config: pytest.Config) -> bool:
     return bool(option if option is not None else config.getini("tracechain_check_all"))
 
 
-def _marker_settings(item: pytest.Item, marker: pytest.Mark | None) -> tuple[str, bool, bool]:
-    check, single_trace, lost_context = item.config.stash[_settings_key][0], False, True
+def _marker_settings(item: pytest.Item, marker: pytest.Mark | None) -> tuple[CheckMode, Rules]:
+    check = item.config.stash[_settings_key][0]
     if marker is None:
-        return check, single_trace, lost_context
+        return check, Rules()
     unknown = sorted(set(marker.kwargs) - set(_MARKER_ARGS))
     if marker.args or unknown:
         given = ", ".join([*map(repr, marker.args), *(f"{k}=" for k in unknown)])
@@ -153,17 +154,17 @@ def _marker_settings(item: pytest.Item, marker: pytest.Mark | None) -> tuple[str
             "check='off'|'warn'|'fail', single_trace=bool, lost_context=bool",
             pytrace=False,
         )
-    check = marker.kwargs.get("check") or check
-    if check not in CHECK_MODES:
+    asked = marker.kwargs.get("check") or check
+    if asked not in CHECK_MODES:
         pytest.fail(
-            f"@pytest.mark.tracechain(check={check!r}): check must be one of {', '.join(CHECK_MODES)}",
+            f"@pytest.mark.tracechain(check={asked!r}): check must be one of {', '.join(CHECK_MODES)}",
             pytrace=False,
         )
-    return (
-        check,
-        bool(marker.kwargs.get("single_trace", False)),
-        bool(marker.kwargs.get("lost_context", True)),
+    rules = Rules(
+        lost_context=bool(marker.kwargs.get("lost_context", True)),
+        single_trace=bool(marker.kwargs.get("single_trace", False)),
     )
+    return CheckMode(asked), rules
 
 
 def _session() -> Any:
@@ -177,8 +178,8 @@ def _start(item: pytest.Item, marker: pytest.Mark | None) -> TestRun:
     manager = item.config.pluginmanager
     if not manager.has_plugin(_ACTIVE_HOOKS):
         manager.register(_ActiveHooks(), _ACTIVE_HOOKS)
-    check, single_trace, lost_context = _marker_settings(item, marker)
-    run: TestRun = _session().TestRun(item, check, single_trace=single_trace, lost_context=lost_context)
+    check, rules = _marker_settings(item, marker)
+    run: TestRun = _session().TestRun(item, check, rules)
     item.stash[run_key] = run
     return run
 
@@ -326,12 +327,12 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
 def tracechain() -> TraceCapture:
     """The spans started during this test (a ``TraceCapture``)."""
     from pytest_tracechain import _provider
+    from pytest_tracechain._capture import view_of
 
-    router = _provider.existing_router()
-    capture = router.current if router is not None else None
-    if capture is None:  # cannot happen: setup or pytest_fixture_setup started it
+    state = _provider.running_state()
+    if state is None:  # cannot happen: setup or pytest_fixture_setup started it
         raise RuntimeError("pytest-tracechain: no capture is running for this test")
-    return capture
+    return view_of(state)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,34 @@
+"""Typed settings of a captured test: the check mode and the marker's rules.
+
+Imported by ``plugin.py`` at start-up, so it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["CheckMode", "Rules"]
+
+
+class CheckMode(str, enum.Enum):
+    """What ``--tracechain-check`` does with a test whose chains are broken."""
+
+    OFF = "off"
+    WARN = "warn"
+    FAIL = "fail"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(mode.value for mode in cls)
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The chain rules a test asked for (``@pytest.mark.tracechain``)."""
+
+    lost_context: bool = True
+    single_trace: bool = False
