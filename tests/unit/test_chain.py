@@ -83,7 +83,8 @@ def spawn(boundary: Boundary = Boundary.THREAD, span_id: int = 1, name: str | No
 def test_orphan_a_local_parent_not_captured() -> None:
     (finding,) = run(orphans, Facts([span("root", 1), span("lost", 2, 0xAB)]))
     assert finding.kind is FindingKind.ORPHAN
-    assert finding.span is not None and finding.span.name == "lost"
+    assert finding.span is not None
+    assert finding.span.name == "lost"
     assert finding.text() == (
         "[orphan] 'lost' has parent span 00000000000000ab, which is neither captured nor remote "
         "(extracted from a carrier)\n"
@@ -168,7 +169,8 @@ def test_lost_context_names_the_boundary_and_its_fix(boundary: Boundary, words: 
         in finding.message
     )
     assert "started a new trace in another thread," in finding.message
-    assert finding.hint is not None and finding.hint.startswith(fix_starts)
+    assert finding.hint is not None
+    assert finding.hint.startswith(fix_starts)
     assert finding.related == ()  # the spawner was not captured
     assert str(boundary) == boundary.value
 
@@ -456,7 +458,8 @@ def test_scope_leaks_are_reported_once_each() -> None:
         "thread 'MainThread' (attached at x.py:3)",
         "[scope leak] a context was attached during the test and never detached, in thread 'MainThread'",
     ]
-    assert findings[0].hint is not None and findings[0].hint.startswith("detach every token")
+    assert findings[0].hint is not None
+    assert findings[0].hint.startswith("detach every token")
     assert all(f.kind is FindingKind.SCOPE_LEAK and f.span is None for f in findings)
 
 
