@@ -4,11 +4,13 @@ the capture shows the likely cause, and renders the traces involved."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from pytest_tracechain._filters import parse_kind
-from pytest_tracechain._graph import SpanGraph, is_root
+from pytest_tracechain._graph import SpanGraph, TraceKey, is_root
 from pytest_tracechain._refs import Ref, SpanArg, fail, resolve, resolve_span, running_state
 from pytest_tracechain._render import format_nanoseconds
 from pytest_tracechain._state import CaptureState
@@ -105,24 +107,27 @@ def assert_same_trace(*spans: SpanArg) -> None:
     number = {key: index + 1 for index, key in enumerate(dict.fromkeys(key for _, key in keyed))}
     if len(number) == 1:
         return
-    groups = [
-        f"trace {key[0]:032x}"
-        + (f" (root {key[1]:016x})" if key[1] else "")
-        + ": "
-        + ", ".join(ref.label for ref, ref_key in keyed if ref_key == key)
-        for key in number
-    ]
     first, first_key = keyed[0]
     strays = [ref for ref, key in keyed if key != first_key]
     hint = next((h for ref in strays if (h := new_trace_hint(ref, first, capture))), None)
     fail(
         f"expected {len(refs)} spans in one trace, found them in {len(number)} traces:",
-        groups,
+        _trace_groups(keyed, number),
         refs,
         capture,
         marks={ref.span_id: f"trace {number[key]}" for ref, key in keyed},
         hint=hint,
     )
+
+
+def _trace_groups(keyed: list[tuple[Ref, TraceKey]], traces: Iterable[TraceKey]) -> list[str]:
+    """``trace … (root …): 'a', 'b'`` for each trace, naming the spans in it."""
+    groups = []
+    for key in traces:
+        root = f" (root {key[1]:016x})" if key[1] else ""
+        members = ", ".join(ref.label for ref, ref_key in keyed if ref_key == key)
+        groups.append(f"trace {key[0]:032x}{root}: {members}")
+    return groups
 
 
 def assert_child_of(child: SpanArg, parent: SpanArg) -> None:

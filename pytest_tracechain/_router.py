@@ -196,37 +196,42 @@ class Router(SpanProcessor):
             if current is not None and not any(entry.capture is current for entry in recent):
                 recent.append(_Received(current))  # the test that started the receiver
             for span, origin in spans:
-                context = span.context
-                if context is None:
+                if span.context is None:
                     continue
-                span_id = context.span_id
-                parent = span.parent
-                owner = self._holder_of(parent.span_id, current) if parent is not None else None
-                if owner is None:
-                    owner = self._trace_owner(context.trace_id) or current
+                owner = self._receiver_of(span, current)
                 if owner is None:
                     dropped += 1
-                    continue
-                origins = owner.origins
-                if span_id in origins:
-                    continue  # sent twice (an exporter's retry)
-                if parent is not None and span_id in undecided:
-                    index = origins.get(parent.span_id)
-                    if index is not None and origin_at(index).pid != origin.pid:
-                        span._parent = SpanContext(
-                            parent.trace_id, parent.span_id, True, parent.trace_flags, parent.trace_state
-                        )
-                origins[span_id] = intern_origin(origin)
-                owner.finished.append(span)
-                notify[id(owner)] = owner
-                if owner.closed and (span.end_time or 0) > owner.closed_at:
-                    self.leaked.append(Leak(owner.name, span.name, (span.end_time or 0) - owner.closed_at))
+                elif self._take(owner, span, origin, span.context.span_id in undecided):
+                    notify[id(owner)] = owner
             self.dropped += dropped
         for owner in notify.values():
-            if owner.waiters and owner.cond is not None:
-                with owner.cond:
-                    owner.cond.notify_all()
+            if owner.waiters:
+                owner.notify()
         return dropped
+
+    def _receiver_of(self, span: ReadableSpan, current: CaptureState | None) -> CaptureState | None:
+        """The capture a received span belongs to: its parent's, its trace's, or the running test's."""
+        parent = span.parent
+        owner = self._holder_of(parent.span_id, current) if parent is not None else None
+        return owner or self._trace_owner(span.context.trace_id) or current
+
+    def _take(self, owner: CaptureState, span: ReadableSpan, origin: Origin, undecided: bool) -> bool:
+        """Add a received span to ``owner``; False for a span sent twice (an exporter's retry)."""
+        span_id = span.context.span_id
+        origins = owner.origins
+        if span_id in origins:
+            return False
+        parent = span.parent
+        if parent is not None and undecided:
+            index = origins.get(parent.span_id)
+            if index is not None and origin_at(index).pid != origin.pid:
+                span._parent = SpanContext(
+                    parent.trace_id, parent.span_id, True, parent.trace_flags, parent.trace_state
+                )
+        owner.record_received(span_id, span, intern_origin(origin))
+        if owner.closed and (span.end_time or 0) > owner.closed_at:
+            self.leaked.append(Leak(owner.name, span.name, (span.end_time or 0) - owner.closed_at))
+        return True
 
     def stop_receiving(self) -> None:
         """The receiver stopped: let go of the captures kept for it."""

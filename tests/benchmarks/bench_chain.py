@@ -64,7 +64,7 @@ def analysis() -> list[list[str]]:
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.trace import SpanContext
 
-    from pytest_tracechain._chain import analyze, report
+    from pytest_tracechain._chain import SpanFacts, analyze, report
 
     # One resource for all spans, as a provider gives them. Without it each
     # ReadableSpan runs Resource.create({}) (about 0.5 ms): minutes of set-up.
@@ -117,7 +117,7 @@ def analysis() -> list[list[str]]:
         times = []
         for _ in range(5):
             start = time.perf_counter()
-            findings = analyze(spans)
+            findings = analyze(SpanFacts(spans))
             if with_report:
                 report(findings, None)
             times.append(time.perf_counter() - start)

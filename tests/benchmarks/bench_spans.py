@@ -50,11 +50,13 @@ def worker(variant: str, n: int) -> None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     elif variant == "c":
         from pytest_tracechain._capture import Router, TraceCapture
+        from pytest_tracechain._state import CaptureState
 
         router = Router()
         provider.add_span_processor(router)
-        capture = TraceCapture("bench")
-        router.open(capture)
+        state = CaptureState("bench")
+        router.open(state)
+        capture = TraceCapture(state, _ispytest=True)
     tracer = provider.get_tracer("bench")
     span = tracer.start_as_current_span
 
@@ -93,7 +95,7 @@ def worker(variant: str, n: int) -> None:
         # Every span has an origin recorded (one index per span), and a sample
         # resolves to the right record: a check as cheap as (b)'s count, so the
         # timed process measures the capture, not its verification.
-        assert len(capture._origins) == n, "a span without an origin"
+        assert len(state.origins) == n, "a span without an origin"
         origins = {capture.origin(s) for s in finished[:: max(1, n // 1000)]}  # raises if missing
         assert len(origins) == 1, origins
         (origin,) = origins
