@@ -224,6 +224,10 @@ def test_a_client_call_that_returned_before_the_request_does_not_pair() -> None:
     client = span("db", 1, kind=CLIENT, start=10, end=19)
     server = span("GET /x", 2, kind=SERVER, start=20)
     assert run(dropped_carriers, Facts([client, server])) == []
+    # ...but a later call still open when the request started does.
+    open_call = span("GET", 3, kind=CLIENT, start=15, end=40)
+    (finding,) = run(dropped_carriers, Facts([client, open_call, server]))
+    assert finding.related == (open_call,)
 
 
 def test_senders_pair_only_with_their_receiver_kind() -> None:
@@ -287,6 +291,11 @@ def test_a_receiver_that_lost_context_is_not_also_a_dropped_carrier() -> None:
     assert run(dropped_carriers, Facts(spans, spawns={2: spawn()})) == []
     off = Facts(spans, spawns={2: spawn()}, rules=Rules(lost_context=False))
     assert kinds(run(dropped_carriers, off)) == [("dropped carrier", "process")]
+    # The next receiver still pairs with the sender the first one did not take.
+    later = span("process again", 3, kind=CONSUMER, start=30)
+    assert kinds(run(dropped_carriers, Facts([*spans, later], spawns={2: spawn()}))) == [
+        ("dropped carrier", "process again")
+    ]
 
 
 def test_receivers_that_are_not_roots_or_are_linked_never_pair() -> None:
@@ -438,6 +447,7 @@ def test_unended_lists_the_open_spans_of_a_capture() -> None:
     still = span("still open", 1, still_open=True)
     state.record_start(1, still, intern_origin(Origin(1, "MainThread", 1)))  # type: ignore[arg-type]
     (finding,) = unended(state)
+    assert finding.span is still
     assert finding.text() == (
         "[unended] 'still open' was started in this test and is still open after its teardown\n"
         "  fix: end the span (use `with tracer.start_as_current_span(...)`), or wait for the work that ends "
@@ -458,8 +468,11 @@ def test_scope_leaks_are_reported_once_each() -> None:
         "thread 'MainThread' (attached at x.py:3)",
         "[scope leak] a context was attached during the test and never detached, in thread 'MainThread'",
     ]
-    assert findings[0].hint is not None
-    assert findings[0].hint.startswith("detach every token")
+    assert findings[0].hint == (
+        "detach every token in the context that attached it: use `with` blocks (start_as_current_span, "
+        "use_span) rather than attach/detach by hand, and do not keep a span current across `yield` in an "
+        "async generator or a callback"
+    )
     assert all(f.kind is FindingKind.SCOPE_LEAK and f.span is None for f in findings)
 
 
@@ -477,6 +490,21 @@ def test_report_of_spans_alone_renders_the_spans_at_fault_and_their_related_span
     )
     two = report([*findings, *findings], None)
     assert two.startswith("2 broken trace chains:\n")
+
+
+def test_a_report_shows_at_most_the_message_limit_of_spans() -> None:
+    many = [span("root", 1), *(span(f"child {i}", i, 1) for i in range(2, 302))]
+    orphan = span("orphan", 400, 999)
+    findings = run(orphans, Facts([*many, orphan]))
+    assert report(findings, None).count(" · 0 µs") == 1  # only the span at fault, given alone
+    state = CaptureState("t")
+    origin = intern_origin(Origin(1, "MainThread", 1))
+    for made in [*many, orphan]:
+        state.record_received(made.context.span_id, made, origin)
+    text = report(findings, state)
+    assert text.count(" · 0 µs") < 210
+    assert "more spans" in text
+    assert "← orphan" in text
 
 
 def test_report_of_a_capture_renders_all_its_spans() -> None:
@@ -503,8 +531,12 @@ def test_assert_chain_intact_on_a_list_without_a_running_test(monkeypatch: pytes
     assert_chain_intact([span("root", 1), span("child", 2, 1)])
     with pytest.raises(TraceAssertionError, match=r"^1 broken trace chain:\n\[orphan\] 'child' has parent"):
         assert_chain_intact([span("child", 2, 1)])
-    with pytest.raises(RuntimeError, match="without an argument checks the running test's capture"):
+    with pytest.raises(RuntimeError) as raised:
         assert_chain_intact()
+    assert str(raised.value) == (
+        "assert_chain_intact() without an argument checks the running test's capture, but none is running: "
+        "request the `tracechain` fixture, or pass a capture or a list of spans"
+    )
 
 
 def test_a_list_gets_the_running_tests_rules_and_records(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -530,8 +562,9 @@ def test_assert_chain_intact_on_a_capture(monkeypatch: pytest.MonkeyPatch) -> No
     state.record_received(1, span("root", 1), origin)
     assert_chain_intact(capture)
     state.scope_events.append(ScopeEvent("attached during the test and never detached", "MainThread", None))
-    with pytest.raises(TraceAssertionError, match=r"\[scope leak\] a context was attached"):
+    with pytest.raises(TraceAssertionError, match=r"\[scope leak\] a context was attached") as raised:
         assert_chain_intact(capture)
+    assert "└─ root · 0 µs · pid 1, thread 'MainThread'" in str(raised.value)  # the capture's own spans
     monkeypatch.setattr(_provider, "running_state", lambda: state)
     with pytest.raises(TraceAssertionError, match=r"\[scope leak\]"):
         assert_chain_intact()
@@ -543,7 +576,7 @@ def test_assert_chain_intact_on_a_capture(monkeypatch: pytest.MonkeyPatch) -> No
         ("spans", "must be a TraceCapture or an iterable of spans, not str"),
         (b"x", "must be a TraceCapture or an iterable of spans, not bytes"),
         (3, "must be a TraceCapture or an iterable of spans, not int"),
-        ([span("a", 1), "b"], "holds str at index 1, not a span"),
+        ([span("a", 1), "b"], r"holds str at index 1, not a span \(ReadableSpan\)$"),
     ],
 )
 def test_assert_chain_intact_rejects_other_arguments(

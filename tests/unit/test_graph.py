@@ -38,6 +38,8 @@ def test_ordered_by_start_time_with_a_missing_start_first() -> None:
     graph = SpanGraph([late, early, unknown])
     assert names(graph.ordered) == ["unknown", "early", "late"]
     assert names(graph.tops) == ["unknown", "early", "late"]
+    at_zero = span("at zero", 4, start=0)
+    assert names(SpanGraph([unknown, at_zero]).ordered) == ["unknown", "at zero"]  # None counts as 0
 
 
 def test_children_are_linked_to_captured_parents_in_start_order() -> None:
