@@ -1,0 +1,227 @@
+"""The capture state and the router that records into it, with a real provider in this process."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, Tracer
+
+from pytest_tracechain._capture import TraceCapture, state_of, view_of
+from pytest_tracechain._errors import TraceAssertionError
+from pytest_tracechain._origins import Origin, OriginsView, intern_origin, origin_at
+from pytest_tracechain._router import Router
+from pytest_tracechain._settings import CheckMode, Rules
+from pytest_tracechain._state import CaptureState
+from tests.unit.spans import span
+
+
+@pytest.fixture
+def router() -> Router:
+    return Router()
+
+
+@pytest.fixture
+def tracer(router: Router) -> Iterator[Tracer]:
+    provider = TracerProvider()  # not the global one: nothing leaks into other tests
+    provider.add_span_processor(router)
+    yield provider.get_tracer("unit")
+    provider.shutdown()
+
+
+@pytest.fixture
+def state(router: Router) -> Iterator[CaptureState]:
+    made = CaptureState("tests/unit/test_state.py::t", Rules(single_trace=True))
+    router.open(made)
+    yield made
+    router.close(made)
+
+
+def test_the_router_records_starts_ends_and_origins(tracer: Tracer, state: CaptureState) -> None:
+    with tracer.start_as_current_span("outer") as outer:
+        with tracer.start_as_current_span("inner"):
+            assert [s.name for s in state.open_spans()] == ["outer", "inner"]
+        pending = tracer.start_span("pending")
+    assert [s.name for s in state.finished] == ["inner", "outer"]
+    assert [s.name for s in state.open_spans()] == ["pending"]
+    assert [s.name for s in state.all_spans()] == ["inner", "outer", "pending"]
+    origin = state.origin_of(outer.get_span_context().span_id)
+    assert origin == Origin(os.getpid(), "MainThread", threading.get_ident(), None)
+    assert state.holds(outer.get_span_context().span_id)
+    assert not state.holds(12345)
+    pending.end()
+    assert state.open_spans() == []
+    assert state.rules == Rules(single_trace=True)
+
+
+def test_spans_of_a_closed_test_stay_with_it(router: Router, tracer: Tracer) -> None:
+    first = CaptureState("first")
+    router.open(first)
+    job = tracer.start_span("job")
+    router.close(first)
+    assert router.current is None
+    second = CaptureState("second")
+    router.open(second)
+    with tracer.start_as_current_span("next test's span"):
+        pass
+    job.end()
+    router.close(second)
+    assert [s.name for s in first.finished] == ["job"]
+    assert [s.name for s in second.finished] == ["next test's span"]
+    (leak,) = router.drain_leaks()
+    assert (leak.test, leak.span_name) == ("first", "job")
+    assert leak.describe().startswith("span 'job' of first ended ")
+    assert router.drain_leaks() == []
+
+
+def test_no_span_is_recorded_between_tests(router: Router, tracer: Tracer) -> None:
+    with tracer.start_as_current_span("between"):
+        pass
+    state = CaptureState("t")
+    router.open(state)
+    assert state.all_spans() == []
+
+
+def test_the_ambient_span_is_the_one_current_at_a_phase_start(tracer: Tracer, state: CaptureState) -> None:
+    fixture_span = tracer.start_span("fixture")
+    state.phase_ended()  # setup ended: the fixture's span is the test's own
+    state.add_ambient(fixture_span.get_span_context().span_id)
+    assert state.ambient == set()
+    assert [s.name for s in state.open_spans()] == ["fixture"]
+    harness = tracer.start_span("harness per-test span")  # started between phases
+    state.add_ambient(harness.get_span_context().span_id)
+    assert state.ambient == {harness.get_span_context().span_id}
+    assert [s.name for s in state.open_spans()] == ["fixture"]
+    state.add_ambient(777)  # from before the capture
+    assert 777 in state.ambient
+    fixture_span.end()
+    harness.end()
+
+
+def test_find_one_and_by_name(tracer: Tracer, state: CaptureState) -> None:
+    with tracer.start_as_current_span("GET /x", kind=SpanKind.SERVER, attributes={"http.route": "/x"}):
+        tracer.start_span("db", kind=SpanKind.CLIENT).end()
+    still_open = tracer.start_span("job")
+    assert [s.name for s in state.find(kind="client")] == ["db"]
+    assert [s.name for s in state.find(re.compile("^GET"))] == ["GET /x"]
+    assert [s.name for s in state.find(attributes={"http.route": "/x"})] == ["GET /x"]
+    assert state.one("db").name == "db"
+    assert state.by_name("job") is still_open  # a single open span of that name
+    with pytest.raises(TraceAssertionError, match=r"^expected exactly one span named 'nope', found none\n"):
+        state.one("nope")
+    tracer.start_span("db").end()
+    with pytest.raises(TraceAssertionError, match=r"^expected exactly one span named 'db', found 2\n"):
+        state.one("db")
+    still_open.end()
+
+
+def test_origin_of_a_span_name_and_errors(tracer: Tracer, state: CaptureState) -> None:
+    with tracer.start_as_current_span("work") as work:
+        pass
+    assert state.origin("work").thread_name == "MainThread"
+    assert state.origin(work.get_span_context()).thread_name == "MainThread"
+    with pytest.raises(
+        TypeError, match=r"^span must be a ReadableSpan, a SpanContext or a span name, not int$"
+    ):
+        state.origin(3)  # type: ignore[arg-type]
+    stranger = span("stranger", 99)
+    with pytest.raises(TraceAssertionError, match=r"^'stranger' \(span 0000000000000063\) was not captured"):
+        state.origin(stranger)
+
+
+def test_traces_and_graph(tracer: Tracer, state: CaptureState) -> None:
+    with tracer.start_as_current_span("a"), tracer.start_as_current_span("a child"):
+        pass
+    with tracer.start_as_current_span("b"):
+        pass
+    traces = state.traces()
+    assert [[s.name for s in t.spans] for t in traces] == [["a", "a child"], ["b"]]
+    assert [[s.name for s in t.roots] for t in traces] == [["a"], ["b"]]
+    assert len(state.graph()) == 3
+    assert state.lookup(traces[1].roots[0].context.span_id) is traces[1].roots[0]
+    assert state.lookup(1) is None
+    state.clear()
+    assert state.finished == []
+    assert state.known_ids  # a cleared span is still a known parent
+
+
+def test_wait_until_wakes_on_a_span_end_from_another_thread(tracer: Tracer, state: CaptureState) -> None:
+    waiting = threading.Event()
+    checks: list[int] = []
+
+    def done(finished: list[object]) -> bool:
+        checks.append(len(finished))
+        waiting.set()  # the waiter holds the condition: the span cannot end before it waits
+        return len(finished) >= 1
+
+    def end_a_span() -> None:
+        waiting.wait(5)
+        tracer.start_span("late").end()
+
+    worker = threading.Thread(target=end_a_span)
+    worker.start()
+    started = time.monotonic()
+    assert state.wait_until(done, deadline=started + 30)
+    assert time.monotonic() - started < 15  # woken by the end, not by the deadline
+    worker.join()
+    assert checks[0] == 0  # it waited: the span ended after the first check
+    assert checks[-1] == 1
+    assert len(checks) == 2  # woken once, by the span's end; no polling
+
+
+def test_wait_for_times_out_with_what_was_captured(tracer: Tracer, state: CaptureState) -> None:
+    tracer.start_span("other").end()
+    still = tracer.start_span("job")
+    with pytest.raises(TraceAssertionError) as raised:
+        state.wait_for("job", count=1, timeout=0.01, kind=None, trace_id=None, attributes=None)
+    assert str(raised.value).startswith(
+        "timed out after 0.01 s waiting for 1 finished span named 'job'; 0 finished, 1 matching still open\n"
+    )
+    with pytest.raises(ValueError, match=r"^count must be at least 1, not 0$"):
+        state.wait_for("job", count=0, timeout=1, kind=None, trace_id=None, attributes=None)
+    with pytest.raises(TypeError, match=r"^count must be an int, not bool$"):
+        state.wait_for("job", count=True, timeout=1, kind=None, trace_id=None, attributes=None)
+    with pytest.raises(TypeError, match=r"^timeout must be a number of seconds, not str$"):
+        state.wait_for("job", count=1, timeout="1", kind=None, trace_id=None, attributes=None)  # type: ignore[arg-type]
+    still.end()
+    assert [
+        s.name for s in state.wait_for("job", count=1, timeout=1, kind=None, trace_id=None, attributes=None)
+    ]
+
+
+def test_the_view_is_made_only_by_the_plugin(state: CaptureState) -> None:
+    with pytest.raises(TypeError, match="request the `tracechain` fixture instead of constructing one"):
+        TraceCapture(state)
+    with pytest.raises(TypeError, match="request the `tracechain` fixture"):
+        TraceCapture("name", _ispytest=True)  # type: ignore[arg-type]
+    view = view_of(state)
+    assert view_of(state) is view
+    assert state_of(view) is state
+    assert view.name == "tests/unit/test_state.py::t"
+    assert repr(view) == "<TraceCapture 'tests/unit/test_state.py::t': 0 finished, 0 open>"
+
+
+def test_origins_are_interned_once() -> None:
+    origin = Origin(1, "t", 2, "task")
+    index = intern_origin(origin)
+    assert intern_origin(Origin(1, "t", 2, "task")) == index
+    assert origin_at(index) is origin
+    view = OriginsView({5: index})
+    assert dict(view) == {5: origin}
+    assert 5 in view
+    assert 6 not in view
+    assert len(view) == 1
+    assert origin.describe(this_pid=1) == "thread 't', task 'task'"
+    assert origin.describe(this_pid=9) == "pid 1, thread 't', task 'task'"
+    assert Origin(1, None, None).describe(this_pid=1) == "pid 1"
+
+
+def test_check_modes() -> None:
+    assert CheckMode.names() == ("off", "warn", "fail")
+    assert CheckMode("fail") is CheckMode.FAIL
+    assert f"{CheckMode.WARN}" == "warn"
