@@ -5,13 +5,19 @@ propagator, as a consumer would, but first parses the headers of the
 propagators it knows (W3C trace context, B3) itself, so that a malformed value
 fails with the exact defect instead of the silent empty context OpenTelemetry
 returns for it.
+
+Three stages: the carrier is read once into ``_Headers``; the diagnoser of the
+global propagator (one per propagator kind, chosen by ``_diagnoser_for``) lists
+the defects and the missing headers; the extracted context is compared with the
+expected span.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar, NoReturn, Protocol
 
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -61,6 +67,144 @@ class _Defect:
 
 
 @dataclass
+class _Findings:
+    """What a diagnoser found: malformed values (``defects``), and absent headers (``missing``)."""
+
+    defects: list[_Defect] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def assert_carrier_has_context(carrier: object, span: ReadableSpan | SpanContext | str | None = None) -> None:
+    """Pass when ``carrier`` holds a valid trace context, and it is ``span``'s context when given.
+
+    The carrier is read with the globally configured propagator
+    (``opentelemetry.propagate.get_global_textmap()``): W3C ``traceparent`` and
+    ``tracestate`` by default, B3 or a composite propagator when one is set.
+
+    Args:
+        carrier: the headers the context travels in: a mapping of names to
+            ``str`` or ``bytes`` values (a dict, ``requests``' ``CaseInsensitiveDict``),
+            a sequence of ``(name, value)`` pairs (Kafka record headers), or any
+            object with ``get`` (``email.message.Message``, ``http.client.HTTPMessage``).
+            Names match in any case, as HTTP header names do; ``bytes`` values
+            must be UTF-8.
+        span: the span whose context the carrier must hold: a ``ReadableSpan``,
+            a ``SpanContext``, or the name of a span in the running test's capture.
+
+    Raises:
+        TraceAssertionError: the carrier holds no context, a malformed one (the
+            message names the header and the defect: a field's length, non-hex
+            or upper-case digits, an all-zero id, a forbidden version, a repeated
+            header, bytes that are not UTF-8, a tracestate OpenTelemetry would
+            drop), or the context of another span.
+        TypeError: ``carrier`` is none of the shapes above, or ``span`` is not a
+            span, a ``SpanContext`` or a name.
+    """
+    __tracebackhide__ = True
+    propagator = propagate.get_global_textmap()
+    diagnoser = _diagnoser_for(propagator)
+    headers = _read_carrier(carrier, [*diagnoser.fields, *sorted(propagator.fields)])
+    capture = running_state()
+    expected = resolve(span, "span", _FUNC, capture) if span is not None else None
+    findings = diagnoser.diagnose(headers)
+    held = _extract(propagator, headers, findings)
+    holder = resolve(held, "carrier", _FUNC, capture) if held.is_valid else None
+    report = _Report.of(expected, holder, capture)
+    if findings.defects:
+        _fail_malformed(report, findings.defects)
+    shown = _relevant(headers, diagnoser.fields)
+    if holder is None:
+        missing = [*findings.missing, *diagnoser.nothing_extracted()]
+        if not missing:  # the headers looked valid, yet the propagator returned nothing
+            missing.append(f"{_name(propagator)} extracted no valid span context from them")
+        _fail_no_context(report, [*missing, *shown, _listing(headers)], expected)
+    if expected is not None and not _holds(held, expected):
+        _fail_mismatch(report, shown, held, holder, expected)
+
+
+def _extract(propagator: TextMapPropagator, headers: _Headers, findings: _Findings) -> SpanContext:
+    """The span context the propagator reads from the carrier, as a consumer would.
+
+    A propagator that raises reads as no context, and its exception is added to ``findings.defects``.
+    """
+    try:
+        extracted = propagator.extract(headers, Context(), getter=_GETTER)
+    except Exception as exc:  # a third-party propagator's bug must read as a failure, not a crash
+        findings.defects.append(
+            _Defect(
+                f"the global propagator {_name(propagator)} raised {exc!r} reading the carrier",
+                _PROPAGATOR_HINT,
+            )
+        )
+        extracted = Context()
+    return trace.get_current_span(extracted).get_span_context()
+
+
+# --- the verdict ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Report:
+    """What every failure shows: the spans involved (or the captured traces), and their marks."""
+
+    refs: list[Ref]
+    marks: dict[int, str]
+    capture: CaptureState | None
+
+    @classmethod
+    def of(cls, expected: Ref | None, holder: Ref | None, capture: CaptureState | None) -> _Report:
+        refs = [ref for ref in (expected, holder) if ref is not None]
+        marks = {expected.span_id: "expected in the carrier"} if expected is not None else {}
+        if holder is not None:
+            marks.setdefault(holder.span_id, "in the carrier")
+        return cls(refs or _captured_trace_refs(capture), marks, capture)
+
+    def fail(self, headline: str, details: list[str], hint: str) -> NoReturn:
+        __tracebackhide__ = True
+        fail(headline, details, self.refs, self.capture, marks=self.marks, hint=hint)
+
+
+def _fail_malformed(report: _Report, defects: list[_Defect]) -> NoReturn:
+    __tracebackhide__ = True
+    crashed = all(defect.hint is _PROPAGATOR_HINT for defect in defects)
+    report.fail(
+        "the propagator could not read the carrier:"
+        if crashed
+        else "the carrier holds a malformed trace context:",
+        [defect.text for defect in defects],
+        defects[0].hint,
+    )
+
+
+def _fail_no_context(report: _Report, details: list[str], expected: Ref | None) -> NoReturn:
+    __tracebackhide__ = True
+    target = f"while {expected.label} is current" if expected is not None else "in the producer span"
+    report.fail(
+        "the carrier holds no trace context:",
+        details,
+        f"inject the context {target} with {_INJECT_HOW}; the consumer extracts it from there.",
+    )
+
+
+def _holds(held: SpanContext, expected: Ref) -> bool:
+    return held.trace_id == expected.trace_id and held.span_id == expected.span_id
+
+
+def _fail_mismatch(
+    report: _Report, shown: list[str], held: SpanContext, holder: Ref, expected: Ref
+) -> NoReturn:
+    __tracebackhide__ = True
+    report.fail(
+        f"the carrier holds the context of {_describe(holder)}, not of {_describe(expected)}",
+        [*shown, _trace_relation(held, expected)],
+        _mismatch_hint(held, holder, expected, report.capture),
+    )
+
+
+# --- reading the carrier -------------------------------------------------------------------------
+
+
+@dataclass
 class _Headers:
     """A carrier read once, as (name, raw value) pairs; names match in any case, as in HTTP.
 
@@ -95,119 +239,11 @@ class _HeadersGetter(Getter[_Headers]):
 _GETTER = _HeadersGetter()
 
 
-def assert_carrier_has_context(carrier: object, span: ReadableSpan | SpanContext | str | None = None) -> None:
-    """Pass when ``carrier`` holds a valid trace context, and it is ``span``'s context when given.
-
-    The carrier is read with the globally configured propagator
-    (``opentelemetry.propagate.get_global_textmap()``): W3C ``traceparent`` and
-    ``tracestate`` by default, B3 or a composite propagator when one is set.
-
-    Args:
-        carrier: the headers the context travels in: a mapping of names to
-            ``str`` or ``bytes`` values (a dict, ``requests``' ``CaseInsensitiveDict``),
-            a sequence of ``(name, value)`` pairs (Kafka record headers), or any
-            object with ``get`` (``email.message.Message``, ``http.client.HTTPMessage``).
-            Names match in any case, as HTTP header names do; ``bytes`` values
-            must be UTF-8.
-        span: the span whose context the carrier must hold: a ``ReadableSpan``,
-            a ``SpanContext``, or the name of a span in the running test's capture.
-
-    Raises:
-        TraceAssertionError: the carrier holds no context, a malformed one (the
-            message names the header and the defect: a field's length, non-hex
-            or upper-case digits, an all-zero id, a forbidden version, a repeated
-            header, bytes that are not UTF-8, a tracestate OpenTelemetry would
-            drop), or the context of another span.
-        TypeError: ``carrier`` is none of the shapes above, or ``span`` is not a
-            span, a ``SpanContext`` or a name.
-    """
-    __tracebackhide__ = True
-    propagator = propagate.get_global_textmap()
-    members = _members(propagator)
-    headers = _read_carrier(carrier, [*_relevant_names(members), *sorted(propagator.fields)])
-    capture = running_state()
-    expected = resolve(span, "span", _FUNC, capture) if span is not None else None
-
-    defects: list[_Defect] = []
-    missing: list[str] = []
-    for member in members:
-        kind = _kind(member)
-        if kind == "w3c":
-            _diagnose_w3c(member, headers, defects, missing)
-        elif kind == "b3":
-            _diagnose_b3(headers, defects, missing)
-    try:
-        extracted = propagator.extract(headers, Context(), getter=_GETTER)
-    except Exception as exc:  # a third-party propagator's bug must read as a failure, not a crash
-        defects.append(
-            _Defect(
-                f"the global propagator {_name(propagator)} raised {exc!r} reading the carrier",
-                _PROPAGATOR_HINT,
-            )
-        )
-        extracted = Context()
-    held = trace.get_current_span(extracted).get_span_context()
-    holder = resolve(held, "carrier", _FUNC, capture) if held.is_valid else None
-
-    refs = [ref for ref in (expected, holder) if ref is not None]
-    marks = {expected.span_id: "expected in the carrier"} if expected is not None else {}
-    if holder is not None:
-        marks.setdefault(holder.span_id, "in the carrier")
-    if not refs:
-        refs = _captured_trace_refs(capture)
-
-    if defects:
-        crashed = all(defect.hint is _PROPAGATOR_HINT for defect in defects)
-        fail(
-            "the propagator could not read the carrier:"
-            if crashed
-            else "the carrier holds a malformed trace context:",
-            [defect.text for defect in defects],
-            refs,
-            capture,
-            marks=marks,
-            hint=defects[0].hint,
-        )
-    if holder is None:
-        for member in members:
-            if _kind(member) == "other":
-                fields = ", ".join(repr(f) for f in sorted(member.fields)) or "none"
-                missing.append(f"{_name(member)} extracted no valid span context (it reads: {fields})")
-        if not missing:  # the headers looked valid, yet the propagator returned nothing
-            missing.append(f"{_name(propagator)} extracted no valid span context from them")
-        target = f"while {expected.label} is current" if expected is not None else "in the producer span"
-        fail(
-            "the carrier holds no trace context:",
-            [*missing, *_relevant(headers, members), _listing(headers)],
-            refs,
-            capture,
-            marks=marks,
-            hint=f"inject the context {target} with {_INJECT_HOW}; the consumer extracts it from there.",
-        )
-    if expected is None or (held.trace_id == expected.trace_id and held.span_id == expected.span_id):
-        return
-    fail(
-        f"the carrier holds the context of {_describe(holder)}, not of {_describe(expected)}",
-        [*_relevant(headers, members), _trace_relation(held, expected)],
-        refs,
-        capture,
-        marks=marks,
-        hint=_mismatch_hint(held, holder, expected, capture),
-    )
-
-
-# --- carriers ------------------------------------------------------------------------------------
-
-
 def _read_carrier(carrier: object, wanted: Iterable[str]) -> _Headers:
     """The carrier's headers; ``wanted`` are the names to ask for when the carrier cannot list its own."""
     __tracebackhide__ = True
     if isinstance(carrier, Mapping):
-        pairs: list[tuple[str, object]] = []
-        for key, value in carrier.items():  # items() of a multidict yields every value
-            if isinstance(key, (str, bytes)):
-                pairs += [(_text_name(key), item) for item in _values(value)]
-        return _Headers(pairs)
+        return _Headers(_mapping_pairs(carrier))
     if isinstance(carrier, (str, bytes, bytearray, memoryview)):
         raise _carrier_type_error(carrier, "text is not a carrier; pass the headers it came from")
     get = getattr(carrier, "get", None)
@@ -219,15 +255,28 @@ def _read_carrier(carrier: object, wanted: Iterable[str]) -> _Headers:
         except Exception as exc:  # a get() that is not a header lookup
             raise _carrier_type_error(carrier, f"reading its headers raised {exc!r}") from exc
     if isinstance(carrier, Sequence):
-        pairs = []
-        for index, item in enumerate(carrier):
-            if not isinstance(item, (tuple, list)) or len(item) != 2 or not isinstance(item[0], (str, bytes)):
-                raise _carrier_type_error(
-                    carrier, f"item {index} is {_short_repr(item)}, not a (name, value) pair"
-                )
-            pairs.append((_text_name(item[0]), item[1]))
-        return _Headers(pairs)
+        return _Headers(_sequence_pairs(carrier))
     raise _carrier_type_error(carrier, None)
+
+
+def _mapping_pairs(carrier: Mapping[object, object]) -> list[tuple[str, object]]:
+    pairs: list[tuple[str, object]] = []
+    for key, value in carrier.items():  # items() of a multidict yields every value
+        if isinstance(key, (str, bytes)):
+            pairs += [(_text_name(key), item) for item in _values(value)]
+    return pairs
+
+
+def _sequence_pairs(carrier: Sequence[object]) -> list[tuple[str, object]]:
+    __tracebackhide__ = True
+    pairs: list[tuple[str, object]] = []
+    for index, item in enumerate(carrier):
+        if not isinstance(item, (tuple, list)) or len(item) != 2 or not isinstance(item[0], (str, bytes)):
+            raise _carrier_type_error(
+                carrier, f"item {index} is {_short_repr(item)}, not a (name, value) pair"
+            )
+        pairs.append((_text_name(item[0]), item[1]))
+    return pairs
 
 
 def _carrier_type_error(carrier: object, detail: str | None) -> TypeError:
@@ -245,23 +294,36 @@ def _headers_from_getter(carrier: object, get: Callable[..., object], wanted: It
         found = get_all(name) if callable(get_all) else get(name)
         return [] if found is None else _values(found)
 
-    pairs: list[tuple[str, object]] = []
     keys = getattr(carrier, "keys", None)
     if callable(keys):
-        seen: set[str] = set()
-        for key in keys():
-            if not isinstance(key, (str, bytes)) or _text_name(key).lower() in seen:
-                continue
-            seen.add(_text_name(key).lower())
-            pairs += [(_text_name(key), value) for value in values_of(_text_name(key))]
-        return _Headers(pairs)
+        return _Headers(_listed_pairs(keys(), values_of))
+    return _Headers(_asked_pairs(wanted, values_of), listable=False)
+
+
+def _listed_pairs(
+    keys: Iterable[object], values_of: Callable[[str], list[object]]
+) -> list[tuple[str, object]]:
+    """Every header of a carrier with ``keys()``, each name asked once (in any case)."""
+    pairs: list[tuple[str, object]] = []
+    seen: set[str] = set()
+    for key in keys:
+        if not isinstance(key, (str, bytes)) or _text_name(key).lower() in seen:
+            continue
+        seen.add(_text_name(key).lower())
+        pairs += [(_text_name(key), value) for value in values_of(_text_name(key))]
+    return pairs
+
+
+def _asked_pairs(wanted: Iterable[str], values_of: Callable[[str], list[object]]) -> list[tuple[str, object]]:
+    """The wanted headers of a carrier that cannot list its own, in the first spelling it answers."""
+    pairs: list[tuple[str, object]] = []
     for name in dict.fromkeys(name.lower() for name in wanted):
         for spelling in dict.fromkeys((name, _SPELLINGS.get(name, name))):
             values = values_of(spelling)
             if values:
                 pairs += [(spelling, value) for value in values]
                 break
-    return _Headers(pairs, listable=False)
+    return pairs
 
 
 def _values(value: object) -> list[object]:
@@ -288,52 +350,10 @@ def _decode(raw: object) -> tuple[str | None, str | None]:
     return None, f"is of type {type(raw).__name__}, not str or bytes"
 
 
-# --- propagators ---------------------------------------------------------------------------------
-
-
-def _members(propagator: TextMapPropagator) -> list[TextMapPropagator]:
-    if isinstance(propagator, CompositePropagator):
-        inner = getattr(propagator, "_propagators", None)
-        if isinstance(inner, Sequence):
-            return [leaf for member in inner for leaf in _members(member)]
-    return [propagator]
-
-
-def _kind(propagator: TextMapPropagator) -> str:
-    if isinstance(propagator, TraceContextTextMapPropagator):
-        return "w3c"
-    if isinstance(propagator, W3CBaggagePropagator):
-        return "baggage"
-    # B3 is an optional package: recognise it by class, never import it.
-    if any(
-        cls.__module__.startswith("opentelemetry.propagators.b3") and cls.__name__ == "B3MultiFormat"
-        for cls in type(propagator).__mro__
-    ):
-        return "b3"
-    return "other"
-
-
-def _name(propagator: TextMapPropagator) -> str:
-    return type(propagator).__name__
-
-
-def _relevant_names(members: Iterable[TextMapPropagator]) -> list[str]:
-    names: list[str] = []
-    for member in members:
-        kind = _kind(member)
-        if kind == "w3c":
-            names += ["traceparent", "tracestate"]
-        elif kind == "b3":
-            names += ["b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags"]
-        elif kind == "other":
-            names += sorted(member.fields)
-    return list(dict.fromkeys(names))
-
-
-def _relevant(headers: _Headers, members: Iterable[TextMapPropagator]) -> list[str]:
+def _relevant(headers: _Headers, names: Iterable[str]) -> list[str]:
     """The values of the headers the propagator reads, one line each."""
     lines = []
-    for name in _relevant_names(members):
+    for name in names:
         for key, raw in headers.find(name):
             text, _ = _decode(raw)
             lines.append(f"{key}: {_show(text) if text is not None else _short_repr(raw)}")
@@ -351,8 +371,8 @@ def _listing(headers: _Headers) -> str:
     return f"carrier headers: {shown}{more}"
 
 
-def _texts(headers: _Headers, name: str, defects: list[_Defect]) -> tuple[str, list[str]] | None:
-    """The decoded values of a header and the name it has in the carrier; None when absent or undecodable."""
+def _single_text(headers: _Headers, name: str, defects: list[_Defect]) -> tuple[str, str] | None:
+    """The header's name in the carrier and its one value as text; None if absent, undecodable or repeated."""
     found = headers.find(name)
     if not found:
         return None
@@ -374,16 +394,117 @@ def _texts(headers: _Headers, name: str, defects: list[_Defect]) -> tuple[str, l
             )
         )
         return None
-    return key, texts
+    return key, texts[0]
 
 
-def _value_defects(key: str, value: str, problems: list[str]) -> list[_Defect]:
-    """One line for one problem; a line naming the header and one line per problem for more."""
-    if len(problems) == 1:
-        return [_Defect(f"{key} {_show(value)}: {problems[0]}")]
-    if not problems:
+# --- one diagnoser per propagator kind -----------------------------------------------------------
+
+
+class _Diagnoser(Protocol):
+    """What this module knows about one kind of propagator."""
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The headers it reads (lower case), in the order failures show them."""
+        ...
+
+    def diagnose(self, headers: _Headers) -> _Findings:
+        """The defects of its headers in the carrier, and the ones that are absent."""
+        ...
+
+    def nothing_extracted(self) -> list[str]:
+        """What to add when the propagator extracted no context and ``diagnose`` had no word for it."""
+        ...
+
+
+def _diagnoser_for(propagator: TextMapPropagator) -> _Diagnoser:
+    """The diagnoser of a propagator, by its class; a composite one runs its members' diagnosers."""
+    if isinstance(propagator, CompositePropagator):
+        inner = getattr(propagator, "_propagators", None)
+        if isinstance(inner, Sequence):
+            return _CompositeDiagnoser(tuple(_diagnoser_for(member) for member in inner))
+    if isinstance(propagator, TraceContextTextMapPropagator):
+        return _W3CDiagnoser(propagator)
+    if isinstance(propagator, W3CBaggagePropagator):
+        return _BaggageDiagnoser()
+    if _is_b3(propagator):
+        return _B3Diagnoser()
+    return _OpaqueDiagnoser(propagator)
+
+
+def _is_b3(propagator: TextMapPropagator) -> bool:
+    # B3 is an optional package: recognise it by class, never import it.
+    return any(
+        cls.__module__.startswith("opentelemetry.propagators.b3") and cls.__name__ == "B3MultiFormat"
+        for cls in type(propagator).__mro__
+    )
+
+
+def _name(propagator: TextMapPropagator) -> str:
+    return type(propagator).__name__
+
+
+@dataclass(frozen=True)
+class _CompositeDiagnoser:
+    members: tuple[_Diagnoser, ...]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name for member in self.members for name in member.fields))
+
+    def diagnose(self, headers: _Headers) -> _Findings:
+        found = _Findings()
+        for member in self.members:
+            findings = member.diagnose(headers)
+            found.defects += findings.defects
+            found.missing += findings.missing
+        return found
+
+    def nothing_extracted(self) -> list[str]:
+        return [line for member in self.members for line in member.nothing_extracted()]
+
+
+@dataclass(frozen=True)
+class _OpaqueDiagnoser:
+    """A propagator this module cannot parse for: only what it reads, and that it read nothing."""
+
+    propagator: TextMapPropagator
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(sorted(self.propagator.fields))
+
+    def diagnose(self, headers: _Headers) -> _Findings:
+        return _Findings()
+
+    def nothing_extracted(self) -> list[str]:
+        fields = ", ".join(repr(name) for name in self.fields) or "none"
+        return [f"{_name(self.propagator)} extracted no valid span context (it reads: {fields})"]
+
+
+class _BaggageDiagnoser:
+    """Baggage carries no trace context: nothing to read, nothing missing."""
+
+    fields: ClassVar[tuple[str, ...]] = ()
+
+    def diagnose(self, headers: _Headers) -> _Findings:
+        return _Findings()
+
+    def nothing_extracted(self) -> list[str]:
         return []
-    return [_Defect(f"{key} {_show(value)}:"), *(_Defect(f"  {problem}") for problem in problems)]
+
+
+# --- header values, as the diagnosers judge them ------------------------------------------------
+
+
+def _value_defects(key: str, value: str, problems: Iterable[str | None]) -> list[_Defect]:
+    """One line for one problem; a line naming the header and one line per problem for more."""
+    found = [problem for problem in problems if problem is not None]
+    if not found:
+        return []
+    if len(found) == 1:
+        return [_Defect(f"{key} {_show(value)}: {found[0]}")]
+    return [_Defect(f"{key} {_show(value)}:"), *(_Defect(f"  {problem}") for problem in found)]
 
 
 def _hex_problem(what: str, text: str, widths: tuple[int, ...], spec: str, *, nonzero: bool) -> str | None:
@@ -404,20 +525,26 @@ def _hex_problem(what: str, text: str, widths: tuple[int, ...], spec: str, *, no
 # --- W3C trace context ---------------------------------------------------------------------------
 
 
-def _diagnose_w3c(
-    member: TextMapPropagator, headers: _Headers, defects: list[_Defect], missing: list[str]
-) -> None:
-    if not headers.find("traceparent"):
-        missing.append("W3C trace context: no 'traceparent' header")
-        return
-    found = _texts(headers, "traceparent", defects)
-    if found is None:
-        return
-    key, (value,) = found
-    problems = _traceparent_problems(value)
-    defects += _value_defects(key, value, problems)
-    if not problems:
-        _check_tracestate(member, headers, defects)
+@dataclass(frozen=True)
+class _W3CDiagnoser:
+    propagator: TextMapPropagator  # reads the tracestate, to tell whether OpenTelemetry keeps it
+    fields: ClassVar[tuple[str, ...]] = ("traceparent", "tracestate")
+
+    def diagnose(self, headers: _Headers) -> _Findings:
+        if not headers.find("traceparent"):
+            return _Findings(missing=["W3C trace context: no 'traceparent' header"])
+        defects: list[_Defect] = []
+        found = _single_text(headers, "traceparent", defects)
+        if found is None:
+            return _Findings(defects)
+        key, value = found
+        problems = _traceparent_problems(value)
+        if problems:
+            return _Findings(_value_defects(key, value, problems))
+        return _Findings(_tracestate_defects(self.propagator, headers))
+
+    def nothing_extracted(self) -> list[str]:
+        return []
 
 
 def _traceparent_problems(value: str) -> list[str]:
@@ -447,27 +574,30 @@ _TRACESTATE_KEY = re.compile(
 _TRACESTATE_VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
 
 
-def _check_tracestate(member: TextMapPropagator, headers: _Headers, defects: list[_Defect]) -> None:
-    """Report a tracestate that OpenTelemetry drops (it does so without a word)."""
+def _tracestate_defects(propagator: TextMapPropagator, headers: _Headers) -> list[_Defect]:
+    """A tracestate that OpenTelemetry drops (it does so without a word)."""
     found = headers.find("tracestate")
     if not found:
-        return
-    texts = [text for _, raw in found if (text := _decode(raw)[0]) is not None]
+        return []
     key = found[0][0]
-    if len(texts) < len(found):
-        bad = next(raw for _, raw in found if _decode(raw)[0] is None)
-        defects.append(_Defect(f"{key} {_short_repr(bad)} {_decode(bad)[1]}", _ENCODING_HINT))
-        return
+    texts = []
+    for _, raw in found:
+        text, problem = _decode(raw)
+        if text is None:
+            return [_Defect(f"{key} {_short_repr(raw)} {problem}", _ENCODING_HINT)]
+        texts.append(text)
     members = [m.strip(" \t") for text in texts for m in text.split(",") if m.strip(" \t")]
-    if not members:
-        return
-    extracted = member.extract(headers, Context(), getter=_GETTER)
-    if trace.get_current_span(extracted).get_span_context().trace_state:
-        return  # OpenTelemetry kept it
+    if not members or _keeps_tracestate(propagator, headers):
+        return []
     shown = _show(",".join(texts))
-    defects.append(
+    return [
         _Defect(f"{key} {shown}: {_tracestate_problem(members)}; OpenTelemetry drops it", _TRACESTATE_HINT)
-    )
+    ]
+
+
+def _keeps_tracestate(propagator: TextMapPropagator, headers: _Headers) -> bool:
+    extracted = propagator.extract(headers, Context(), getter=_GETTER)
+    return bool(trace.get_current_span(extracted).get_span_context().trace_state)
 
 
 def _tracestate_problem(members: list[str]) -> str:
@@ -497,54 +627,41 @@ def _tracestate_problem(members: list[str]) -> str:
 # --- B3 ------------------------------------------------------------------------------------------
 
 
-def _diagnose_b3(headers: _Headers, defects: list[_Defect], missing: list[str]) -> None:
-    # OpenTelemetry's B3 propagators read the single 'b3' header when present, else the multi headers.
-    if headers.find("b3"):
-        found = _texts(headers, "b3", defects)
-        if found is not None:
-            key, (value,) = found
-            _diagnose_b3_single(key, value, defects, missing)
-        return
-    trace_found = headers.find("x-b3-traceid")
-    span_found = headers.find("x-b3-spanid")
-    if not trace_found and not span_found:
-        missing.append("B3: no 'b3' header and no 'X-B3-TraceId'/'X-B3-SpanId' headers")
-        return
-    if not trace_found or not span_found:
-        absent, present = ("X-B3-TraceId", span_found) if not trace_found else ("X-B3-SpanId", trace_found)
-        defects.append(_Defect(f"{absent} is missing ({present[0][0]} is present); B3 needs both"))
-    for name, widths, what in (
-        ("x-b3-traceid", (16, 32), "trace id"),
-        ("x-b3-spanid", (16,), "span id"),
-    ):
-        texts = _texts(headers, name, defects)
-        if texts is not None:
-            key, (value,) = texts
-            problem = _hex_problem(what, value, widths, "B3", nonzero=True)
-            defects += _value_defects(key, value, [problem] if problem is not None else [])
-    sampled = _texts(headers, "x-b3-sampled", defects)
-    if sampled is not None:
-        key, (value,) = sampled
-        if value not in ("0", "1", "true", "false"):
-            defects.append(_Defect(f"{key} {_show(value)}: expected '1' or '0'"))
+_B3_IDS = (("x-b3-traceid", (16, 32), "trace id"), ("x-b3-spanid", (16,), "span id"))
 
 
-def _diagnose_b3_single(key: str, value: str, defects: list[_Defect], missing: list[str]) -> None:
+class _B3Diagnoser:
+    fields: ClassVar[tuple[str, ...]] = ("b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags")
+
+    def diagnose(self, headers: _Headers) -> _Findings:
+        # OpenTelemetry's B3 propagators read the single 'b3' header when present, else the multi headers.
+        if not headers.find("b3"):
+            return _b3_multi_findings(headers)
+        defects: list[_Defect] = []
+        found = _single_text(headers, "b3", defects)
+        return _Findings(defects) if found is None else _b3_single_findings(*found)
+
+    def nothing_extracted(self) -> list[str]:
+        return []
+
+
+def _b3_single_findings(key: str, value: str) -> _Findings:
     fields = value.split("-")
-    if len(fields) == 1:
-        if value in ("0", "1", "d"):
-            missing.append(f"B3: {key} {value!r} is a sampling decision only; it carries no trace context")
-        else:
-            defects.append(_Defect(f"{key} {_show(value)}: expected traceid-spanid[-sampled[-parentspanid]]"))
-        return
-    if len(fields) > 4:
-        defects.append(
-            _Defect(
-                f"{key} {_show(value)}: {len(fields)} fields separated by '-', expected 2 to 4: "
-                "traceid-spanid[-sampled[-parentspanid]]"
-            )
+    if len(fields) == 1 and value in ("0", "1", "d"):
+        return _Findings(
+            missing=[f"B3: {key} {value!r} is a sampling decision only; it carries no trace context"]
         )
-        return
+    if len(fields) == 1:
+        return _Findings([_Defect(f"{key} {_show(value)}: expected traceid-spanid[-sampled[-parentspanid]]")])
+    if len(fields) > 4:
+        return _Findings(
+            [
+                _Defect(
+                    f"{key} {_show(value)}: {len(fields)} fields separated by '-', expected 2 to 4: "
+                    "traceid-spanid[-sampled[-parentspanid]]"
+                )
+            ]
+        )
     problems = [
         _hex_problem("trace id", fields[0], (16, 32), "B3", nonzero=True),
         _hex_problem("span id", fields[1], (16,), "B3", nonzero=True),
@@ -553,7 +670,31 @@ def _diagnose_b3_single(key: str, value: str, defects: list[_Defect], missing: l
         problems.append(f"sampling state {_show(fields[2])} is not '0', '1' or 'd'")
     if len(fields) == 4:
         problems.append(_hex_problem("parent span id", fields[3], (16,), "B3", nonzero=True))
-    defects += _value_defects(key, value, [problem for problem in problems if problem is not None])
+    return _Findings(_value_defects(key, value, problems))
+
+
+def _b3_multi_findings(headers: _Headers) -> _Findings:
+    findings = _Findings()
+    trace_found = headers.find("x-b3-traceid")
+    span_found = headers.find("x-b3-spanid")
+    if not trace_found and not span_found:
+        findings.missing.append("B3: no 'b3' header and no 'X-B3-TraceId'/'X-B3-SpanId' headers")
+        return findings
+    if not trace_found or not span_found:
+        absent, present = ("X-B3-TraceId", span_found) if not trace_found else ("X-B3-SpanId", trace_found)
+        findings.defects.append(_Defect(f"{absent} is missing ({present[0][0]} is present); B3 needs both"))
+    for name, widths, what in _B3_IDS:
+        found = _single_text(headers, name, findings.defects)
+        if found is not None:
+            key, value = found
+            findings.defects += _value_defects(
+                key, value, [_hex_problem(what, value, widths, "B3", nonzero=True)]
+            )
+    sampled = _single_text(headers, "x-b3-sampled", findings.defects)
+    if sampled is not None and sampled[1] not in ("0", "1", "true", "false"):
+        key, value = sampled
+        findings.defects.append(_Defect(f"{key} {_show(value)}: expected '1' or '0'"))
+    return findings
 
 
 # --- whose context -------------------------------------------------------------------------------
