@@ -210,7 +210,7 @@ def test_origins_are_interned_once() -> None:
     origin = Origin(1, "t", 2, "task")
     index = intern_origin(origin)
     assert intern_origin(Origin(1, "t", 2, "task")) == index
-    assert origin_at(index) is origin
+    assert origin_at(index) == origin
     view = OriginsView({5: index})
     assert dict(view) == {5: origin}
     assert 5 in view
