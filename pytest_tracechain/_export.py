@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanContext
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import Link, SpanContext, Status
 
 Json = dict[str, Any]
 
@@ -35,16 +35,8 @@ def any_value(value: object) -> Json:
         return {"boolValue": value}
     if isinstance(value, str):
         return {"stringValue": value}
-    if isinstance(value, int):
-        if _INT64_MIN <= value <= _INT64_MAX:
-            return {"intValue": str(value)}
-        return {"stringValue": str(value)}  # does not fit an int64
-    if isinstance(value, float):
-        if math.isnan(value):
-            return {"doubleValue": "NaN"}
-        if math.isinf(value):
-            return {"doubleValue": "Infinity" if value > 0 else "-Infinity"}
-        return {"doubleValue": value}
+    if isinstance(value, (int, float)):
+        return _number_value(value)
     if isinstance(value, (bytes, bytearray)):
         return {"bytesValue": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, Mapping):
@@ -54,6 +46,19 @@ def any_value(value: object) -> Json:
     if value is None:
         return {}
     return {"stringValue": str(value)}
+
+
+def _number_value(value: float) -> Json:
+    """int64 as a decimal string (a larger int as a string value); NaN and infinities by name."""
+    if isinstance(value, int):
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return {"intValue": str(value)}
+        return {"stringValue": str(value)}  # does not fit an int64
+    if math.isnan(value):
+        return {"doubleValue": "NaN"}
+    if math.isinf(value):
+        return {"doubleValue": "Infinity" if value > 0 else "-Infinity"}
+    return {"doubleValue": value}
 
 
 def key_values(attributes: Mapping[str, object] | None) -> list[Json]:
@@ -107,39 +112,48 @@ def encode_span(span: ReadableSpan, *, end_time: int | None = None) -> Json:
     message["startTimeUnixNano"] = str(span.start_time or 0)
     message["endTimeUnixNano"] = str(end)
     _with_attributes(message, attributes, span.dropped_attributes)
-    events = [
-        _with_attributes(
-            {"timeUnixNano": str(event.timestamp), "name": event.name},
-            event.attributes,
-            getattr(event, "dropped_attributes", 0),
-        )
-        for event in span.events
-    ]
-    if events:
-        message["events"] = events
-    if span.dropped_events:
-        message["droppedEventsCount"] = span.dropped_events
-    links = []
-    for link in span.links:
-        linked = link.context
-        encoded: Json = {"traceId": format(linked.trace_id, "032x"), "spanId": format(linked.span_id, "016x")}
-        state = _trace_state(linked)
-        if state:
-            encoded["traceState"] = state
-        _with_attributes(encoded, link.attributes, getattr(link, "dropped_attributes", 0))
-        encoded["flags"] = int(linked.trace_flags) | HAS_IS_REMOTE | (IS_REMOTE if linked.is_remote else 0)
-        links.append(encoded)
-    if links:
-        message["links"] = links
-    if span.dropped_links:
-        message["droppedLinksCount"] = span.dropped_links
-    status: Json = {}
-    if span.status.description:
-        status["message"] = span.status.description
-    if span.status.status_code.value:
-        status["code"] = span.status.status_code.value  # UNSET 0, OK 1, ERROR 2: as in OTLP
-    message["status"] = status
+    events = [_encode_event(event) for event in span.events]
+    _with_list(message, "events", events, "droppedEventsCount", span.dropped_events)
+    links = [_encode_link(link) for link in span.links]
+    _with_list(message, "links", links, "droppedLinksCount", span.dropped_links)
+    message["status"] = _encode_status(span.status)
     return message
+
+
+def _with_list(message: Json, key: str, items: list[Json], dropped_key: str, dropped: int) -> None:
+    """The encoded ``items`` and the number dropped, each when there are some."""
+    if items:
+        message[key] = items
+    if dropped:
+        message[dropped_key] = dropped
+
+
+def _encode_event(event: Event) -> Json:
+    return _with_attributes(
+        {"timeUnixNano": str(event.timestamp), "name": event.name},
+        event.attributes,
+        getattr(event, "dropped_attributes", 0),
+    )
+
+
+def _encode_link(link: Link) -> Json:
+    linked = link.context
+    encoded: Json = {"traceId": format(linked.trace_id, "032x"), "spanId": format(linked.span_id, "016x")}
+    state = _trace_state(linked)
+    if state:
+        encoded["traceState"] = state
+    _with_attributes(encoded, link.attributes, getattr(link, "dropped_attributes", 0))
+    encoded["flags"] = int(linked.trace_flags) | HAS_IS_REMOTE | (IS_REMOTE if linked.is_remote else 0)
+    return encoded
+
+
+def _encode_status(status: Status) -> Json:
+    encoded: Json = {}
+    if status.description:
+        encoded["message"] = status.description
+    if status.status_code.value:
+        encoded["code"] = status.status_code.value  # UNSET 0, OK 1, ERROR 2: as in OTLP
+    return encoded
 
 
 def _resource_key(span: ReadableSpan) -> tuple[Any, ...]:

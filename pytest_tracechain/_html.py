@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from pytest_tracechain._chain import Finding
 from pytest_tracechain._graph import SpanGraph
 from pytest_tracechain._origins import Origin
-from pytest_tracechain._render import format_nanoseconds
+from pytest_tracechain._render import Elision, format_nanoseconds, plan_elision, tree_rows
 
 # Span rows shown per test, and in the whole page (failing tests come first,
 # so they get the budget); the rest is counted in a "... N more spans" row.
@@ -67,7 +67,16 @@ def _tooltip(span: ReadableSpan, origin: str, note: str) -> str:
     if status.status_code is not StatusCode.UNSET:
         described = f": {status.description}" if status.description else ""
         lines.append(f"status: {status.status_code.name}{described}")
+    lines += _attribute_lines(span)
+    for link in span.links or ():
+        lines.append(f"link: trace {link.context.trace_id:032x}, span {link.context.span_id:016x}")
+    return "\n".join(lines)
+
+
+def _attribute_lines(span: ReadableSpan) -> list[str]:
+    """``key = value`` for the first attributes, each value cut to TOOLTIP_VALUE_LENGTH."""
     attributes = list((span.attributes or {}).items())
+    lines = []
     for key, value in attributes[:TOOLTIP_ATTRIBUTES]:
         text = str(value)
         if len(text) > TOOLTIP_VALUE_LENGTH:
@@ -75,9 +84,7 @@ def _tooltip(span: ReadableSpan, origin: str, note: str) -> str:
         lines.append(f"{key} = {text}")
     if len(attributes) > TOOLTIP_ATTRIBUTES:
         lines.append(f"… {len(attributes) - TOOLTIP_ATTRIBUTES} more attributes")
-    for link in span.links or ():
-        lines.append(f"link: trace {link.context.trace_id:032x}, span {link.context.span_id:016x}")
-    return "\n".join(lines)
+    return lines
 
 
 def reduce_test(
@@ -97,66 +104,65 @@ def reduce_test(
     """
     now = end_time if end_time is not None else time.time_ns()
     findings = list(findings)
-    marks: dict[int, str] = {}
-    for finding in findings:
-        if finding.span is not None:
-            marks.setdefault(finding.span.context.span_id, finding.kind.value)
-    ambient = frozenset(ambient)
-    graph = SpanGraph(spans, ambient)
-    unique, ordered, children, tops, counts = (
-        graph.by_id,
-        graph.ordered,
-        graph.children,
-        graph.tops_by_trace,
-        graph.counts,
-    )
-
-    starts = [s.start_time for s in ordered if s.start_time is not None]
-    t0 = min(starts) if starts else now
-    t1 = max([s.end_time if s.end_time is not None else now for s in ordered] or [t0])
-    this_pid = os.getpid()
-    rows: list[dict[str, Any]] = []
-    shown = 0
-    for key, roots in tops.items():
-        if shown >= ROW_LIMIT:
-            break
-        rows.append({"trace": f"{key[0]:032x}", "count": counts[key]})
-        stack = [(root, 0) for root in reversed(roots)]
-        while stack and shown < ROW_LIMIT:
-            span, depth = stack.pop()
-            shown += 1
-            rows.append(_row(span, depth, origins, ambient, marks, now, this_pid))
-            for child in reversed(children.get(span.context.span_id, ())):
-                stack.append((child, depth + 1))
+    graph = SpanGraph(spans, frozenset(ambient))
+    t0, t1 = _time_range(graph.ordered, now)
+    plan = plan_elision(graph, limit=ROW_LIMIT)
     return {
         "nodeid": nodeid,
         "outcome": outcome,
         "order": order,
         "t0": t0,
-        "t1": max(t1, t0),
-        "spans": len(unique),
-        "traces": len(counts),
-        "rows": rows,
-        "more": len(unique) - shown,
+        "t1": t1,
+        "spans": len(graph),
+        "traces": len(graph.counts),
+        "rows": _rows(graph, plan, origins, _marks(findings), now),
+        "more": plan.not_shown,
         "findings": [[f.kind.value, f.message] for f in findings],
     }
+
+
+def _marks(findings: Iterable[Finding]) -> dict[int, str]:
+    """Span id -> the kind of the first finding about it."""
+    marks: dict[int, str] = {}
+    for finding in findings:
+        if finding.span is not None:
+            marks.setdefault(finding.span.context.span_id, finding.kind.value)
+    return marks
+
+
+def _time_range(ordered: Sequence[ReadableSpan], now: int) -> tuple[int, int]:
+    """The first start and the last end (``now`` for spans still open) of the spans."""
+    starts = [s.start_time for s in ordered if s.start_time is not None]
+    t0 = min(starts) if starts else now
+    t1 = max([s.end_time if s.end_time is not None else now for s in ordered] or [t0])
+    return t0, max(t1, t0)
+
+
+def _rows(
+    graph: SpanGraph, plan: Elision, origins: Mapping[int, Origin], marks: Mapping[int, str], now: int
+) -> list[dict[str, Any]]:
+    """A header row per trace, then its spans in tree order (the renderer's walk)."""
+    this_pid = os.getpid()
+    rows: list[dict[str, Any]] = []
+    for key, trace_rows in tree_rows(graph, plan):
+        rows.append({"trace": f"{key[0]:032x}", "count": graph.counts[key]})
+        for _prefix, _branch, depth, span in trace_rows:
+            assert not isinstance(span, int)  # spans are elided only around highlighted ones
+            rows.append(_row(span, depth, graph, origins, marks, now, this_pid))
+    return rows
 
 
 def _row(
     span: ReadableSpan,
     depth: int,
+    graph: SpanGraph,
     origins: Mapping[int, Origin],
-    ambient: frozenset[int],
     marks: Mapping[int, str],
     now: int,
     this_pid: int,
 ) -> dict[str, Any]:
     origin = _origin_text(origins.get(span.context.span_id), this_pid)
-    note = ""
-    parent = span.parent
-    if depth == 0 and parent is not None and parent.span_id not in ambient:
-        where = "remote" if parent.is_remote else "not captured"
-        note = f"parent {parent.span_id:016x} ({where})"
+    note = _parent_note(span, graph) if depth == 0 else ""
     start = span.start_time or now
     return {
         "depth": depth,
@@ -171,6 +177,15 @@ def _row(
         "mark": marks.get(span.context.span_id, ""),
         "tip": _tooltip(span, origin, note),
     }
+
+
+def _parent_note(span: ReadableSpan, graph: SpanGraph) -> str:
+    """``parent … (remote)`` or ``parent … (not captured)`` for a top that is not a root."""
+    parent = span.parent
+    if parent is None or graph.is_root(span):
+        return ""
+    where = "remote" if parent.is_remote else "not captured"
+    return f"parent {parent.span_id:016x} ({where})"
 
 
 # -- the page ---------------------------------------------------------------------------
@@ -277,15 +292,7 @@ def page(tests: Iterable[TestData], *, title: str = "pytest-tracechain report") 
         _legend(),
     ]
     if len(tests) > 1:
-        out.append("<nav><ol>")
-        for index, test in enumerate(tests):
-            out.append(
-                f'<li><a href="#t{index}"><span class="outcome {_esc(test["outcome"])}">'
-                f"{_esc(test['outcome'])}</span></a> <code>{_esc(test['nodeid'])}</code>"
-                + (' <span class="badge">broken chain</span>' if test["findings"] else "")
-                + "</li>"
-            )
-        out.append("</ol></nav>")
+        out += _nav(tests)
     budget = PAGE_ROW_LIMIT
     for index, test in enumerate(tests):
         budget -= _test_section(out, index, test, budget)
@@ -294,6 +301,18 @@ def page(tests: Iterable[TestData], *, title: str = "pytest-tracechain report") 
     out.append(f"<script>{_SCRIPT}</script>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+def _nav(tests: Sequence[TestData]) -> list[str]:
+    """The list of tests at the top, each linked to its section."""
+    items = [
+        f'<li><a href="#t{index}"><span class="outcome {_esc(test["outcome"])}">'
+        f"{_esc(test['outcome'])}</span></a> <code>{_esc(test['nodeid'])}</code>"
+        + (' <span class="badge">broken chain</span>' if test["findings"] else "")
+        + "</li>"
+        for index, test in enumerate(tests)
+    ]
+    return ["<nav><ol>", *items, "</ol></nav>"]
 
 
 def _legend() -> str:
@@ -317,25 +336,43 @@ def _test_section(out: list[str], index: int, test: TestData, budget: int) -> in
     """Append one test's section; returns the number of span rows used."""
     outcome = test["outcome"]
     is_open = outcome in _FAILED or bool(test["findings"])
-    span_count = test["spans"]
-    kinds = sorted({kind for kind, _ in test["findings"]})
     out.append(f'<section class="test {_esc(outcome)}" id="t{index}">')
     out.append("<details open>" if is_open else "<details>")
-    out.append(
-        f'<summary><span class="outcome {_esc(outcome)}">{_esc(outcome)}</span> '
-        f"<code>{_esc(test['nodeid'])}</code>"
-        + "".join(f' <span class="badge">{_esc(kind)}</span>' for kind in kinds)
-        + f'<span class="meta">{span_count} span{"s" if span_count != 1 else ""}, '
-        f"{test['traces']} trace{'s' if test['traces'] != 1 else ''}, "
-        f"{_esc(format_nanoseconds(test['t1'] - test['t0']))}</span></summary>"
-    )
+    out.append(_summary(test))
     if test["findings"]:
         out.append('<ul class="findings">')
         for kind, message in test["findings"]:
             out.append(f"<li><b>[{_esc(kind)}]</b> {_esc(message)}</li>")
         out.append("</ul>")
-    used = 0
     out.append('<div class="wf">')
+    used = _waterfall(out, test, budget)
+    left_out = test["spans"] - used
+    if left_out > 0:
+        why = "page limit reached" if used >= budget else f"at most {ROW_LIMIT} rows per test"
+        out.append(f'<div class="more">... {left_out} more span{"s" if left_out != 1 else ""} ({why})</div>')
+    if not test["spans"]:
+        out.append('<div class="more">no spans captured</div>')
+    out.append("</div></details></section>")
+    return used
+
+
+def _summary(test: TestData) -> str:
+    """The line of a test's section that stays visible when it is folded."""
+    outcome, span_count, traces = test["outcome"], test["spans"], test["traces"]
+    kinds = sorted({kind for kind, _ in test["findings"]})
+    return (
+        f'<summary><span class="outcome {_esc(outcome)}">{_esc(outcome)}</span> '
+        f"<code>{_esc(test['nodeid'])}</code>"
+        + "".join(f' <span class="badge">{_esc(kind)}</span>' for kind in kinds)
+        + f'<span class="meta">{span_count} span{"s" if span_count != 1 else ""}, '
+        f"{traces} trace{'s' if traces != 1 else ''}, "
+        f"{_esc(format_nanoseconds(test['t1'] - test['t0']))}</span></summary>"
+    )
+
+
+def _waterfall(out: list[str], test: TestData, budget: int) -> int:
+    """Append the axis and the rows of a test, at most ``budget`` span rows; returns the number used."""
+    used = 0
     rows = test["rows"]
     if rows:
         out.append(_axis(test["t1"] - test["t0"]))
@@ -352,13 +389,6 @@ def _test_section(out: list[str], index: int, test: TestData, budget: int) -> in
             continue
         used += 1
         out.append(_span_row(row, t0, span_ns))
-    left_out = span_count - used
-    if left_out > 0:
-        why = "page limit reached" if used >= budget else f"at most {ROW_LIMIT} rows per test"
-        out.append(f'<div class="more">... {left_out} more span{"s" if left_out != 1 else ""} ({why})</div>')
-    if not span_count:
-        out.append('<div class="more">no spans captured</div>')
-    out.append("</div></details></section>")
     return used
 
 
@@ -373,9 +403,6 @@ def _axis(total_ns: int) -> str:
 
 
 def _span_row(row: Mapping[str, Any], t0: int, span_ns: int) -> str:
-    depth = row["depth"]
-    indent = min(depth, MAX_INDENT) * 14
-    deep = f"[depth {depth}] " if depth > MAX_INDENT else ""
     kind = row["kind"]
     colour = ERROR_COLOUR if row["error"] else KIND_COLOURS.get(kind, KIND_COLOURS["internal"])
     left = (row["start"] - t0) / span_ns * 100
@@ -386,21 +413,26 @@ def _span_row(row: Mapping[str, Any], t0: int, span_ns: int) -> str:
     if row["mark"]:
         classes.append("broken")
     tip = _esc(row["tip"])
+    indent = min(row["depth"], MAX_INDENT) * 14
+    bar_classes = "bar open" if row["open"] else "bar"
+    return (
+        f'<div class="{" ".join(classes)}"><div class="lab" style="padding-left:{indent}px" title="{tip}">'
+        + _span_label(row)
+        + f'</div><div class="track"><div class="{bar_classes}" title="{tip}" '
+        f'style="left:{_percent(left)};width:{_percent(width)};background-color:{colour}"></div></div></div>'
+    )
+
+
+def _span_label(row: Mapping[str, Any]) -> str:
+    """The name, kind, duration, origin, note and mark of a span row, as HTML."""
+    depth, kind = row["depth"], row["kind"]
+    deep = f"[depth {depth}] " if depth > MAX_INDENT else ""
     duration = "open" if row["open"] else format_nanoseconds(row["end"] - row["start"])
     label = [f"{_esc(deep)}{_esc(row['name'])}"]
     if kind != SpanKind.INTERNAL.name.lower():
         label.append(f'<span class="kind">{_esc(kind)}</span>')
     label.append(f'<span class="dur">{_esc(duration)}</span>')
-    if row["origin"]:
-        label.append(f'<span class="origin">{_esc(row["origin"])}</span>')
-    if row["note"]:
-        label.append(f'<span class="note">{_esc(row["note"])}</span>')
-    if row["mark"]:
-        label.append(f'<span class="mark">{_esc(row["mark"])}</span>')
-    bar_classes = "bar open" if row["open"] else "bar"
-    return (
-        f'<div class="{" ".join(classes)}"><div class="lab" style="padding-left:{indent}px" title="{tip}">'
-        + " ".join(label)
-        + f'</div><div class="track"><div class="{bar_classes}" title="{tip}" '
-        f'style="left:{_percent(left)};width:{_percent(width)};background-color:{colour}"></div></div></div>'
-    )
+    for key in ("origin", "note", "mark"):
+        if row[key]:
+            label.append(f'<span class="{key}">{_esc(row[key])}</span>')
+    return " ".join(label)

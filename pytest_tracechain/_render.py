@@ -1,14 +1,21 @@
-"""The text tree of captured traces, used by ``render()`` and every failure message."""
+"""The text tree of captured traces, used by ``render()`` and every failure message.
+
+``render_spans`` runs in three stages: the elision plan (``plan_elision``: what
+of the graph to show), the rows (``tree_rows``: the walk, shared with the HTML
+page) and the format (labels, notes, marks, colour).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Set
+from dataclasses import dataclass, field
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from pytest_tracechain._graph import SpanGraph
+from pytest_tracechain._graph import SpanGraph, TraceKey, is_root
 from pytest_tracechain._origins import Origin
 
 # Failure messages show at most this many spans; render() shows all by default.
@@ -17,6 +24,7 @@ MESSAGE_LIMIT = 200
 MAX_INDENT = 40
 
 _BRANCH, _LAST, _PIPE, _SPACE = "├─ ", "└─ ", "│  ", "   "
+_UNLIMITED = sys.maxsize
 
 
 def format_duration(span: ReadableSpan) -> str:
@@ -53,8 +61,14 @@ def span_label(
     span: ReadableSpan, origin: Origin | None = None, *, this_pid: int | None = None, color: bool = False
 ) -> str:
     """``name [kind] · duration · thread … · ERROR …`` for one span."""
-    parts = [paint(span.name, BOLD, color=color) + paint(kind_tag(span.kind), CYAN, color=color)]
-    parts.append(paint(format_duration(span), DIM, color=color))
+    name, tag, duration = span.name, kind_tag(span.kind), format_duration(span)
+    if color:  # painted only then: the labels of 100,000 spans are made in a loop
+        name, tag, duration = (
+            paint(name, BOLD, color=True),
+            paint(tag, CYAN, color=True),
+            paint(duration, DIM, color=True),
+        )
+    parts = [name + tag, duration]
     if origin is not None:
         where = origin.describe(this_pid=this_pid if this_pid is not None else os.getpid())
         parts.append(paint(where, DIM, color=color))
@@ -63,6 +77,173 @@ def span_label(
         error = "ERROR" + (f": {status.description}" if status.description else "")
         parts.append(paint(error, RED, BOLD, color=color))
     return " · ".join(parts)
+
+
+# -- stage 1: the elision plan -------------------------------------------------------
+
+
+# A trace to show: its key, the tops shown, the number of spans under the tops left out.
+ShownTrace = tuple[TraceKey, Sequence[ReadableSpan], int]
+
+
+@dataclass(frozen=True)
+class Elision:
+    """What of a span graph to show.
+
+    - ``traces``: the traces shown, in order of first start;
+    - ``budget``: the spans shown at most, in walk order (``limit``);
+    - ``keep``: when set, only these spans are shown (the paths to the
+      highlighted spans), every other subtree as one line with its size from
+      ``sizes``;
+    - ``not_shown``: the spans cut at the budget; ``other_traces``: the spans
+      of the traces left out whole.
+    """
+
+    traces: Iterable[ShownTrace]
+    budget: int = _UNLIMITED
+    keep: Set[int] | None = None
+    sizes: Mapping[int, int] = field(default_factory=dict)
+    not_shown: int = 0
+    other_traces: int = 0
+
+
+def plan_elision(graph: SpanGraph, *, highlight: Collection[int] = (), limit: int | None = None) -> Elision:
+    """Everything; the first ``limit`` spans; or, past the limit with spans to
+    highlight, the paths to them, so the offending spans are never among the ones cut."""
+    total = len(graph)
+    if limit is None or total <= limit:
+        return Elision(_EveryTrace(graph))
+    if not highlight:
+        budget = max(limit, 0)
+        return Elision(_EveryTrace(graph), budget, not_shown=total - budget)
+    return _kept_paths(graph, highlight)
+
+
+class _EveryTrace:
+    """Every trace of the graph with all its tops, read as needed (a cut render reads the first few)."""
+
+    __slots__ = ("_tops_by_trace",)
+
+    def __init__(self, graph: SpanGraph) -> None:
+        self._tops_by_trace = graph.tops_by_trace
+
+    def __iter__(self) -> Iterator[ShownTrace]:
+        return ((key, tops, 0) for key, tops in self._tops_by_trace.items())
+
+
+def _kept_paths(graph: SpanGraph, highlight: Iterable[int]) -> Elision:
+    keep, sizes = _paths_to(graph, highlight), graph.subtree_sizes()
+    traces: list[ShownTrace] = []
+    other_traces = 0
+    for key, tops in graph.tops_by_trace.items():
+        shown, elided = _split(tops, keep, sizes)
+        if shown:
+            traces.append((key, shown, elided))
+        else:
+            other_traces += graph.counts[key]
+    return Elision(tuple(traces), keep=keep, sizes=sizes, other_traces=other_traces)
+
+
+def _paths_to(graph: SpanGraph, span_ids: Iterable[int]) -> set[int]:
+    """The spans of ``span_ids`` in the graph and their ancestors."""
+    keep: set[int] = set()
+    for span_id in span_ids:
+        span = graph.by_id.get(span_id)
+        if span is None:
+            continue
+        keep.add(span_id)
+        for parent, parent_span in graph.parent_chain(span):
+            if parent_span is None or parent.span_id in keep:  # the rest of the way is kept already
+                break
+            keep.add(parent.span_id)
+    return keep
+
+
+def _split(
+    spans: Sequence[ReadableSpan], keep: Set[int], sizes: Mapping[int, int]
+) -> tuple[list[ReadableSpan], int]:
+    """The ``spans`` kept, and the number of spans in the subtrees of the others."""
+    kept: list[ReadableSpan] = []
+    elided = 0
+    for span in spans:
+        span_id = span.context.span_id
+        if span_id in keep:
+            kept.append(span)
+        else:
+            elided += sizes[span_id]
+    return kept, elided
+
+
+# -- stage 2: the rows ---------------------------------------------------------------
+
+# One line of a tree: (prefix, branch, depth, the span or the number of spans elided there).
+Row = tuple[str, str, int, ReadableSpan | int]
+
+
+def tree_rows(graph: SpanGraph, plan: Elision) -> Iterator[tuple[TraceKey, Iterator[Row]]]:
+    """Each trace the plan shows, with its rows depth first, until the plan's budget is spent.
+
+    Rows are made as they are read (a trace's rows are read before the next
+    trace's), so a trace of 100,000 spans is never held as rows.
+    """
+    budget = _Budget(plan.budget)
+    for key, tops, elided in plan.traces:
+        if budget.left <= 0:
+            return
+        yield key, _walk(tops, elided, graph.children, plan, budget)
+
+
+class _Budget:
+    __slots__ = ("left",)
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+
+def _walk(
+    tops: Sequence[ReadableSpan],
+    elided: int,
+    children: Mapping[int, Sequence[ReadableSpan]],
+    plan: Elision,
+    budget: _Budget,
+) -> Iterator[Row]:
+    """The rows under ``tops``, while the budget lasts.
+
+    Iterative: traces can be deeper than Python's recursion limit. The prefix
+    stops growing at MAX_INDENT levels, so a deep trace renders in linear size.
+    """
+    stack: list[Row] = []
+    _push(stack, tops, elided, "", 0)
+    keep, sizes = plan.keep, plan.sizes
+    while stack and budget.left > 0:
+        row = stack.pop()
+        yield row
+        prefix, branch, depth, item = row
+        if isinstance(item, int):
+            continue
+        budget.left -= 1
+        kids = children.get(item.context.span_id)
+        if kids:
+            if depth < MAX_INDENT:
+                prefix += _SPACE if branch == _LAST else _PIPE
+            if keep is None:
+                _push(stack, kids, 0, prefix, depth + 1)
+            else:
+                kept, elided = _split(kids, keep, sizes)
+                _push(stack, kept, elided, prefix, depth + 1)
+
+
+def _push(stack: list[Row], spans: Sequence[ReadableSpan], elided: int, prefix: str, depth: int) -> None:
+    """Stack ``spans`` and then the line of the ``elided`` ones, to pop in that order; the last is └─."""
+    if elided:
+        stack.append((prefix, _LAST, depth, elided))
+    if spans:
+        stack.append((prefix, _BRANCH if elided else _LAST, depth, spans[-1]))
+        if len(spans) > 1:
+            stack.extend([(prefix, _BRANCH, depth, span) for span in spans[-2::-1]])
+
+
+# -- stage 3: the format -------------------------------------------------------------
 
 
 def render_spans(
@@ -84,104 +265,68 @@ def render_spans(
     ``color`` adds ANSI styles (for a terminal that supports them).
     ``graph`` is the span graph of ``spans`` (a caller that has built it).
     """
-    origins = origins or {}
     highlight = highlight or {}
     if graph is None:
         graph = SpanGraph(spans, ambient)
     if not graph.by_id:
         return "  (no spans captured)"
-    unique, children, tops, counts = graph.by_id, graph.children, graph.tops_by_trace, graph.counts
+    plan = plan_elision(graph, highlight=highlight, limit=limit)
+    label = _labeller(origins or {}, ambient, highlight, color)
+    return "\n".join(_lines(graph, plan, label, color))
 
-    this_pid = os.getpid()
+
+def _lines(
+    graph: SpanGraph, plan: Elision, label: Callable[[ReadableSpan, bool], str], color: bool
+) -> list[str]:
+    """The text of the rows, under a header per trace, and what was left out."""
     lines: list[str] = []
-    shown = 0
-    total = len(unique)
-
-    def note_for(span: ReadableSpan) -> str:
-        parent = span.parent
-        if parent is None or parent.span_id in ambient:
-            return ""
-        if parent.is_remote:
-            return f" (remote parent {parent.span_id:016x})"
-        return f" (parent {parent.span_id:016x} not captured)"
-
-    def label_for(span: ReadableSpan, top: bool) -> str:
-        label = span_label(span, origins.get(span.context.span_id), this_pid=this_pid, color=color)
-        if top:
-            label += paint(note_for(span), YELLOW, color=color)
-        mark = highlight.get(span.context.span_id)
-        return label + (paint(f"  ← {mark}", RED, BOLD, color=color) if mark else "")
-
-    # Past the limit, with spans to highlight: show the paths to them and say
-    # how many spans each elided branch holds, so the offending spans are
-    # never among the ones cut.
-    keep: set[int] | None = None
-    sizes: dict[int, int] = {}
-    if limit is not None and total > limit and highlight:
-        keep = set()
-        for span_id in highlight:
-            current = unique.get(span_id)
-            while current is not None and current.context.span_id not in keep:
-                keep.add(current.context.span_id)
-                parent = current.parent
-                current = unique.get(parent.span_id) if parent is not None else None
-        sizes = graph.subtree_sizes()
-
-    # Iterative depth-first walk: traces can be deeper than Python's recursion
-    # limit. Indentation stops growing at MAX_INDENT levels (the line then
-    # says its depth), so a deep trace renders in linear size.
-    hidden = 0
-    for key, roots in tops.items():  # in order of first start
-        if keep is not None:
-            if not any(root.context.span_id in keep for root in roots):
-                hidden += counts[key]
-                continue
-            elided_roots = sum(
-                sizes[root.context.span_id] for root in roots if root.context.span_id not in keep
-            )
-            roots = [root for root in roots if root.context.span_id in keep]
-        elif limit is not None and shown >= limit:
-            break
-        else:
-            elided_roots = 0
-        count = counts[key]
-        header = f"trace {key[0]:032x} · {count} span{'s' if count != 1 else ''}"
-        lines.append(paint(header, BOLD, color=color))
-        stack: list[tuple[ReadableSpan | int, str, bool, int]] = (
-            [(elided_roots, "", True, 0)] if elided_roots else []
+    for key, rows in tree_rows(graph, plan):
+        count = graph.counts[key]
+        lines.append(
+            paint(f"trace {key[0]:032x} · {count} span{'s' if count != 1 else ''}", BOLD, color=color)
         )
-        stack += [
-            (root, "", index == len(roots) - 1 and not elided_roots, 0)
-            for index, root in reversed(list(enumerate(roots)))
-        ]
-        while stack and (keep is not None or limit is None or shown < limit):
-            item, prefix, last, depth = stack.pop()
-            branch = _LAST if last else _BRANCH
+        for prefix, branch, depth, item in rows:
             if isinstance(item, int):  # a line standing for elided sibling subtrees
                 lines.append(prefix + branch + paint(f"... {item} more spans", YELLOW, color=color))
-                continue
-            span = item
-            shown += 1
-            deep = f"[depth {depth}] " if depth > MAX_INDENT else ""
-            lines.append(f"{prefix}{branch}{deep}{label_for(span, depth == 0)}")
-            kids: Sequence[ReadableSpan] = children.get(span.context.span_id, ())
-            child_prefix = prefix if depth >= MAX_INDENT else prefix + (_SPACE if last else _PIPE)
-            elided_count = 0
-            if keep is not None and kids:
-                elided_count = sum(
-                    sizes[kid.context.span_id] for kid in kids if kid.context.span_id not in keep
-                )
-                kids = [kid for kid in kids if kid.context.span_id in keep]
-                if elided_count:
-                    stack.append((elided_count, child_prefix, True, depth + 1))
-            for index in range(len(kids) - 1, -1, -1):
-                is_last = index == len(kids) - 1 and not elided_count
-                stack.append((kids[index], child_prefix, is_last, depth + 1))
-    if keep is not None:
-        # Branches cut inside a shown trace have their own "... N more spans"
-        # line; this one counts only the traces left out whole.
-        if hidden:
-            lines.append(paint(f"... {hidden} more spans in other traces not shown", YELLOW, color=color))
-    elif shown < total:
-        lines.append(paint(f"... {total - shown} more spans not shown", YELLOW, color=color))
-    return "\n".join(lines)
+            else:
+                deep = f"[depth {depth}] " if depth > MAX_INDENT else ""
+                lines.append(f"{prefix}{branch}{deep}{label(item, depth == 0)}")
+    lines += _left_out(plan, color)
+    return lines
+
+
+def _labeller(
+    origins: Mapping[int, Origin], ambient: Collection[int], highlight: Mapping[int, str], color: bool
+) -> Callable[[ReadableSpan, bool], str]:
+    """The label of a row's span: a top's says where its parent is; a highlighted one has its mark."""
+    this_pid = os.getpid()
+
+    def label(span: ReadableSpan, top: bool) -> str:
+        span_id = span.context.span_id
+        text = span_label(span, origins.get(span_id), this_pid=this_pid, color=color)
+        if top:
+            text += paint(parent_note(span, ambient), YELLOW, color=color)
+        mark = highlight.get(span_id)
+        return text + (paint(f"  ← {mark}", RED, BOLD, color=color) if mark else "")
+
+    return label
+
+
+def parent_note(span: ReadableSpan, ambient: Collection[int] = frozenset()) -> str:
+    """`` (remote parent …)`` or `` (parent … not captured)`` for a top that is not a root."""
+    parent = span.parent
+    if parent is None or is_root(span, ambient):
+        return ""
+    if parent.is_remote:
+        return f" (remote parent {parent.span_id:016x})"
+    return f" (parent {parent.span_id:016x} not captured)"
+
+
+def _left_out(plan: Elision, color: bool) -> list[str]:
+    # Branches cut inside a shown trace have their own "... N more spans" line;
+    # past the limit with a highlight, this one counts only the traces left out whole.
+    if plan.other_traces:
+        return [paint(f"... {plan.other_traces} more spans in other traces not shown", YELLOW, color=color)]
+    if plan.not_shown:
+        return [paint(f"... {plan.not_shown} more spans not shown", YELLOW, color=color)]
+    return []
