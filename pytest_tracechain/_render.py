@@ -263,7 +263,8 @@ def render_spans(
     to a marker shown after the span (``← child``). ``limit`` cuts the output
     after that many spans with a line saying how many were left out.
     ``color`` adds ANSI styles (for a terminal that supports them).
-    ``graph`` is the span graph of ``spans`` (a caller that has built it).
+    ``graph`` is the span graph of ``spans`` (a caller that has built it;
+    ``spans`` and ``ambient`` are then read from it).
     """
     highlight = highlight or {}
     if graph is None:
@@ -271,7 +272,7 @@ def render_spans(
     if not graph.by_id:
         return "  (no spans captured)"
     plan = plan_elision(graph, highlight=highlight, limit=limit)
-    label = _labeller(origins or {}, ambient, highlight, color)
+    label = _labeller(origins or {}, graph.ambient, highlight, color)
     return "\n".join(_lines(graph, plan, label, color))
 
 
