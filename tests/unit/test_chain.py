@@ -497,6 +497,15 @@ def test_a_report_shows_at_most_the_message_limit_of_spans() -> None:
     orphan = span("orphan", 400, 999)
     findings = run(orphans, Facts([*many, orphan]))
     assert report(findings, None).count(" · 0 µs") == 1  # only the span at fault, given alone
+    # Past the limit, the spans at fault stay and the others (here the senders) are counted.
+    pairs = [span(f"send {i}", 1000 + i, kind=PRODUCER, start=i, trace_id=1 + i) for i in range(150)]
+    pairs += [
+        span(f"process {i}", 2000 + i, kind=CONSUMER, start=500 + i, trace_id=1 + i) for i in range(150)
+    ]
+    alone = report(run(dropped_carriers, Facts(pairs)), None)
+    assert alone.count("← dropped carrier") == 150
+    assert "send 0 [producer]" not in alone
+    assert "└─ ... 1 more spans" in alone
     state = CaptureState("t")
     origin = intern_origin(Origin(1, "MainThread", 1))
     for made in [*many, orphan]:
@@ -516,6 +525,7 @@ def test_report_of_a_capture_renders_all_its_spans() -> None:
     assert kinds(findings) == [("orphan", "orphan")]
     text = report(findings, state)
     lines = text.splitlines()
+    assert lines[lines.index("captured in this test:") - 1] == ""
     assert lines[lines.index("captured in this test:") + 1 :] == [
         "trace 00000000000000000000000000000001 · 2 spans",
         "├─ root · 0 µs · pid 1, thread 'MainThread'",
