@@ -9,6 +9,7 @@ the view's fields.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Mapping
 from typing import Any, final
 
@@ -44,7 +45,7 @@ class TraceCapture:
                 "`tracechain` fixture instead of constructing one"
             )
         self._state = state
-        state.view = self
+        state.view = weakref.ref(self)
 
     @property
     def name(self) -> str:
@@ -164,7 +165,7 @@ def state_of(capture: TraceCapture) -> CaptureState:
 
 def view_of(state: CaptureState) -> TraceCapture:
     """The user's ``TraceCapture`` of ``state`` (made on first use)."""
-    view = state.view
+    view = state.view() if state.view is not None else None
     if isinstance(view, TraceCapture):
         return view
     return TraceCapture(state, _ispytest=True)

@@ -89,8 +89,11 @@ class CaptureState:
         self.waiters = 0
         self.closed = False
         self.closed_at = 0
-        # The user's TraceCapture (typed loosely: this module does not import the view's).
-        self.view: object = None
+        # A weak reference to the user's TraceCapture (typed loosely: this module
+        # does not import the view's). Weak, so state and view form no cycle and
+        # a finished test's spans are freed by reference counting, not left for
+        # the garbage collector.
+        self.view: Callable[[], object] | None = None
 
     # -- what the router calls -------------------------------------------------------
 

@@ -225,3 +225,22 @@ def test_check_modes() -> None:
     assert CheckMode.names() == ("off", "warn", "fail")
     assert CheckMode("fail") is CheckMode.FAIL
     assert f"{CheckMode.WARN}" == "warn"
+
+
+def test_a_finished_tests_state_is_freed_without_the_garbage_collector() -> None:
+    """State and view form no reference cycle: a test's spans go when its run does."""
+    import gc
+    import weakref
+
+    state = CaptureState("t")
+    view = TraceCapture(state, _ispytest=True)
+    assert view_of(state) is view
+    gone = weakref.ref(state)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del state, view
+        assert gone() is None
+    finally:
+        if enabled:
+            gc.enable()
