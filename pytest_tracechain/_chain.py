@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind
 from pytest_tracechain import _provider
 from pytest_tracechain._capture import TraceCapture, state_of
 from pytest_tracechain._errors import TraceAssertionError
-from pytest_tracechain._graph import SpanGraph
+from pytest_tracechain._graph import SpanGraph, collection_paused
 from pytest_tracechain._origins import Origin
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
 from pytest_tracechain._scope import ScopeEvent
@@ -126,17 +126,25 @@ _DESTINATION = "messaging.destination.name"
 
 
 def _roots(graph: SpanGraph) -> list[ReadableSpan]:
-    """Root spans (relative to the test) without links, by start time: links make a trace deliberate."""
-    return [span for span in graph.ordered if graph.is_root(span) and not span.links]
+    """Root spans (relative to the test) without links, by start time: links make a trace deliberate.
+
+    A root is never linked to a parent, so the graph's tops hold them all.
+    """
+    return [top for top in graph.tops if graph.is_root(top) and not top.links]
 
 
 def _broken_parents(graph: SpanGraph, facts: Facts) -> list[ReadableSpan]:
-    """Spans that have a parent which is neither ambient nor known to the capture."""
+    """Spans that have a parent which is neither ambient nor known to the capture.
+
+    A span whose parent is in the graph is linked to it (or is a top whose
+    parent, of another trace or on a cycle, is still known), so only the
+    graph's tops can have one.
+    """
     known = facts.known_ids
     return [
-        span
-        for span in graph.ordered
-        if not graph.is_root(span) and span.parent is not None and span.parent.span_id not in known
+        top
+        for top in graph.tops
+        if top.parent is not None and not graph.is_root(top) and top.parent.span_id not in known
     ]
 
 
@@ -160,7 +168,7 @@ def orphans(graph: SpanGraph, facts: Facts) -> list[Finding]:
 def stale_carriers(graph: SpanGraph, facts: Facts) -> list[Finding]:
     """A remote parent in a trace that starts in this test, naming no captured span."""
     # A carrier from upstream, whose trace has no root here, is not stale.
-    rooted_traces = {span.context.trace_id for span in graph.ordered if graph.is_root(span)}
+    rooted_traces = {top.context.trace_id for top in graph.tops if graph.is_root(top)}
     return [
         Finding(
             FindingKind.STALE_CARRIER,
@@ -205,13 +213,18 @@ def _lost_context(span: ReadableSpan, spawn: Spawn, graph: SpanGraph, origin: Or
 
 def dropped_carriers(graph: SpanGraph, facts: Facts) -> list[Finding]:
     """A CONSUMER or SERVER root paired with an earlier sender that nothing continues."""
+    receivers = [
+        span
+        for span in _roots(graph)
+        if span.kind in _RECEIVERS
+        # reported as lost context instead: the boundary is known
+        and not (facts.rules.lost_context and facts.spawn_of(span.context.span_id) is not None)
+    ]
+    if not receivers:
+        return []
     unclaimed = _unclaimed_senders(graph)
     findings = []
-    for span in _roots(graph):
-        if span.kind not in _RECEIVERS:
-            continue
-        if facts.rules.lost_context and facts.spawn_of(span.context.span_id) is not None:
-            continue  # reported as lost context: the boundary is known
+    for span in receivers:
         sender = _pair_sender(span, unclaimed[_SENDER_OF[span.kind]])
         if sender is not None:
             findings.append(_dropped_carrier(span, sender))
@@ -315,11 +328,19 @@ def analyze(facts: Facts, rules: Sequence[Rule] = RULES) -> list[Finding]:
     """Every rule's findings over the finished spans of ``facts``, in order of the spans' start."""
     if rules is RULES and is_trivially_intact(facts):
         return []
-    graph = SpanGraph(facts.spans, facts.ambient)
-    findings = [finding for rule in rules for finding in rule(graph, facts)]
-    position = {span.context.span_id: index for index, span in enumerate(graph.ordered)}
-    last = len(position)
-    return sorted(findings, key=lambda f: position[f.span.context.span_id] if f.span is not None else last)
+    with collection_paused():
+        graph = SpanGraph(facts.spans, facts.ambient)
+        findings = [finding for rule in rules for finding in rule(graph, facts)]
+    if len(findings) < 2:
+        return findings
+    # Each finding is about a top of the graph (or the whole capture): tops
+    # are in start order.
+    position = {top.context.span_id: index for index, top in enumerate(graph.tops)}
+    last = len(graph.by_id)
+    return sorted(
+        findings,
+        key=lambda f: position.get(f.span.context.span_id, last) if f.span is not None else last + 1,
+    )
 
 
 def unended(state: CaptureState) -> list[Finding]:

@@ -11,6 +11,8 @@ and under such a harness each of those roots starts a trace of its own.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext
 
-__all__ = ["SpanGraph", "Trace", "TraceKey", "is_root"]
+__all__ = ["SpanGraph", "Trace", "TraceKey", "collection_paused", "is_root"]
 
 # A trace relative to the test: (trace id, relative root span id or 0). Spans
 # under a test harness's ambient span share its trace id, so there each
@@ -26,6 +28,24 @@ __all__ = ["SpanGraph", "Trace", "TraceKey", "is_root"]
 TraceKey = tuple[int, int]
 
 _NO_AMBIENT: frozenset[int] = frozenset()
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while a graph of many spans is built or read.
+
+    Indexing allocates many small objects: without this, the collector would
+    walk the whole capture again and again while they are made. Never held
+    while waiting for spans (other threads allocate then); the collector's
+    settings are left as they were.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def is_root(span: ReadableSpan, ambient: Collection[int] = _NO_AMBIENT) -> bool:
@@ -114,24 +134,21 @@ class SpanGraph:
             self.tops,
         )
         for span in ordered:
-            context = span.context
             parent = span.parent
-            if (
-                parent is not None
-                and parent.span_id in unique
-                and parent.trace_id == context.trace_id
-                and parent.span_id not in ambient
-            ):
+            if parent is not None:
                 parent_id = parent.span_id
-                kids = children.get(parent_id)
-                if kids is None:
-                    children[parent_id] = [span]
-                    kid_ids[parent_id] = [context.span_id]
-                else:
-                    kids.append(span)
-                    kid_ids[parent_id].append(context.span_id)
-            else:
-                tops.append(span)
+                if parent_id in unique and parent_id not in ambient:
+                    context = span.context
+                    if parent.trace_id == context.trace_id:
+                        kids = children.get(parent_id)
+                        if kids is None:
+                            children[parent_id] = [span]
+                            kid_ids[parent_id] = [context.span_id]
+                        else:
+                            kids.append(span)
+                            kid_ids[parent_id].append(context.span_id)
+                        continue
+            tops.append(span)
 
     def _key_from_tops(self) -> None:
         """Give every span the trace key of its top; spans no top reaches are on a cycle."""

@@ -17,16 +17,14 @@ statuses, hints) and ``_tree_table`` (the side-by-side rows).
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 
 from pytest_tracechain._capture import TraceCapture, state_of
 from pytest_tracechain._errors import TraceAssertionError
-from pytest_tracechain._graph import SpanGraph, TraceKey
+from pytest_tracechain._graph import SpanGraph, TraceKey, collection_paused
 from pytest_tracechain._refs import running_state
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
 from pytest_tracechain._state import CaptureState
@@ -74,25 +72,11 @@ def assert_trace_tree(
     _assert_trace_tree(expected, spans, timeout)
 
 
-@contextlib.contextmanager
-def _no_collection() -> Iterator[None]:
-    """Big trees allocate many small objects: without this, the garbage collector
-    would walk the whole capture again and again while they are made. (Not held
-    while waiting for spans: other threads allocate then.)"""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 def _assert_trace_tree(
     expected: object, spans: TraceCapture | Iterable[ReadableSpan] | None, timeout: float | None
 ) -> None:
     __tracebackhide__ = True
-    with _no_collection():
+    with collection_paused():
         roots = parse_expected(expected)
     capture = _source(spans)
     _check_timeout(timeout, spans)
@@ -105,7 +89,7 @@ def _assert_trace_tree(
         open_spans = capture.open_spans()
     else:
         finished, ambient, open_spans = list(spans), frozenset(), []
-    with _no_collection():
+    with collection_paused():
         matcher = Matcher(roots, SpanGraph(finished, ambient))
         if matcher.matches():
             return
@@ -156,7 +140,7 @@ def _wait(roots: list[Node], capture: CaptureState, timeout: float) -> None:
     def ready(finished: list[ReadableSpan]) -> bool:
         if len(finished) < count:
             return False
-        with _no_collection():
+        with collection_paused():
             return Matcher(roots, SpanGraph(finished, ambient)).matches()
 
     capture.wait_until(ready, time.monotonic() + timeout)
