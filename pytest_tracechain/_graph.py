@@ -88,20 +88,24 @@ class SpanGraph:
       received spans can form one) is made a top where the cycle is entered,
       so every span is reachable from exactly one top;
     - ``keys``: span id -> its ``TraceKey``; ``tops_by_trace`` and ``counts``
-      by trace, in order of first start.
+      by trace, in order of first start (computed on first use: matching a
+      tree needs none of them).
+
+    Cycles are looked for only when some parent does not come before its
+    child in start order; otherwise none is possible.
     """
 
     __slots__ = (
+        "_counts",
+        "_cycles",
+        "_keys",
+        "_tops_by_trace",
         "ambient",
         "by_id",
         "children",
-        "counts",
-        "cycles",
-        "keys",
         "kid_ids",
         "ordered",
         "tops",
-        "tops_by_trace",
     )
 
     def __init__(self, spans: Iterable[ReadableSpan], ambient: Collection[int] = _NO_AMBIENT) -> None:
@@ -114,18 +118,17 @@ class SpanGraph:
         self.children: dict[int, list[ReadableSpan]] = {}
         self.kid_ids: dict[int, list[int]] = {}
         self.tops: list[ReadableSpan] = []
-        self._link(ordered)
-        self.keys: dict[int, TraceKey] = {}
-        self.cycles: list[ReadableSpan] = []
-        self._key_from_tops()
-        self.tops_by_trace: dict[TraceKey, list[ReadableSpan]] = {}
-        for top in self.tops:
-            self.tops_by_trace.setdefault(self.keys[top.context.span_id], []).append(top)
-        self.counts: Counter[TraceKey] = Counter(self.keys.values())
+        self._keys: dict[int, TraceKey] | None = None
+        self._cycles: list[ReadableSpan] = []
+        self._tops_by_trace: dict[TraceKey, list[ReadableSpan]] | None = None
+        self._counts: Counter[TraceKey] | None = None
+        if not self._link(ordered):
+            self._key_from_tops()  # a cycle is possible: find it now, so the tops are complete
 
     # -- building ------------------------------------------------------------------
 
-    def _link(self, ordered: list[ReadableSpan]) -> None:
+    def _link(self, ordered: list[ReadableSpan]) -> bool:
+        """Link children to parents; whether every parent came earlier (then no cycle is possible)."""
         unique, ambient, children, kid_ids, tops = (
             self.by_id,
             self.ambient,
@@ -133,36 +136,46 @@ class SpanGraph:
             self.kid_ids,
             self.tops,
         )
+        seen: set[int] = set()
+        add = seen.add
+        backwards = True
         for span in ordered:
+            context = span.context
             parent = span.parent
+            span_id = context.span_id
             if parent is not None:
                 parent_id = parent.span_id
-                if parent_id in unique and parent_id not in ambient:
-                    context = span.context
-                    if parent.trace_id == context.trace_id:
-                        kids = children.get(parent_id)
-                        if kids is None:
-                            children[parent_id] = [span]
-                            kid_ids[parent_id] = [context.span_id]
-                        else:
-                            kids.append(span)
-                            kid_ids[parent_id].append(context.span_id)
-                        continue
+                if parent_id in unique and parent_id not in ambient and parent.trace_id == context.trace_id:
+                    if parent_id not in seen:
+                        backwards = False
+                    kids = children.get(parent_id)
+                    if kids is None:
+                        children[parent_id] = [span]
+                        kid_ids[parent_id] = [span_id]
+                    else:
+                        kids.append(span)
+                        kid_ids[parent_id].append(span_id)
+                    add(span_id)
+                    continue
             tops.append(span)
+            add(span_id)
+        return backwards
 
-    def _key_from_tops(self) -> None:
+    def _key_from_tops(self) -> dict[int, TraceKey]:
         """Give every span the trace key of its top; spans no top reaches are on a cycle."""
+        self._keys = keys = dict[int, TraceKey]()
         self._key_subtrees(self.tops)
-        if len(self.keys) == len(self.by_id):
-            return
+        if len(keys) == len(self.by_id):
+            return keys
         # Only a parent cycle leaves spans unreached. Break each where it is
         # entered first (the earliest-started unreached span) and key again.
         for span in self.ordered:
-            if span.context.span_id not in self.keys:
-                self.cycles.append(span)
+            if span.context.span_id not in keys:
+                self._cycles.append(span)
                 self._cut_from_parent(span)
                 self._key_subtrees([span])
-        self.tops = sorted([*self.tops, *self.cycles], key=_start)
+        self.tops = sorted([*self.tops, *self._cycles], key=_start)
+        return keys
 
     def _cut_from_parent(self, span: ReadableSpan) -> None:
         parent = span.parent
@@ -173,7 +186,8 @@ class SpanGraph:
         del self.children[parent.span_id][index]
 
     def _key_subtrees(self, tops: Iterable[ReadableSpan]) -> None:
-        keys, kid_ids, ambient = self.keys, self.kid_ids, self.ambient
+        keys, kid_ids, ambient = self._keys, self.kid_ids, self.ambient
+        assert keys is not None
         for top in tops:
             context = top.context
             parent = top.parent
@@ -192,6 +206,35 @@ class SpanGraph:
                     stack.extend(kids)
 
     # -- reading -------------------------------------------------------------------
+
+    @property
+    def keys(self) -> dict[int, TraceKey]:
+        """Span id -> the trace it belongs to (computed on first use)."""
+        keys = self._keys
+        return keys if keys is not None else self._key_from_tops()
+
+    @property
+    def cycles(self) -> list[ReadableSpan]:
+        """The spans made tops because their parents formed a cycle."""
+        return self._cycles
+
+    @property
+    def tops_by_trace(self) -> dict[TraceKey, list[ReadableSpan]]:
+        """The tops of each trace, by start; traces in order of first start."""
+        if self._tops_by_trace is None:
+            keys = self.keys
+            grouped: dict[TraceKey, list[ReadableSpan]] = {}
+            for top in self.tops:
+                grouped.setdefault(keys[top.context.span_id], []).append(top)
+            self._tops_by_trace = grouped
+        return self._tops_by_trace
+
+    @property
+    def counts(self) -> Counter[TraceKey]:
+        """The number of spans of each trace."""
+        if self._counts is None:
+            self._counts = Counter(self.keys.values())
+        return self._counts
 
     def __len__(self) -> int:
         return len(self.by_id)
