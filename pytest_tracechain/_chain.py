@@ -8,7 +8,6 @@ likely fix for the boundary it crossed.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -23,7 +22,7 @@ from pytest_tracechain._graph import SpanGraph, collection_paused
 from pytest_tracechain._origins import Origin
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
 from pytest_tracechain._scope import ScopeEvent
-from pytest_tracechain._settings import Rules
+from pytest_tracechain._settings import Rules, Words
 from pytest_tracechain._spawn import Spawn
 from pytest_tracechain._state import CaptureState
 
@@ -41,7 +40,7 @@ __all__ = [
 ]
 
 
-class FindingKind(str, enum.Enum):
+class FindingKind(Words):
     """The kinds of broken chain (the ``[kind]`` of a report line)."""
 
     ORPHAN = "orphan"
@@ -51,9 +50,6 @@ class FindingKind(str, enum.Enum):
     UNENDED = "unended"
     SCOPE_LEAK = "scope leak"
     SINGLE_TRACE = "single trace"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

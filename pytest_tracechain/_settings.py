@@ -8,18 +8,22 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["CheckMode", "Rules"]
+__all__ = ["CheckMode", "Rules", "Words"]
 
 
-class CheckMode(str, enum.Enum):
+class Words(str, enum.Enum):
+    """An enum whose members read as their values, in f-strings too, on every Python."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class CheckMode(Words):
     """What ``--tracechain-check`` does with a test whose chains are broken."""
 
     OFF = "off"
     WARN = "warn"
     FAIL = "fail"
-
-    def __str__(self) -> str:
-        return self.value
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -10,7 +10,6 @@ spawner's trace. ProcessPoolExecutor is left alone (its jobs are pickled).
 
 from __future__ import annotations
 
-import enum
 import sys
 import threading
 import weakref
@@ -21,6 +20,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
+from pytest_tracechain._settings import Words
+
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
@@ -28,16 +29,13 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Boundary(str, enum.Enum):
+class Boundary(Words):
     """Where work was handed to other code: each has its own words and fix."""
 
     THREAD = "thread"
     EXECUTOR = "executor"
     RUN_IN_EXECUTOR = "run_in_executor"
     TASK = "task"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def label(self) -> str:
