@@ -3,6 +3,7 @@
 nox -s tests-3.12    # the test suite on one Python
 nox -s examples      # the example suites, also with --assert=plain
 nox -s lint types docs minimum
+nox -s mutate        # mutation testing of the rules and carriers (on demand)
 """
 
 from __future__ import annotations
@@ -74,3 +75,12 @@ def bench(session: nox.Session) -> None:
     session.install(".", "--group", "test")
     for script in ("bench_spans.py", "bench_per_test.py", "bench_startup.py"):
         session.run("python", f"tests/benchmarks/{script}", *session.posargs)
+
+
+@nox.session
+def mutate(session: nox.Session) -> None:
+    """mutmut on _chain, _carriers and _graph against tests/unit/ ([tool.mutmut] in pyproject.toml)."""
+    session.install("--upgrade", "pip")
+    session.install(".", "--group", "test", "--group", "mutation")
+    session.run("mutmut", "run", *session.posargs)
+    session.run("mutmut", "results")

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_tracechain._export import NAME_LIMIT, any_value, file_name
-
-from .conftest import RunPytest
+from tests.conftest import RunPytest
 
 # A suite with a broken chain (a thread that lost the context), a failing test
 # with sequential steps, remote parents, events, links, every attribute type,

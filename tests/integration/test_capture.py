@@ -164,30 +164,52 @@ def test_one_reports_what_was_captured(pytester: pytest.Pytester, run_pytest: Ru
 
 
 def test_wait_for_wakes_on_span_end(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+    """Each span ends only once wait_for is blocked; each wait must end by a notification, not a timeout."""
     pytester.makepyfile(
         """
-        import threading, time
+        import queue, threading, time
         from opentelemetry import trace
 
         tracer = trace.get_tracer("app")
 
-        def test_it(tracechain):
-            release = threading.Event()
+        def test_it(tracechain, monkeypatch):
+            main = threading.get_ident()
+            blocked = queue.Queue()  # a token each time the main thread starts waiting on a condition
+            woken_by = []  # what each of those waits returned: True if notified, False if it timed out
+            original_wait = threading.Condition.wait
 
-            def worker():
-                for i in range(3):
-                    span = tracer.start_span("job")
-                    release.wait()
-                    span.end()
+            def wait(self, timeout=None):
+                if threading.get_ident() != main:
+                    return original_wait(self, timeout)
+                blocked.put(timeout)  # the waiter holds the lock until it waits: no notification is lost
+                notified = original_wait(self, timeout)
+                woken_by.append(notified)
+                return notified
 
-            thread = threading.Thread(target=worker)
+            jobs = [tracer.start_span("job") for _ in range(3)]
+            ended_while_blocked = []
+
+            def end_each_once_the_waiter_is_blocked():
+                for job in jobs:
+                    try:
+                        blocked.get(timeout=10)
+                        ended_while_blocked.append(True)
+                    except queue.Empty:
+                        ended_while_blocked.append(False)
+                    job.end()
+
+            thread = threading.Thread(target=end_each_once_the_waiter_is_blocked)
             thread.start()
-            release.set()
+            monkeypatch.setattr(threading.Condition, "wait", wait)  # after start(), which waits for the thread
             started = time.monotonic()
-            found = tracechain.wait_for("job", count=3, timeout=30)
-            assert time.monotonic() - started < 5
-            assert [s.name for s in found] == ["job", "job", "job"]
+            found = tracechain.wait_for("job", count=3, timeout=60)
+            elapsed = time.monotonic() - started
+            monkeypatch.undo()
             thread.join()
+            assert [s.name for s in found] == ["job", "job", "job"]
+            assert ended_while_blocked == [True, True, True]  # wait_for waited on a condition each time
+            assert woken_by == [True, True, True]  # each span end woke it: no polling, no deadline check
+            assert elapsed < 30
         """
     )
     run_pytest().assert_outcomes(passed=1)

@@ -304,18 +304,36 @@ def test_timeout_waits_for_spans_that_end_late(pytester: pytest.Pytester, run_py
         pytester,
         run_pytest,
         """
-def test_late_but_in_time(tracechain):
-    release = threading.Event()
+def test_late_but_in_time(tracechain, monkeypatch):
+    import queue, time
+    main = threading.get_ident()
+    blocked = queue.Queue()  # a token each time the main thread starts waiting on a condition
+    original_wait = threading.Condition.wait
+    def wait(self, timeout=None):
+        if threading.get_ident() == main:
+            blocked.put(timeout)  # the waiter holds the lock until it waits: no notification is lost
+        return original_wait(self, timeout)
+    ended_while_waiting = []
     def job():
         with tracer.start_as_current_span("late.job"):
-            release.wait(5)
+            try:
+                blocked.get(timeout=10)
+                ended_while_waiting.append(True)
+            except queue.Empty:
+                ended_while_waiting.append(False)
     with tracer.start_as_current_span("request"):
         ctx = __import__("contextvars").copy_context()
         worker = threading.Thread(target=ctx.run, args=(job,))
         worker.start()
-    threading.Timer(0.2, release.set).start()  # the job ends after the assertion started waiting
-    assert_trace_tree("request\\n  late.job", timeout=5)
+    monkeypatch.setattr(threading.Condition, "wait", wait)  # after start(), which waits for the thread
+    # late.job ends only once the assertion waits: it passes only if it waited for the end
+    started = time.monotonic()
+    assert_trace_tree("request\\n  late.job", timeout=60)
+    elapsed = time.monotonic() - started
+    monkeypatch.undo()
     worker.join()
+    assert ended_while_waiting == [True]
+    assert elapsed < 30  # woken by the span's end, not at the deadline
 
 def test_never_arrives(tracechain):
     release = threading.Event()
