@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -694,7 +694,10 @@ def malformed_traceparents(draw: st.DrawFn) -> str:
         del parts[field]
     else:
         return draw(st.text(max_size=60).filter(lambda text: not VALID_FORM.fullmatch(text.strip(" \t"))))
-    return "-".join(parts)
+    value = "-".join(parts)
+    # Dropping a field of a future version that has extra fields can leave a valid one.
+    assume(not VALID_FORM.fullmatch(value))
+    return value
 
 
 VALID_FORM = re.compile(
