@@ -52,6 +52,7 @@ def lint(session: nox.Session) -> None:
     session.install("--group", "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("python", ".ci/complexity.py", "--limit", "15", "pytest_tracechain")
 
 
 @nox.session
