@@ -18,7 +18,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
-from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.trace import SpanContext, SpanKind, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 import pytest_tracechain._carriers as carriers
@@ -612,7 +612,13 @@ def test_repeated_traceparents() -> None:
     [
         "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7",
         "congo=t61rcWkgMzE",
-        " congo=t61rcWkgMzE , rojo=1 ",
+        pytest.param(
+            " congo=t61rcWkgMzE , rojo=1 ",
+            marks=pytest.mark.skipif(
+                not TraceState.from_header([" congo=t61rcWkgMzE , rojo=1 "]),
+                reason="this OpenTelemetry drops a tracestate with spaces around its members",
+            ),
+        ),
         "tenant@vendor=1",
         "a=1,,b=2",
         ",".join(f"k{i}=v" for i in range(32)),

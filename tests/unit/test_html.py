@@ -8,14 +8,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from pytest_tracechain import _html
 from pytest_tracechain._chain import Finding, FindingKind
-from pytest_tracechain._html import TestData, page, reduce_test, sort_key
+from pytest_tracechain._html import TestData as Reduced  # not "Test…": pytest would collect it
+from pytest_tracechain._html import page, reduce_test, sort_key
 from pytest_tracechain._origins import Origin
 from tests.unit.spans import RESOURCE, ctx, span
 
 T1, T2 = (f"{trace_id:032x}" for trace_id in (1, 2))
 
 
-def reduced(spans: list[ReadableSpan], **overrides: object) -> TestData:
+def reduced(spans: list[ReadableSpan], **overrides: object) -> Reduced:
     arguments: dict[str, object] = {
         "findings": [],
         "origins": {},
@@ -101,7 +102,7 @@ def test_a_test_reduced_to_rows_in_tree_order() -> None:
     }
 
 
-def names(data: TestData) -> list[str]:
+def names(data: Reduced) -> list[str]:
     return [row.get("name") or f"trace {row['trace'][-1]}" for row in data["rows"]]
 
 
