@@ -1,6 +1,6 @@
 """Fail when a function of the package is more complex than the limit (radon's cyclomatic complexity).
 
-    python .ci/complexity.py [--limit 15] [paths...]
+python .ci/complexity.py [--limit 15] [paths...]
 """
 
 from __future__ import annotations
