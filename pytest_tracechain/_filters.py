@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-__all__ = ["SpanFilter", "describe_filters", "parse_kind", "parse_trace_id", "span_filter"]
+__all__ = ["SpanFilter", "check_seconds", "describe_filters", "parse_kind", "parse_trace_id", "span_filter"]
 
 
 SpanFilter = Callable[[ReadableSpan], bool]
@@ -100,3 +101,18 @@ def describe_filters(name: object = None, **filters: object) -> str:
         if value is not None
     ]
     return text + (" with " + ", ".join(extra) if extra else "")
+
+
+def check_seconds(timeout: object, name: str) -> float:
+    """``timeout`` as a number of seconds to wait: from 0 to ``threading.TIMEOUT_MAX``.
+
+    ``name`` starts the error message (``timeout``, or ``f() argument 'timeout'``).
+    Infinity and huge values would overflow the wait, and NaN would wait for ever.
+    """
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(timeout).__name__}")
+    if not 0 <= timeout <= threading.TIMEOUT_MAX:  # NaN fails both comparisons
+        raise ValueError(
+            f"{name} must be a number of seconds from 0 to {threading.TIMEOUT_MAX:.0f}, not {timeout!r}"
+        )
+    return float(timeout)

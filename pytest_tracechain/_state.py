@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.trace import SpanContext, SpanKind
 
 from pytest_tracechain._errors import TraceAssertionError
-from pytest_tracechain._filters import describe_filters, span_filter
+from pytest_tracechain._filters import check_seconds, describe_filters, span_filter
 from pytest_tracechain._graph import SpanGraph, Trace
 from pytest_tracechain._origins import Origin, OriginsView, origin_at
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
@@ -251,8 +251,7 @@ class CaptureState:
             raise TypeError(f"count must be an int, not {type(count).__name__}")
         if count < 1:
             raise ValueError(f"count must be at least 1, not {count}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+        check_seconds(timeout, "timeout")
         matches = span_filter(name, kind=kind, trace_id=trace_id, attributes=attributes)
         found: list[ReadableSpan] = []
 

@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from pytest_tracechain._capture import TraceCapture, state_of
 from pytest_tracechain._errors import TraceAssertionError
+from pytest_tracechain._filters import check_seconds
 from pytest_tracechain._graph import SpanGraph, TraceKey, collection_paused
 from pytest_tracechain._refs import running_state
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
@@ -121,10 +122,7 @@ def _check_timeout(timeout: object, spans: object) -> None:
     __tracebackhide__ = True
     if timeout is None:
         return
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(
-            f"{FUNC}() argument 'timeout' must be a number of seconds, not {type(timeout).__name__}"
-        )
+    check_seconds(timeout, f"{FUNC}() argument 'timeout'")
     if not (spans is None or isinstance(spans, TraceCapture)):
         raise TypeError(
             f"{FUNC}() argument 'timeout' needs a capture to wait on: leave 'spans' out or pass "

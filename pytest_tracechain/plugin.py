@@ -154,17 +154,27 @@ def _marker_settings(item: pytest.Item, marker: pytest.Mark | None) -> tuple[Che
             "check='off'|'warn'|'fail', single_trace=bool, lost_context=bool",
             pytrace=False,
         )
-    asked = marker.kwargs.get("check") or check
-    if asked not in CHECK_MODES:
-        pytest.fail(
-            f"@pytest.mark.tracechain(check={asked!r}): check must be one of {', '.join(CHECK_MODES)}",
-            pytrace=False,
-        )
-    rules = Rules(
-        lost_context=bool(marker.kwargs.get("lost_context", True)),
-        single_trace=bool(marker.kwargs.get("single_trace", False)),
+    asked = marker.kwargs.get("check")
+    if asked is not None:
+        # The values of the ini option, in any case as there; "" is not a mode.
+        if not isinstance(asked, str) or asked.strip().lower() not in CHECK_MODES:
+            pytest.fail(
+                f"@pytest.mark.tracechain(check={asked!r}): check must be one of {', '.join(CHECK_MODES)}",
+                pytrace=False,
+            )
+        check = CheckMode(asked.strip().lower())
+    return check, Rules(
+        lost_context=_marker_flag(marker, "lost_context", default=True),
+        single_trace=_marker_flag(marker, "single_trace", default=False),
     )
-    return CheckMode(asked), rules
+
+
+def _marker_flag(marker: pytest.Mark, name: str, *, default: bool) -> bool:
+    """A boolean argument of the marker: True or False, never a value taken by its truthiness."""
+    value = marker.kwargs.get(name, default)
+    if not isinstance(value, bool):
+        pytest.fail(f"@pytest.mark.tracechain({name}={value!r}): {name} must be True or False", pytrace=False)
+    return value
 
 
 def _session() -> Any:

@@ -575,10 +575,33 @@ def test_marker_is_registered_and_checked(pytester: pytest.Pytester, run_pytest:
         @pytest.mark.tracechain(check="loud")
         def test_bad_mode():
             pass
+
+        @pytest.mark.tracechain(check="")
+        def test_empty_mode():
+            pass
+
+        @pytest.mark.tracechain(single_trace="no")
+        def test_not_a_bool():
+            pass
+
+        @pytest.mark.tracechain(lost_context=0)
+        def test_zero_is_not_false():
+            pass
+
+        @pytest.mark.tracechain(check=" FAIL ", single_trace=True, lost_context=False)
+        def test_modes_in_any_case_as_in_the_ini(tracechain):
+            pass
         """
     )
     result = run_pytest()
-    result.assert_outcomes(errors=2)
+    result.assert_outcomes(errors=5, passed=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.tracechain(check=''): check must be one of off, warn, fail"])
+    result.stdout.fnmatch_lines(
+        ["*@pytest.mark.tracechain(single_trace='no'): single_trace must be True or False"]
+    )
+    result.stdout.fnmatch_lines(
+        ["*@pytest.mark.tracechain(lost_context=0): lost_context must be True or False"]
+    )
     result.stdout.fnmatch_lines(
         [
             "*@pytest.mark.tracechain got chek=; it takes only the keyword arguments check='off'|'warn'|'fail',"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -244,3 +245,22 @@ def test_a_finished_tests_state_is_freed_without_the_garbage_collector() -> None
     finally:
         if enabled:
             gc.enable()
+
+
+@pytest.mark.parametrize("timeout", [math.inf, -math.inf, math.nan, 1e10, 1e300, 10**400, -1])
+def test_wait_for_rejects_timeouts_it_cannot_wait(state: CaptureState, timeout: float) -> None:
+    with pytest.raises(ValueError, match=r"^timeout must be a number of seconds from 0 to 9223372036, not "):
+        state.wait_for("x", count=1, timeout=timeout, kind=None, trace_id=None, attributes=None)
+
+
+def test_wait_for_takes_the_longest_timeout_the_platform_waits(tracer: Tracer, state: CaptureState) -> None:
+    tracer.start_span("x").end()
+    assert [
+        s.name
+        for s in state.wait_for(
+            "x", count=1, timeout=threading.TIMEOUT_MAX, kind=None, trace_id=None, attributes=None
+        )
+    ] == ["x"]
+    assert [
+        s.name for s in state.wait_for("x", count=1, timeout=0, kind=None, trace_id=None, attributes=None)
+    ] == ["x"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -500,3 +501,12 @@ def test_removing_or_renaming_a_span_fails(spans: list[ReadableSpan], data: st.D
     with pytest.raises(TraceAssertionError, match="do not have the expected shape") as info:
         assert_trace_tree(text, [renamed if each is victim else each for each in spans])
     assert f"{victim.name}-renamed" in str(info.value)
+
+
+@pytest.mark.parametrize("timeout", [math.inf, math.nan, 1e300, -0.5])
+def test_assert_trace_tree_rejects_timeouts_it_cannot_wait(timeout: float) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^assert_trace_tree\(\) argument 'timeout' must be a number of seconds from 0 to 9223372036, not ",
+    ):
+        assert_trace_tree("a", spans=TraceCapture(CaptureState("t"), _ispytest=True), timeout=timeout)
