@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, get_current_span
 
 from pytest_tracechain import _spawn
+from pytest_tracechain._graph import is_root
 from pytest_tracechain._origins import Origin, intern_origin, origin_at
 from pytest_tracechain._spawn import current as current_spawn
 from pytest_tracechain._state import CaptureState
@@ -114,7 +115,7 @@ class Router(SpanProcessor):
                 owner.record_start(span_id, span, self._origin())
                 if owner.closed:
                     self._retained[span_id] = owner
-                if (parent is None or parent.span_id in owner.ambient) and not span.links:
+                if is_root(span, owner.ambient) and not span.links:
                     spawn = current_spawn()
                     # Lost only if no span is current here: a root started with an
                     # explicit empty context where the context did arrive is deliberate.
@@ -137,7 +138,7 @@ class Router(SpanProcessor):
                     owner.cancelled.add(span_id)
             owner.record_end(span_id, span)
             if owner.closed:
-                self.leaked.append(Leak(owner.name, span.name, (span.end_time or 0) - owner.closed_at))
+                self._leaked(owner, span)
         except Exception:
             _internal_error("on_end")
 
@@ -230,8 +231,12 @@ class Router(SpanProcessor):
                 )
         owner.record_received(span_id, span, intern_origin(origin))
         if owner.closed and (span.end_time or 0) > owner.closed_at:
-            self.leaked.append(Leak(owner.name, span.name, (span.end_time or 0) - owner.closed_at))
+            self._leaked(owner, span)
         return True
+
+    def _leaked(self, owner: CaptureState, span: ReadableSpan) -> None:
+        """``span`` of a finished test ended after that test's teardown."""
+        self.leaked.append(Leak(owner.name, span.name, (span.end_time or 0) - owner.closed_at))
 
     def stop_receiving(self) -> None:
         """The receiver stopped: let go of the captures kept for it."""

@@ -323,11 +323,10 @@ class CaptureState:
         highlight: Mapping[int, str] | None = None,
         limit: int | None = None,
         color: bool = False,
-        spans: list[ReadableSpan] | None = None,
     ) -> str:
-        """The text tree of ``spans`` (default: all captured spans)."""
+        """The text tree of all captured spans, finished and open."""
         return render_spans(
-            self.all_spans() if spans is None else spans,
+            self.all_spans(),
             origins=self.origin_map,
             ambient=self.ambient,
             highlight=highlight or {},
