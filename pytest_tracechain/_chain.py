@@ -8,6 +8,7 @@ likely fix for the boundary it crossed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -23,7 +24,7 @@ from pytest_tracechain._origins import Origin
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
 from pytest_tracechain._scope import ScopeEvent
 from pytest_tracechain._settings import Rules, Words
-from pytest_tracechain._spawn import Spawn
+from pytest_tracechain._spawn import Injection, Spawn
 from pytest_tracechain._state import CaptureState
 
 __all__ = [
@@ -88,6 +89,11 @@ class Facts(Protocol):
     @property
     def rules(self) -> Rules: ...
 
+    @property
+    def injections(self) -> Mapping[int, Injection]:
+        """The contexts injected into carriers while the test ran, by span id."""
+        ...
+
     def origin_of(self, span_id: int) -> Origin | None: ...
 
     def spawn_of(self, span_id: int) -> Spawn | None: ...
@@ -106,6 +112,10 @@ class SpanFacts:
     def __post_init__(self) -> None:
         object.__setattr__(self, "known_ids", {span.context.span_id for span in self.spans})
 
+    @property
+    def injections(self) -> Mapping[int, Injection]:
+        return self.recorded.injections if self.recorded is not None else {}
+
     def origin_of(self, span_id: int) -> Origin | None:
         return self.recorded.origin_of(span_id) if self.recorded is not None else None
 
@@ -119,6 +129,8 @@ _SENDER_OF = {SpanKind.CONSUMER: SpanKind.PRODUCER, SpanKind.SERVER: SpanKind.CL
 _SENDERS = frozenset(_SENDER_OF.values())
 _RECEIVERS = frozenset(_SENDER_OF)
 _DESTINATION = "messaging.destination.name"
+# A CLIENT span with one of these is a database call: it sends no context to a server.
+_DATABASE = ("db.system", "db.system.name")
 
 
 def _roots(graph: SpanGraph) -> list[ReadableSpan]:
@@ -200,15 +212,22 @@ def _lost_context(span: ReadableSpan, spawn: Spawn, graph: SpanGraph, origin: Or
         FindingKind.LOST_CONTEXT,
         span,
         f"{span.name!r} started a new trace in {where}, but the work was handed over through "
-        f"{spawn.boundary.label} from {spawn.spawner} while {spawner} was current: the context "
-        "did not cross the boundary",
+        f"{spawn.described()} while {spawner} was current: the context did not cross the boundary",
         spawn.boundary.fix,
         (spawner_span,) if spawner_span is not None else (),
     )
 
 
 def dropped_carriers(graph: SpanGraph, facts: Facts) -> list[Finding]:
-    """A CONSUMER or SERVER root paired with an earlier sender that nothing continues."""
+    """A CONSUMER or SERVER root started after a context was sent that nothing continues.
+
+    What was sent: each injection into a carrier recorded in this process;
+    where the test recorded none (the producer injects elsewhere) and for
+    spans received from other processes, PRODUCER and CLIENT spans, but
+    never a database call. Sent is continued only by a receiver: a span whose
+    remote parent is it, a CONSUMER or SERVER child, or a link to it (an
+    instrumented broker client's CLIENT child under the producer is not one).
+    """
     receivers = [
         span
         for span in _roots(graph)
@@ -218,29 +237,90 @@ def dropped_carriers(graph: SpanGraph, facts: Facts) -> list[Finding]:
     ]
     if not receivers:
         return []
-    unclaimed = _unclaimed_senders(graph)
+    sent = _uncontinued_sends(graph, facts)
     findings = []
     for span in receivers:
-        sender = _pair_sender(span, unclaimed[_SENDER_OF[span.kind]])
-        if sender is not None:
-            findings.append(_dropped_carrier(span, sender))
+        send = _pair_send(span, sent)
+        if send is not None:
+            findings.append(_dropped_carrier(span, send))
     return findings
 
 
-def _unclaimed_senders(graph: SpanGraph) -> dict[SpanKind, list[ReadableSpan]]:
-    """PRODUCER and CLIENT spans that no captured span continues (as parent or link), by kind."""
-    spans = graph.ordered
-    claimed = {s.parent.span_id for s in spans if s.parent is not None}
-    claimed.update(link.context.span_id for s in spans for link in s.links or ())
-    unclaimed: dict[SpanKind, list[ReadableSpan]] = {kind: [] for kind in _SENDERS}
-    for span in spans:
-        if span.kind in _SENDERS and span.context.span_id not in claimed:
-            unclaimed[span.kind].append(span)
-    return unclaimed
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """A context sent towards a receiver: an injection, or a sender span (kind-based)."""
+
+    span_id: int
+    span: ReadableSpan | None  # the sending span, when captured and finished
+    name: str | None
+    kind: SpanKind | None  # None: the injecting span is not known (open, or not captured)
+    at: int  # when it was sent (ns)
+    where: str | None  # file:line of the injection; None for a kind-based sender
+
+    def receiver_kinds(self) -> frozenset[SpanKind]:
+        if self.kind in _SENDER_OF.values():
+            return frozenset(k for k, sender in _SENDER_OF.items() if sender is self.kind)
+        return _RECEIVERS
 
 
-def _pair_sender(receiver: ReadableSpan, senders: list[ReadableSpan]) -> ReadableSpan | None:
-    """The earliest unclaimed sender that started before ``receiver`` (used once).
+def _continued(graph: SpanGraph) -> set[int]:
+    """Span ids a receiver continues: remote parents, parents of receivers, and links."""
+    continued = set()
+    for span in graph.ordered:
+        parent = span.parent
+        if parent is not None and (parent.is_remote or span.kind in _RECEIVERS):
+            continued.add(parent.span_id)
+        for link in span.links or ():
+            continued.add(link.context.span_id)
+    return continued
+
+
+def _uncontinued_sends(graph: SpanGraph, facts: Facts) -> list[_Send]:
+    """What was sent and nothing continues, by the time it was sent."""
+    continued = _continued(graph)
+    injections = facts.injections
+    sends = []
+    for span_id, injection in injections.items():
+        if span_id in continued:
+            continue
+        span = graph.by_id.get(span_id)
+        sends.append(
+            _Send(
+                span_id,
+                span,
+                injection.span_name,
+                span.kind if span is not None else None,
+                injection.time_ns,
+                injection.where,
+            )
+        )
+    here = os.getpid()
+    for span in graph.ordered:
+        span_id = span.context.span_id
+        if (
+            span.kind in _SENDERS
+            and span_id not in continued
+            and span_id not in injections
+            and not _is_database_call(span)
+            and (not injections or _received(span, facts, here))
+        ):
+            sends.append(_Send(span_id, span, span.name, span.kind, span.start_time or 0, None))
+    sends.sort(key=lambda send: send.at)
+    return sends
+
+
+def _is_database_call(span: ReadableSpan) -> bool:
+    attributes = span.attributes or {}
+    return span.kind is SpanKind.CLIENT and any(key in attributes for key in _DATABASE)
+
+
+def _received(span: ReadableSpan, facts: Facts, here: int) -> bool:
+    origin = facts.origin_of(span.context.span_id)
+    return origin is not None and origin.pid != here
+
+
+def _pair_send(receiver: ReadableSpan, sends: list[_Send]) -> _Send | None:
+    """The earliest uncontinued send before ``receiver`` of a kind it receives (used once).
 
     A CLIENT call waits for its answer: it pairs only with a SERVER root that
     started while the call was still open. (A message, once sent, may be
@@ -248,29 +328,40 @@ def _pair_sender(receiver: ReadableSpan, senders: list[ReadableSpan]) -> Readabl
     """
     destination = (receiver.attributes or {}).get(_DESTINATION)
     started = receiver.start_time or 0
-    for index, sender in enumerate(senders):
-        if (sender.start_time or 0) >= started:
+    for index, send in enumerate(sends):
+        if send.at >= started:
             break
-        if sender.kind is SpanKind.CLIENT and sender.end_time is not None and sender.end_time < started:
+        sender = send.span
+        if receiver.kind not in send.receiver_kinds():
             continue
-        sent_to = (sender.attributes or {}).get(_DESTINATION)
-        if destination is not None and sent_to is not None and destination != sent_to:
-            continue
-        return senders.pop(index)
+        if sender is not None:
+            if sender.kind is SpanKind.CLIENT and sender.end_time is not None and sender.end_time < started:
+                continue
+            sent_to = (sender.attributes or {}).get(_DESTINATION)
+            if destination is not None and sent_to is not None and destination != sent_to:
+                continue
+        return sends.pop(index)
     return None
 
 
-def _dropped_carrier(span: ReadableSpan, sender: ReadableSpan) -> Finding:
+def _dropped_carrier(span: ReadableSpan, send: _Send) -> Finding:
     kind = span.kind.name.lower()
+    if send.kind is not None:
+        sender = f"{send.name!r} ({send.kind.name.lower()})"
+    else:
+        sender = repr(send.name) if send.name else f"span {send.span_id:016x}"
+    if send.where is not None:
+        what = f"{sender} injected its context into a carrier at {send.where} before it started"
+    else:
+        what = f"{sender} started before it"
     return Finding(
         FindingKind.DROPPED_CARRIER,
         span,
-        f"{span.name!r} is a {kind} root span with neither a parent nor a link, although "
-        f"{sender.name!r} ({sender.kind.name.lower()}) started before it and nothing continues its "
-        f"trace: the {kind} did not extract what was injected",
+        f"{span.name!r} is a {kind} root span with neither a parent nor a link, although {what} and "
+        f"nothing continues its trace: the {kind} did not extract what was injected",
         "extract the context from the incoming headers and start the span with "
         "context=opentelemetry.propagate.extract(headers) (or links=[Link(...)] for a batch)",
-        (sender,),
+        (send.span,) if send.span is not None else (),
     )
 
 
@@ -317,7 +408,7 @@ def is_trivially_intact(facts: Facts) -> bool:
                 receivers = receivers or kind in _RECEIVERS
         elif parent.is_remote or parent.span_id not in known:
             return False
-    return not (senders and receivers)
+    return not (receivers and (senders or facts.injections))
 
 
 def analyze(facts: Facts, rules: Sequence[Rule] = RULES) -> list[Finding]:

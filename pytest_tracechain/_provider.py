@@ -47,7 +47,7 @@ def router() -> Router:
     if not _patched:  # undone at the end of each pytest session
         _scope.install(active)
         _patched = True
-    _spawn.install(active.is_capturing)
+    _spawn.install(active.is_capturing, active.record_injection)
     return active
 
 

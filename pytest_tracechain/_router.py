@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanContext, get_current_span
 from pytest_tracechain import _spawn
 from pytest_tracechain._graph import is_root
 from pytest_tracechain._origins import Origin, intern_origin, origin_at
+from pytest_tracechain._spawn import Injection, Spawn
 from pytest_tracechain._spawn import current as current_spawn
 from pytest_tracechain._state import CaptureState
 
@@ -35,6 +36,8 @@ __all__ = ["HARNESS_SCOPES", "Leak", "Router"]
 HARNESS_SCOPES = frozenset({"pytest-opentelemetry"})
 # How many of the latest captures received spans are matched against by trace id.
 RECENT_CAPTURES = 8
+# How many of a test's latest open spans a root in a fresh context is compared with.
+_FRESH_LOOKBACK = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,12 @@ def _internal_error(where: str) -> None:
         "from the capture. Please report this.",
         where,
     )
+
+
+def _in_a_span(ambient: Collection[int]) -> bool:
+    """Whether a span other than an ambient one is current here."""
+    current = get_current_span().get_span_context()
+    return current.is_valid and current.span_id not in ambient
 
 
 def _never() -> int:
@@ -115,11 +124,15 @@ class Router(SpanProcessor):
                 owner.record_start(span_id, span, self._origin())
                 if owner.closed:
                     self._retained[span_id] = owner
-                if is_root(span, owner.ambient) and not span.links:
+                # Lost only if no span is current here: a root started with an
+                # explicit empty context where the context did arrive is deliberate.
+                # (An ambient span, a harness's per-test span, counts as none.)
+                if is_root(span, owner.ambient) and not span.links and not _in_a_span(owner.ambient):
                     spawn = current_spawn()
-                    # Lost only if no span is current here: a root started with an
-                    # explicit empty context where the context did arrive is deliberate.
-                    if spawn is not None and not get_current_span().get_span_context().is_valid:
+                    if spawn is None and _spawn.in_fresh_context():
+                        spawn = _fresh_context_spawn(owner, span_id)
+                    # Work handed over under the harness's span alone carried no span of the test.
+                    if spawn is not None and spawn.span_context.span_id not in owner.ambient:
                         owner.spawns[span_id] = spawn
         except Exception:
             _internal_error("on_start")
@@ -153,6 +166,12 @@ class Router(SpanProcessor):
     def is_capturing(self) -> bool:
         """Whether a test is captured now (spawn and scope recording run only then)."""
         return self.current is not None
+
+    def record_injection(self, injection: Injection) -> None:
+        """A context was injected into a carrier (``_spawn``): the running test keeps the first per span."""
+        capture = self.current
+        if capture is not None:
+            capture.injections.setdefault(injection.span_context.span_id, injection)
 
     def drain_leaks(self) -> list[Leak]:
         """The spans that outlived their test since the last call."""
@@ -321,6 +340,21 @@ class Router(SpanProcessor):
                 self._task_origins.clear()
             self._task_origins[id(task)] = (origin, index)
         return index
+
+
+def _fresh_context_spawn(owner: CaptureState, span_id: int) -> Spawn | None:
+    """A root in a new ``contextvars.Context``: lost if a span of this thread is still open.
+
+    That span is the latest one of the test that started in the same thread
+    (outside asyncio tasks) and has not ended: the one the fresh context left behind.
+    """
+    origins = owner.origins
+    here = origins.get(span_id)
+    for candidate_id in reversed(list(owner.open)[-_FRESH_LOOKBACK:]):  # a copy: other threads add
+        candidate = owner.open.get(candidate_id)
+        if candidate_id != span_id and origins.get(candidate_id) == here and candidate is not None:
+            return _spawn.fresh_context(candidate, None)
+    return None
 
 
 class _Received:

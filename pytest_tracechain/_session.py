@@ -11,7 +11,7 @@ import warnings
 import pytest
 from opentelemetry import context, trace
 
-from pytest_tracechain import _provider, _scope
+from pytest_tracechain import _provider, _scope, _spawn
 from pytest_tracechain._capture import TraceCapture
 from pytest_tracechain._chain import Finding, analyze, report, scope_leaks, unended
 from pytest_tracechain._errors import TraceAssertionError, TraceChainUsageError, TraceChainWarning
@@ -53,6 +53,7 @@ class TestRun:
 
     def phase_started(self) -> None:
         """The span current when a test phase starts belongs to the test harness."""
+        _spawn.mark_home()
         span_context = trace.get_current_span().get_span_context()
         if span_context.is_valid:
             self.state.add_ambient(span_context.span_id)

@@ -1,19 +1,28 @@
-"""Recording the span current where work is handed to another thread.
+"""Recording the span current where work is handed to other code.
 
-While a test is captured, ``threading.Thread.start``,
-``ThreadPoolExecutor.submit`` (which ``loop.run_in_executor`` uses) and
-``loop.create_task`` note the span that is current where the work is spawned. Nothing is propagated: the code
-under test runs exactly as it would, context loss included; the record only
-lets the chain analysis say that a root span in that thread or job lost its
-spawner's trace. ProcessPoolExecutor is left alone (its jobs are pickled).
+While a test is captured, the hand-off points note the span that is current
+where the work is handed over, and where in user code that happened:
+``threading.Thread.start``, ``ThreadPoolExecutor.submit`` (and
+``loop.run_in_executor``, which uses it), ``loop.create_task``, a ``put`` on
+``queue.Queue``/``queue.SimpleQueue``/``asyncio.Queue`` (taken up by the
+consumer's ``get``), a loop callback given a ``context=`` without the span,
+``gevent.spawn``, and every ``inject`` into a carrier. Nothing is propagated:
+the code under test runs exactly as it would, context loss included; the
+records only let the chain analysis say that a root span in that work lost
+its spawner's trace, or that a receiver dropped what was injected.
+ProcessPoolExecutor is left alone (its jobs are pickled).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
+import time
 import weakref
+from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -21,12 +30,19 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
 from pytest_tracechain._settings import Words
+from pytest_tracechain._sites import user_site
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+_CARRY_IN_JOB = (
+    "carry the context in the job: put contextvars.copy_context() in it and run the handler with "
+    "ctx.run(handler, job), or inject the context into a carrier in the job and start the worker's "
+    "span as a CONSUMER with context=opentelemetry.propagate.extract(carrier)"
+)
 
 
 class Boundary(Words):
@@ -36,6 +52,12 @@ class Boundary(Words):
     EXECUTOR = "executor"
     RUN_IN_EXECUTOR = "run_in_executor"
     TASK = "task"
+    QUEUE = "queue"
+    SIMPLE_QUEUE = "simple_queue"
+    ASYNCIO_QUEUE = "asyncio_queue"
+    FRESH_CONTEXT = "fresh_context"
+    CALLBACK = "callback"
+    GREENLET = "greenlet"
 
     @property
     def label(self) -> str:
@@ -53,6 +75,12 @@ _LABELS = {
     Boundary.EXECUTOR: "an executor job",
     Boundary.RUN_IN_EXECUTOR: "loop.run_in_executor",
     Boundary.TASK: "an asyncio task",
+    Boundary.QUEUE: "a queue.Queue",
+    Boundary.SIMPLE_QUEUE: "a queue.SimpleQueue",
+    Boundary.ASYNCIO_QUEUE: "an asyncio.Queue",
+    Boundary.FRESH_CONTEXT: "a new contextvars.Context (Context().run or a stale copy)",
+    Boundary.CALLBACK: "a loop callback given context=",
+    Boundary.GREENLET: "a greenlet (gevent.spawn)",
 }
 _FIXES = {
     Boundary.THREAD: "start the thread with contextvars.copy_context().run "
@@ -63,6 +91,15 @@ _FIXES = {
     "loop.run_in_executor(None, contextvars.copy_context().run, fn)",
     Boundary.TASK: "create the task while the span is current and without an explicit context= "
     "(tasks copy the current context), or start the task's span with context= the request's context",
+    Boundary.QUEUE: _CARRY_IN_JOB,
+    Boundary.SIMPLE_QUEUE: _CARRY_IN_JOB,
+    Boundary.ASYNCIO_QUEUE: _CARRY_IN_JOB,
+    Boundary.FRESH_CONTEXT: "run the work in a copy of the current context, taken where the span is "
+    "current (contextvars.copy_context().run(fn)), not in a new contextvars.Context()",
+    Boundary.CALLBACK: "leave out context= (a callback runs in a copy of the current context), or pass "
+    "contextvars.copy_context() taken while the span is current",
+    Boundary.GREENLET: "greenlets start with an empty context: spawn with "
+    "gevent.spawn(contextvars.copy_context().run, fn)",
 }
 
 
@@ -74,19 +111,40 @@ class Spawn:
     span_context: SpanContext
     span_name: str | None
     spawner: str  # "thread 'MainThread'", with ", task 'Task-1'" inside a task
+    where: str | None = None  # file:line in user code
+
+    def described(self) -> str:
+        """``a thread (started at app.py:12) from thread 'MainThread'``."""
+        at = f" at {self.where}" if self.where else ""
+        return f"{self.boundary.label}{at} from {self.spawner}"
+
+
+@dataclass(frozen=True, slots=True)
+class Injection:
+    """A span context injected into a carrier at ``where``, at ``time_ns`` (wall clock)."""
+
+    span_context: SpanContext
+    span_name: str | None
+    where: str | None
+    time_ns: int
 
 
 # Bumped whenever a thread is renamed, so cached per-thread origins are refreshed.
 renames = 0
 
 _NOT_IN_JOB: Any = object()
-_jobs = threading.local()
+_MISSING: Any = object()
+_jobs = threading.local()  # .spawn: the executor job's record; .handoff: the queue item's
 _ATTRIBUTE = "_tracechain_spawn"
+_HANDOFFS = "_tracechain_handoffs"  # on a queue: id(item) -> records of its puts, in order
 _originals: dict[str, Any] = {}
 
-
-# asyncio tasks (C objects) take no attributes: their records live here.
+# asyncio tasks (C objects) and greenlets take no attributes: their records live here.
 _tasks: weakref.WeakKeyDictionary[Any, Spawn] = weakref.WeakKeyDictionary()
+_task_handoffs: weakref.WeakKeyDictionary[Any, Spawn] = weakref.WeakKeyDictionary()
+_greenlets: weakref.WeakKeyDictionary[Any, Spawn] = weakref.WeakKeyDictionary()
+# Set in a contextvars.Context that a loop callback was given without the span.
+_callback_spawn: ContextVar[Spawn | None] = ContextVar("tracechain_callback_spawn", default=None)
 
 
 def _no_loop() -> None:
@@ -100,6 +158,7 @@ def _no_loop() -> None:
 asyncio_loaded = False
 running_loop: Callable[[], Any] = _no_loop
 current_task: Callable[[], Any] = _no_loop
+_getcurrent: Callable[[], Any] = _no_loop  # gevent's, once it is loaded
 
 
 def running_task() -> Any:
@@ -108,17 +167,38 @@ def running_task() -> Any:
 
 
 def current() -> Spawn | None:
-    """The spawn record of the running asyncio task, executor job, or thread."""
-    if _tasks and running_loop() is not None:
+    """The hand-off record of the running task, executor job, queue item, thread or greenlet."""
+    if (_tasks or _task_handoffs) and running_loop() is not None:
         task = current_task()
-        spawn = _tasks.get(task) if task is not None else None
+        if task is not None:
+            spawn = _task_handoffs.get(task) or _tasks.get(task)
+            if spawn is not None:
+                return spawn
+    if asyncio_loaded:
+        spawn = _callback_spawn.get()
         if spawn is not None:
             return spawn
-    job = getattr(_jobs, "spawn", _NOT_IN_JOB)
+    state = _jobs.__dict__
+    job = state.get("spawn", _NOT_IN_JOB)
     if job is not _NOT_IN_JOB:
         return job  # type: ignore[no-any-return]
+    handoff: Spawn | None = state.get("handoff")
+    if handoff is not None:
+        return handoff
+    if _greenlets:
+        spawn = _greenlets.get(_getcurrent())
+        if spawn is not None:
+            return spawn
     found: Spawn | None = getattr(threading.current_thread(), _ATTRIBUTE, None)
     return found
+
+
+def _spawner() -> str:
+    spawner = f"thread {threading.current_thread().name!r}"
+    task = running_task()
+    if task is not None:
+        spawner += f", task {task.get_name()!r}"
+    return spawner
 
 
 def _record(boundary: Boundary) -> Spawn | None:
@@ -126,32 +206,89 @@ def _record(boundary: Boundary) -> Spawn | None:
     context = span.get_span_context()
     if not context.is_valid:
         return None
-    spawner = f"thread {threading.current_thread().name!r}"
-    task = current_task() if running_loop() is not None else None
-    if task is not None:
-        spawner += f", task {task.get_name()!r}"
-    return Spawn(boundary, context, getattr(span, "name", None), spawner)
+    return Spawn(boundary, context, getattr(span, "name", None), _spawner(), user_site(sys._getframe(2)))
 
 
-def install(is_capturing: Callable[[], bool]) -> None:
-    """Patch the spawn points whose modules are loaded; called at every test's setup.
+# -- fresh contexts -------------------------------------------------------------------
 
-    ``is_capturing`` says whether a test is captured now. Thread.start is
-    patched at once; ThreadPoolExecutor.submit and loop.create_task when the
-    code under test has imported concurrent.futures or asyncio (it normally
-    has, at collection), so the plugin never imports them itself.
+# OpenTelemetry's context variable (None under another runtime context): unset
+# in a new contextvars.Context, set in the context of a captured test's thread.
+_otel_var: ContextVar[Any] | None = None
+_marked = threading.local()  # .home: this thread's own context has the variable set
+
+
+def mark_home() -> None:
+    """Called in the test's thread at each phase start: set OpenTelemetry's variable there.
+
+    It is set to the value it already reads as (an empty context), so nothing
+    changes for the code under test; but a new ``contextvars.Context`` entered
+    in this thread, where it is unset, is now told apart from the thread's own.
     """
+    var = _otel_var
+    if var is not None and var.get(_MISSING) is _MISSING:
+        var.set(var.get())
+    _marked.home = True
+
+
+def in_fresh_context() -> bool:
+    """Whether code runs in a new ``contextvars.Context`` entered in a marked thread."""
+    var = _otel_var
+    return (
+        var is not None
+        and var.get(_MISSING) is _MISSING
+        and _marked.__dict__.get("home", False)
+        and running_task() is None
+    )
+
+
+def fresh_context(span: Any, where: str | None) -> Spawn:
+    """The record of a root started in a fresh context while ``span`` was open in this thread."""
+    return Spawn(Boundary.FRESH_CONTEXT, span.get_span_context(), span.name, _spawner(), where)
+
+
+# -- installing ---------------------------------------------------------------------------
+
+
+def install(is_capturing: Callable[[], bool], injected: Callable[[Injection], None]) -> None:
+    """Patch the hand-off points whose modules are loaded; called at every test's setup.
+
+    ``is_capturing`` says whether a test is captured now; ``injected`` takes
+    each injection made while one is. Thread.start, queue.Queue and the W3C
+    propagator are patched at once; the executor, asyncio, gevent and the
+    other propagators when the code under test has imported them (it
+    normally has, at collection), so the plugin never imports them itself.
+    """
+    global _otel_var
     if "start" not in _originals:
         _patch_threads(is_capturing)
+        _patch_queues(is_capturing)
+        from opentelemetry import context
+
+        _otel_var = getattr(context._RUNTIME_CONTEXT, "_current_context", None)
     if "submit" not in _originals and "concurrent.futures.thread" in sys.modules:
         _patch_executors(is_capturing)
     if "create_task" not in _originals and "asyncio.base_events" in sys.modules:
         _patch_tasks(is_capturing)
+    if "gevent.spawn" not in _originals and "gevent" in sys.modules:
+        _patch_gevent(is_capturing)
+    _patch_propagators(is_capturing, injected)
+
+
+def _name_property(cls: type) -> property:
+    """``Thread.name``, found along the class's MRO (gevent's Thread is a subclass)."""
+    for klass in cls.__mro__:
+        found = klass.__dict__.get("name")
+        if isinstance(found, property):
+            return found
+    raise RuntimeError(f"{cls.__qualname__} has no name property")
 
 
 def _patch_threads(is_capturing: Callable[[], bool]) -> None:
-    original_start = threading.Thread.start
-    original_name: property = threading.Thread.__dict__["name"]
+    thread_class = threading.Thread
+    original_start = thread_class.start
+    original_name = _name_property(thread_class)
+    setter = original_name.fset
+    assert setter is not None
 
     def start(self: threading.Thread) -> None:
         if is_capturing():
@@ -162,13 +299,13 @@ def _patch_threads(is_capturing: Callable[[], bool]) -> None:
 
     def set_name(self: threading.Thread, name: str) -> None:
         global renames
-        assert original_name.fset is not None
-        original_name.fset(self, name)
+        setter(self, name)
         renames += 1
 
-    _originals["start"], _originals["name"] = original_start, original_name
-    threading.Thread.start = start  # type: ignore[method-assign]
-    threading.Thread.name = property(original_name.fget, set_name)  # type: ignore[assignment]
+    _originals["thread_class"] = thread_class
+    _originals["start"], _originals["name"] = original_start, thread_class.__dict__.get("name")
+    thread_class.start = start  # type: ignore[method-assign]
+    thread_class.name = property(original_name.fget, set_name)  # type: ignore[assignment]
 
 
 def _patch_executors(is_capturing: Callable[[], bool]) -> None:
@@ -183,10 +320,11 @@ def _patch_executors(is_capturing: Callable[[], bool]) -> None:
             return original_submit(self, fn, *args, **kwargs)
         # A job runs in a pool thread that may have been started for another
         # job: its own record (None too) takes precedence over the thread's.
-        spawn = _record(Boundary.RUN_IN_EXECUTOR if running_loop() is not None else Boundary.EXECUTOR)
+        in_run_in_executor = _jobs.__dict__.get("run_in_executor", False)
+        spawn = _record(Boundary.RUN_IN_EXECUTOR if in_run_in_executor else Boundary.EXECUTOR)
 
         def job(*job_args: P.args, **job_kwargs: P.kwargs) -> R:
-            previous = getattr(_jobs, "spawn", _NOT_IN_JOB)
+            previous = _jobs.__dict__.get("spawn", _NOT_IN_JOB)
             _jobs.spawn = spawn
             try:
                 return fn(*job_args, **job_kwargs)
@@ -205,7 +343,9 @@ def _patch_tasks(is_capturing: Callable[[], bool]) -> None:
 
     running_loop, current_task = asyncio._get_running_loop, asyncio.current_task
     asyncio_loaded = True
-    original_create_task = asyncio.BaseEventLoop.create_task
+    loop_class = asyncio.BaseEventLoop
+    original_create_task = loop_class.create_task
+    original_run_in_executor = loop_class.run_in_executor
 
     def create_task(self: asyncio.BaseEventLoop, coro: Any, *args: Any, **kwargs: Any) -> Any:
         task = original_create_task(self, coro, *args, **kwargs)
@@ -215,15 +355,287 @@ def _patch_tasks(is_capturing: Callable[[], bool]) -> None:
                 _tasks[task] = spawn
         return task
 
+    def run_in_executor(self: asyncio.BaseEventLoop, executor: Any, func: Any, *args: Any) -> Any:
+        # Tells submit that the job is handed over by run_in_executor.
+        _jobs.run_in_executor = True
+        try:
+            return original_run_in_executor(self, executor, func, *args)
+        finally:
+            _jobs.run_in_executor = False
+
     _originals["create_task"] = original_create_task
-    asyncio.BaseEventLoop.create_task = create_task  # type: ignore[method-assign]
+    _originals["run_in_executor"] = original_run_in_executor
+    loop_class.create_task = create_task  # type: ignore[method-assign]
+    loop_class.run_in_executor = run_in_executor  # type: ignore[method-assign, assignment]
+    _patch_callbacks(is_capturing, loop_class)
+    _patch_asyncio_queue(is_capturing, asyncio.Queue)
+
+
+def _patch_callbacks(is_capturing: Callable[[], bool], loop_class: Any) -> None:
+    """``call_soon``/``call_at``/``call_soon_threadsafe`` given a ``context=`` that lacks the current span."""
+
+    def note(context: Any) -> None:
+        var = _otel_var
+        if var is None or not is_capturing():
+            return
+        outside = var.get(None)
+        if context.get(var) is outside:  # the same context (a task rescheduling itself): the common case
+            return
+        span = trace.get_current_span()
+        if not span.get_span_context().is_valid:
+            return
+        given = context.get(var)
+        if given is not None and trace.get_current_span(given).get_span_context().is_valid:
+            return
+        spawn = _record(Boundary.CALLBACK)
+        with contextlib.suppress(RuntimeError):  # the context is entered elsewhere: leave it alone
+            context.run(_callback_spawn.set, spawn)
+
+    def wrap(name: str) -> None:
+        original = getattr(loop_class, name)
+        _originals[name] = original
+
+        def scheduled(self: Any, *args: Any, context: Any = None) -> Any:
+            if context is not None:
+                note(context)
+            return original(self, *args, context=context)
+
+        scheduled.__name__ = scheduled.__qualname__ = name
+        setattr(loop_class, name, scheduled)
+
+    for name in ("call_soon", "call_at", "call_soon_threadsafe"):
+        wrap(name)
+
+
+# -- queues ---------------------------------------------------------------------------------
+
+
+def _note_put(queue: Any, item: object, boundary: Boundary) -> Spawn | None:
+    spawn = _record(boundary)
+    if spawn is not None:
+        handoffs = queue.__dict__.get(_HANDOFFS)
+        if handoffs is None:
+            handoffs = queue.__dict__.setdefault(_HANDOFFS, {})
+        handoffs.setdefault(id(item), deque()).append(spawn)
+    return spawn
+
+
+def _forget_put(queue: Any, item: object, spawn: Spawn) -> None:
+    """A put that failed (the queue was full): its record goes."""
+    pending = queue.__dict__.get(_HANDOFFS, {}).get(id(item))
+    if pending is not None and spawn in pending:
+        pending.remove(spawn)
+
+
+def _take(queue: Any, item: object) -> Spawn | None:
+    """The record of ``item``'s put (None when it was put without a span or uncaptured)."""
+    handoffs = queue.__dict__.get(_HANDOFFS)
+    if not handoffs:
+        return None
+    pending = handoffs.get(id(item))
+    if not pending:
+        return None
+    spawn: Spawn = pending.popleft()
+    if not pending:
+        handoffs.pop(id(item), None)
+    return spawn
+
+
+def _thread_takes(queue: Any, item: object) -> None:
+    """The consumer thread now handles ``item``: its put's record is the thread's hand-off."""
+    spawn = _take(queue, item)
+    state = _jobs.__dict__
+    if spawn is not None or state.get("handoff") is not None:
+        state["handoff"] = spawn
+
+
+def _patch_queues(is_capturing: Callable[[], bool]) -> None:
+    import queue
+
+    queue_class = queue.Queue
+    original_put, original_get, original_done = queue_class.put, queue_class.get, queue_class.task_done
+
+    def put(self: queue.Queue[Any], item: Any, block: bool = True, timeout: float | None = None) -> None:
+        spawn = _note_put(self, item, Boundary.QUEUE) if is_capturing() else None
+        try:
+            original_put(self, item, block, timeout)
+        except BaseException:
+            if spawn is not None:
+                _forget_put(self, item, spawn)
+            raise
+
+    def get(self: queue.Queue[Any], block: bool = True, timeout: float | None = None) -> Any:
+        item = original_get(self, block, timeout)
+        _thread_takes(self, item)
+        return item
+
+    def task_done(self: queue.Queue[Any]) -> None:
+        original_done(self)
+        _jobs.__dict__.pop("handoff", None)  # the item is handled
+
+    try:
+        queue_class.put = put  # type: ignore[method-assign]
+    except TypeError:  # a C type (gevent's, once monkey-patched): its puts go unrecorded
+        return
+    queue_class.get = get  # type: ignore[method-assign]
+    queue_class.task_done = task_done  # type: ignore[method-assign]
+    _originals["queue"] = (queue_class, original_put, original_get, original_done)
+
+    simple = queue.SimpleQueue
+    if simple.__module__ != "_queue":  # replaced by gevent: left alone
+        return
+
+    class SimpleQueue(simple):  # type: ignore[valid-type, misc]
+        """``queue.SimpleQueue``, recording puts (a C type: its methods cannot be patched)."""
+
+        __module__ = "queue"
+        __qualname__ = "SimpleQueue"
+
+        def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+            # An executor's work items are recorded by submit.
+            if is_capturing() and type(item).__module__ != "concurrent.futures.thread":
+                _note_put(self, item, Boundary.SIMPLE_QUEUE)
+            super().put(item, block, timeout)
+
+        def put_nowait(self, item: Any) -> None:
+            self.put(item, False)
+
+        def get(self, block: bool = True, timeout: float | None = None) -> Any:
+            item = super().get(block, timeout)
+            _thread_takes(self, item)
+            return item
+
+        def get_nowait(self) -> Any:
+            return self.get(False)
+
+    _originals["simple_queue"] = simple
+    queue.SimpleQueue = SimpleQueue  # type: ignore[misc]
+
+
+def _patch_asyncio_queue(is_capturing: Callable[[], bool], queue_class: Any) -> None:
+    original_put, original_get = queue_class.put_nowait, queue_class.get_nowait
+
+    def put_nowait(self: Any, item: Any) -> None:
+        spawn = _note_put(self, item, Boundary.ASYNCIO_QUEUE) if is_capturing() else None
+        try:
+            original_put(self, item)
+        except BaseException:
+            if spawn is not None:
+                _forget_put(self, item, spawn)
+            raise
+
+    def get_nowait(self: Any) -> Any:
+        item = original_get(self)
+        spawn = _take(self, item)
+        task = current_task() if running_loop() is not None else None
+        if task is not None and (spawn is not None or task in _task_handoffs):
+            if spawn is None:
+                del _task_handoffs[task]
+            else:
+                _task_handoffs[task] = spawn
+        return item
+
+    _originals["asyncio_queue"] = (queue_class, original_put, original_get)
+    queue_class.put_nowait = put_nowait
+    queue_class.get_nowait = get_nowait
+
+
+# -- gevent -------------------------------------------------------------------------------------
+
+
+def _patch_gevent(is_capturing: Callable[[], bool]) -> None:
+    """``gevent.spawn``/``spawn_later`` (its Greenlet is a C type: ``start`` cannot be patched)."""
+    global _getcurrent
+    gevent = sys.modules["gevent"]
+    _getcurrent = gevent.getcurrent
+
+    def wrap(name: str) -> None:
+        original = getattr(gevent, name)
+        _originals[f"gevent.{name}"] = original
+
+        def spawn(*args: Any, **kwargs: Any) -> Any:
+            greenlet = original(*args, **kwargs)
+            if is_capturing():
+                record = _record(Boundary.GREENLET)
+                if record is not None:
+                    _greenlets[greenlet] = record
+            return greenlet
+
+        spawn.__name__ = spawn.__qualname__ = name
+        setattr(gevent, name, spawn)
+
+    wrap("spawn")
+    wrap("spawn_later")
+
+
+# -- injections ---------------------------------------------------------------------------------
+
+# The propagators whose inject is recorded, by module: patched once loaded.
+_PROPAGATORS = {
+    "opentelemetry.trace.propagation.tracecontext": ("TraceContextTextMapPropagator",),
+    "opentelemetry.propagators.b3": ("B3MultiFormat", "B3SingleFormat"),
+    "opentelemetry.propagators.jaeger": ("JaegerPropagator",),
+}
+_injecting = threading.local()  # .depth: inside a recorded inject (a composite's second format)
+
+
+def _patch_propagators(is_capturing: Callable[[], bool], injected: Callable[[Injection], None]) -> None:
+    if "opentelemetry.trace.propagation.tracecontext" not in sys.modules:
+        import opentelemetry.trace.propagation.tracecontext  # noqa: F401  (small, and always used)
+    for module_name, class_names in _PROPAGATORS.items():
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        for class_name in class_names:
+            cls = getattr(module, class_name, None)
+            key = f"inject:{module_name}.{class_name}"
+            if cls is not None and key not in _originals and "inject" in cls.__dict__:
+                _patch_inject(cls, key, is_capturing, injected)
+
+
+def _patch_inject(
+    cls: type, key: str, is_capturing: Callable[[], bool], injected: Callable[[Injection], None]
+) -> None:
+    original = cls.__dict__["inject"]
+
+    def inject(self: Any, carrier: Any, context: Any = None, *args: Any, **kwargs: Any) -> None:
+        original(self, carrier, context, *args, **kwargs)
+        if not is_capturing() or _injecting.__dict__.get("depth"):
+            return
+        span = trace.get_current_span(context)
+        span_context = span.get_span_context()
+        if span_context.is_valid:
+            _injecting.depth = 1
+            try:
+                injected(
+                    Injection(
+                        span_context, getattr(span, "name", None), user_site(sys._getframe(1)), time.time_ns()
+                    )
+                )
+            finally:
+                _injecting.depth = 0
+
+    _originals[key] = (cls, original)
+    cls.inject = inject  # type: ignore[attr-defined]
 
 
 def uninstall() -> None:
-    """Undo every patch (the asyncio helpers stay bound: they are only read)."""
+    """Undo every patch (the asyncio and gevent helpers stay bound: they are only read)."""
     if "start" in _originals:
-        threading.Thread.start = _originals.pop("start")  # type: ignore[method-assign]
-        threading.Thread.name = _originals.pop("name")
+        thread_class = _originals.pop("thread_class")
+        thread_class.start = _originals.pop("start")
+        name = _originals.pop("name")
+        if name is not None:
+            thread_class.name = name
+        else:
+            del thread_class.name
+    if "queue" in _originals:
+        queue_class, put, get, done = _originals.pop("queue")
+        queue_class.put, queue_class.get, queue_class.task_done = put, get, done
+    if "simple_queue" in _originals:
+        import queue
+
+        queue.SimpleQueue = _originals.pop("simple_queue")  # type: ignore[misc]
     if "submit" in _originals:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -231,4 +643,13 @@ def uninstall() -> None:
     if "create_task" in _originals:
         import asyncio
 
-        asyncio.BaseEventLoop.create_task = _originals.pop("create_task")  # type: ignore[method-assign]
+        loop_class = asyncio.BaseEventLoop
+        for name in ("create_task", "run_in_executor", "call_soon", "call_at", "call_soon_threadsafe"):
+            setattr(loop_class, name, _originals.pop(name))
+        queue_class, put_nowait, get_nowait = _originals.pop("asyncio_queue")
+        queue_class.put_nowait, queue_class.get_nowait = put_nowait, get_nowait
+    for key in [key for key in _originals if key.startswith("gevent.")]:
+        setattr(sys.modules["gevent"], key.partition(".")[2], _originals.pop(key))
+    for key in [key for key in _originals if key.startswith("inject:")]:
+        cls, original = _originals.pop(key)
+        cls.inject = original

@@ -26,7 +26,7 @@ from pytest_tracechain._origins import Origin, OriginsView, origin_at
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
 from pytest_tracechain._scope import ScopeEvent
 from pytest_tracechain._settings import Rules
-from pytest_tracechain._spawn import Spawn
+from pytest_tracechain._spawn import Injection, Spawn
 
 if TYPE_CHECKING:
     import re
@@ -60,6 +60,7 @@ class CaptureState:
         "closed_at",
         "cond",
         "finished",
+        "injections",
         "name",
         "open",
         "origins",
@@ -85,6 +86,8 @@ class CaptureState:
         # Spawn records of root spans started in work handed to another thread.
         self.spawns: dict[int, Spawn] = {}
         self.scope_events: list[ScopeEvent] = []
+        # The first injection into a carrier of each span, by span id, in injection order.
+        self.injections: dict[int, Injection] = {}
         self.cond: threading.Condition | None = None  # made by the first wait
         self.waiters = 0
         self.closed = False

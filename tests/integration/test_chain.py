@@ -74,6 +74,11 @@ def consume(headers, use_headers=True):
 """
 
 
+def app_line(code: str) -> int:
+    """The line of app.py (APP, as written) where ``code`` first appears."""
+    return next(n for n, line in enumerate(APP.lstrip("\n").splitlines(), 1) if code in line)
+
+
 @pytest.fixture
 def app(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(app=APP)
@@ -101,15 +106,23 @@ def test_lost_context_at_each_boundary(
     result = run_pytest("--tracechain-check=fail")
     result.assert_outcomes(passed=1, failed=1)
     where = {
-        "thread": ("thread 'user-worker'", "a thread from thread 'MainThread'"),
-        "pool": ("thread 'jobs_0'", "an executor job from thread 'MainThread'"),
+        "thread": (
+            "thread 'user-worker'",
+            f"a thread at app.py:{app_line('worker.start()')} from thread 'MainThread'",
+        ),
+        "pool": (
+            "thread 'jobs_0'",
+            f"an executor job at app.py:{app_line('pool.submit(job)')} from thread 'MainThread'",
+        ),
         "run_in_executor": (
             "thread 'asyncio_0'",
-            "loop.run_in_executor from thread 'MainThread', task 'Task-1'",
+            f"loop.run_in_executor at app.py:{app_line('run_in_executor(None, job)')} from thread 'MainThread',"
+            " task 'Task-1'",
         ),
         "task": (
             "thread 'MainThread', task 'Task-2'",
-            "an asyncio task from thread 'MainThread', task 'Task-1'",
+            f"an asyncio task at app.py:{app_line('create_task(_async_job()')} from thread 'MainThread',"
+            " task 'Task-1'",
         ),
     }[boundary]
     fix = {
@@ -258,8 +271,9 @@ def test_dropped_orphan_and_stale_carriers(pytester: pytest.Pytester, run_pytest
     result.stdout.fnmatch_lines(
         [
             "[[]dropped carrier] 'user.events process' is a consumer root span with neither a parent nor a link,"
-            " although 'user.events send' (producer) started before it and nothing continues its trace: the"
-            " consumer did not extract what was injected",
+            " although 'user.events send' (producer) injected its context into a carrier at"
+            f" app.py:{app_line('propagate.inject(headers)')} before it started and nothing continues its"
+            " trace: the consumer did not extract what was injected",
             "  fix: extract the context from the incoming headers and start the span with"
             " context=opentelemetry.propagate.extract(headers) (or links=[[]Link(...)] for a batch)",
         ],

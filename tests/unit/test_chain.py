@@ -35,7 +35,7 @@ from pytest_tracechain._graph import SpanGraph
 from pytest_tracechain._origins import Origin, intern_origin
 from pytest_tracechain._scope import ScopeEvent
 from pytest_tracechain._settings import Rules
-from pytest_tracechain._spawn import Boundary, Spawn
+from pytest_tracechain._spawn import Boundary, Injection, Spawn
 from pytest_tracechain._state import CaptureState
 from tests.unit.spans import ctx, span
 
@@ -53,6 +53,7 @@ class Facts:
     rules: Rules = field(default_factory=Rules)
     origins: dict[int, Origin] = field(default_factory=dict)
     spawns: dict[int, Spawn] = field(default_factory=dict)
+    injections: dict[int, Injection] = field(default_factory=dict)
 
     @property
     def known_ids(self) -> Collection[int]:
@@ -284,6 +285,106 @@ def test_a_mismatched_destination_leaves_the_sender_for_a_later_receiver() -> No
     from_b = span("process b", 3, kind=CONSUMER, start=20, attributes={DESTINATION: "queue-b"})
     findings = run(dropped_carriers, Facts([to_a, to_b, from_b]))
     assert [f.related[0].name for f in findings] == ["send b"]
+
+
+def test_a_producer_whose_only_child_is_a_client_call_is_not_continued() -> None:
+    # An instrumented broker client (XADD, PUBLISH) adds a CLIENT child under the producer.
+    producer = span("send", 1, kind=PRODUCER, start=10)
+    xadd = span("XADD", 2, 1, kind=CLIENT, start=11, attributes={"db.system": "redis"})
+    consumer = span("process", 3, kind=CONSUMER, start=20)
+    (finding,) = run(dropped_carriers, Facts([producer, xadd, consumer]))
+    assert finding.related == (producer,)
+    # A CONSUMER child (even in-process, without a remote parent) continues it.
+    handled = span("process ok", 4, 1, kind=CONSUMER, start=15)
+    assert run(dropped_carriers, Facts([producer, xadd, handled, consumer])) == []
+
+
+def test_a_database_call_never_pairs_with_a_server_root() -> None:
+    # A consumer blocked in XREAD BLOCK while a request is served: no context went to the server.
+    xread = span("XREAD", 1, kind=CLIENT, start=10, still_open=True, attributes={"db.system": "redis"})
+    new_convention = span(
+        "GET", 2, kind=CLIENT, start=11, still_open=True, attributes={"db.system.name": "x"}
+    )
+    server = span("GET /x", 3, kind=SERVER, start=20)
+    assert run(dropped_carriers, Facts([xread, new_convention, server])) == []
+
+
+def injection(span_id: int, at: int, name: str | None = "send", where: str | None = "app.py:7") -> Injection:
+    return Injection(ctx(span_id), name, where, at)
+
+
+def test_dropped_carrier_a_receiver_root_after_an_injection_nothing_continues() -> None:
+    producer = span("send", 1, kind=PRODUCER, start=10)
+    consumer = span("process", 2, kind=CONSUMER, start=20)
+    (finding,) = run(dropped_carriers, Facts([producer, consumer], injections={1: injection(1, 12)}))
+    assert finding.message == (
+        "'process' is a consumer root span with neither a parent nor a link, although 'send' (producer) "
+        "injected its context into a carrier at app.py:7 before it started and nothing continues its "
+        "trace: the consumer did not extract what was injected"
+    )
+    assert finding.related == (producer,)
+    # Injected after the receiver started: not what it received.
+    assert run(dropped_carriers, Facts([producer, consumer], injections={1: injection(1, 25)})) == []
+
+
+def test_an_injection_is_continued_by_a_remote_child_or_a_link() -> None:
+    producer = span("send", 1, kind=PRODUCER, start=10)
+    later = span("process", 2, kind=CONSUMER, start=30)
+    injections = {1: injection(1, 12)}
+    remote_child = span("handled", 3, ctx(1, remote=True), start=20)
+    assert run(dropped_carriers, Facts([producer, remote_child, later], injections=injections)) == []
+    linked = span("batch", 4, kind=CONSUMER, start=20, links=[ctx(1)])
+    assert run(dropped_carriers, Facts([producer, linked, later], injections=injections)) == []
+    # A local INTERNAL child is the producer's own work, not a receiver.
+    local_child = span("serialize", 5, 1, start=11)
+    assert kinds(run(dropped_carriers, Facts([producer, local_child, later], injections=injections))) == [
+        ("dropped carrier", "process")
+    ]
+
+
+def test_with_injections_recorded_only_they_and_received_spans_are_senders() -> None:
+    # An in-process CLIENT call that injected nothing sent no context.
+    client = span("GET", 1, kind=CLIENT, start=10, end=40)
+    server = span("GET /x", 2, kind=SERVER, start=20)
+    elsewhere = injection(9, 5, "other", "app.py:3")
+    facts = Facts([client, server], injections={9: elsewhere})
+    (finding,) = run(dropped_carriers, facts)  # paired with the injection (span 9, not captured)
+    assert "'other' injected its context into a carrier at app.py:3" in finding.message
+    assert finding.related == ()
+    used = Facts(
+        [client, server, span("served", 3, ctx(9, remote=True), start=21)], injections={9: elsewhere}
+    )
+    assert run(dropped_carriers, used) == []
+    # A client span received from another process still pairs by kind.
+    received = Facts(
+        [client, server, span("served", 3, ctx(9, remote=True), start=21)],
+        injections={9: elsewhere},
+        origins={1: Origin(pid=1, thread_name=None, thread_id=None)},
+    )
+    assert kinds(run(dropped_carriers, received)) == [("dropped carrier", "GET /x")]
+
+
+def test_an_injection_pairs_with_the_receiver_kind_of_its_span() -> None:
+    client = span("GET", 1, kind=CLIENT, start=10, end=40)
+    consumer = span("process", 2, kind=CONSUMER, start=20)
+    assert run(dropped_carriers, Facts([client, consumer], injections={1: injection(1, 11)})) == []
+    internal = span("job", 1, start=10)
+    assert kinds(run(dropped_carriers, Facts([internal, consumer], injections={1: injection(1, 11)}))) == [
+        ("dropped carrier", "process")
+    ]
+    # An injecting span not captured (still open): any receiver kind; named by its name.
+    (finding,) = run(dropped_carriers, Facts([consumer], injections={7: injection(7, 11, name=None)}))
+    assert "although span 0000000000000007 injected its context" in finding.message
+    # A CLIENT call that returned before the server started did not carry it there.
+    returned = span("GET", 1, kind=CLIENT, start=10, end=15)
+    server = span("GET /x", 3, kind=SERVER, start=20)
+    assert run(dropped_carriers, Facts([returned, server], injections={1: injection(1, 11)})) == []
+
+
+def test_an_injection_and_a_receiver_root_need_the_full_analysis() -> None:
+    consumer = span("process", 2, kind=CONSUMER, start=20)
+    assert is_trivially_intact(Facts([consumer]))
+    assert not is_trivially_intact(Facts([consumer], injections={7: injection(7, 11)}))
 
 
 def test_a_receiver_that_lost_context_is_not_also_a_dropped_carrier() -> None:
