@@ -131,8 +131,9 @@ class Router(SpanProcessor):
                     spawn = current_spawn()
                     if spawn is None and _spawn.in_fresh_context():
                         spawn = _fresh_context_spawn(owner, span_id)
-                    # Work handed over under the harness's span alone carried no span of the test.
-                    if spawn is not None and spawn.span_context.span_id not in owner.ambient:
+                    # Only a hand-off from a span of this test counts (a pool thread
+                    # started by an earlier test, or under the harness's span alone, does not).
+                    if spawn is not None and spawn.span_context.span_id in owner.origins:
                         owner.spawns[span_id] = spawn
         except Exception:
             _internal_error("on_start")

@@ -21,16 +21,16 @@ import sys
 import threading
 from contextvars import Token
 from dataclasses import dataclass
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any, Protocol
 
 from opentelemetry import context, trace
 
+from pytest_tracechain._sites import user_site
+
 _OTEL_CONTEXT_LOGGER = "opentelemetry.context"
 _FAILED_DETACH = "Failed to detach context"
 _OTEL = "opentelemetry."
-# Frames of these modules are machinery, not the place a user would fix.
-_MACHINERY = ("logging", "opentelemetry", "contextlib", "pytest_tracechain", "asyncio", "threading")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,7 @@ class _AttachRecorder:
                         token,
                         capture,
                         threading.current_thread(),
-                        _user_site(sys._getframe(1)),
+                        user_site(sys._getframe(1)),
                         getattr(span, "name", None),
                     )
             except Exception:  # recording must never reach the code under test
@@ -156,7 +156,7 @@ class _FailedDetachListener(logging.Handler):
         capture = attach.capture if attach is not None else self.router.current
         if capture is None:
             return
-        here = _user_site(sys._getframe())
+        here = user_site(sys._getframe())
         where = f"detached at {here}" if here else None
         if attach is not None:
             attached = f"attached in thread {attach.thread.name!r}" + (
@@ -238,12 +238,3 @@ def leftover(capture: Recording, entry_context: context.Context) -> list[ScopeEv
             )
         )
     return events
-
-
-def _user_site(frame: FrameType | None) -> str | None:
-    while frame is not None:
-        package = str(frame.f_globals.get("__name__", "")).split(".", 1)[0]
-        if package not in _MACHINERY:
-            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
-        frame = frame.f_back
-    return None

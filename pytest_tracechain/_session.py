@@ -27,6 +27,11 @@ FAIL_MODE_NOTE = "(pytest-tracechain's chain check, fail mode: see --tracechain-
 WARNING_AS_ERROR_NOTE = "(pytest-tracechain's chain check: a TraceChainWarning, turned into an error by -W)"
 
 
+def _key(finding: Finding) -> tuple[str, int | None]:
+    """What a finding is about: its kind and span (reported once per test)."""
+    return (finding.kind.value, finding.span.context.span_id if finding.span is not None else None)
+
+
 class TestRun:
     """A test's capture and check, kept in ``item.stash`` from setup to teardown."""
 
@@ -49,6 +54,8 @@ class TestRun:
         self.findings: list[Finding] = []
         # Whether a phase of this test failed (set by the report hook).
         self.failed = False
+        # How many spans had finished when the call-end check ran (None: it did not run).
+        self.finished_at_call: int | None = None
         self.router.open(self.state)
 
     def phase_started(self) -> None:
@@ -64,6 +71,7 @@ class TestRun:
     def check_call(self, *, test_failed: bool) -> None:
         """When the test function returns (or raised): the analysis of finished spans."""
         if self.check is not CheckMode.OFF:
+            self.finished_at_call = len(self.state.finished)
             self._act_on(analyze(self.state) + self._new_scope_findings(), test_failed=test_failed)
 
     def end(self) -> None:
@@ -76,8 +84,19 @@ class TestRun:
         # report, so the controller's summary lists them under pytest-xdist too.
         for leak in self.router.drain_leaks():
             self.item.user_properties.append((LEAK_PROPERTY, leak.describe()))
-        findings = unended(self.state) + self._new_scope_findings() + scope_leaks(leftovers)
+        findings = self._ended_since_call() + unended(self.state)
+        findings += self._new_scope_findings() + scope_leaks(leftovers)
         self._act_on(findings, test_failed=False)
+
+    def _ended_since_call(self) -> list[Finding]:
+        """Findings the call-end check could not see: spans that ended during teardown.
+
+        (A consumer or worker fixture's span, still open when the test returned.)
+        """
+        if self.finished_at_call is None or len(self.state.finished) == self.finished_at_call:
+            return []
+        seen = {_key(finding) for finding in self.findings}
+        return [finding for finding in analyze(self.state) if _key(finding) not in seen]
 
     def _new_scope_findings(self) -> list[Finding]:
         events = self.state.scope_events[self.reported_scope_events :]

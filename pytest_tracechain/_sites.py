@@ -13,7 +13,7 @@ import os
 import sys
 from types import FrameType
 
-__all__ = ["user_site"]
+__all__ = ["is_machinery_code", "user_site"]
 
 # Libraries whose frames are machinery: they hand work over for the user's code.
 _MACHINERY = frozenset(
@@ -62,3 +62,14 @@ def user_site(frame: FrameType | None) -> str | None:
             fallback = fallback or frame
         frame = frame.f_back
     return _describe(fallback) if fallback is not None else None
+
+
+def is_machinery_code(function: object) -> bool:
+    """Whether ``function`` belongs to machinery (a pool's worker loop, a server's ``serve_forever``).
+
+    A thread whose target is machinery takes its work later, from elsewhere:
+    what was current when it started is not what its work belongs to.
+    Builtins and callables without a module (``functools.partial``) are the user's.
+    """
+    module = getattr(function, "__module__", None)
+    return isinstance(module, str) and module.partition(".")[0] in _MACHINERY

@@ -30,7 +30,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
 from pytest_tracechain._settings import Words
-from pytest_tracechain._sites import user_site
+from pytest_tracechain._sites import is_machinery_code, user_site
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -112,6 +112,7 @@ class Spawn:
     span_name: str | None
     spawner: str  # "thread 'MainThread'", with ", task 'Task-1'" inside a task
     where: str | None = None  # file:line in user code
+    source: tuple[int, int] = (0, 0)  # the handing thread's ident, and id() of its asyncio task (or 0)
 
     def described(self) -> str:
         """``a thread (started at app.py:12) from thread 'MainThread'``."""
@@ -133,6 +134,8 @@ class Injection:
 renames = 0
 
 _NOT_IN_JOB: Any = object()
+# A queue item taken up that was put without a record: no hand-off to blame.
+_UNRECORDED = Spawn(Boundary.QUEUE, SpanContext(0, 0, False), None, "")
 _MISSING: Any = object()
 _jobs = threading.local()  # .spawn: the executor job's record; .handoff: the queue item's
 _ATTRIBUTE = "_tracechain_spawn"
@@ -173,7 +176,7 @@ def current() -> Spawn | None:
         if task is not None:
             spawn = _task_handoffs.get(task) or _tasks.get(task)
             if spawn is not None:
-                return spawn
+                return None if spawn is _UNRECORDED else spawn
     if asyncio_loaded:
         spawn = _callback_spawn.get()
         if spawn is not None:
@@ -184,7 +187,7 @@ def current() -> Spawn | None:
         return job  # type: ignore[no-any-return]
     handoff: Spawn | None = state.get("handoff")
     if handoff is not None:
-        return handoff
+        return None if handoff is _UNRECORDED else handoff
     if _greenlets:
         spawn = _greenlets.get(_getcurrent())
         if spawn is not None:
@@ -206,7 +209,14 @@ def _record(boundary: Boundary) -> Spawn | None:
     context = span.get_span_context()
     if not context.is_valid:
         return None
-    return Spawn(boundary, context, getattr(span, "name", None), _spawner(), user_site(sys._getframe(2)))
+    return Spawn(
+        boundary, context, getattr(span, "name", None), _spawner(), user_site(sys._getframe(2)), _source()
+    )
+
+
+def _source() -> tuple[int, int]:
+    task = running_task()
+    return (threading.get_ident(), id(task) if task is not None else 0)
 
 
 # -- fresh contexts -------------------------------------------------------------------
@@ -291,7 +301,7 @@ def _patch_threads(is_capturing: Callable[[], bool]) -> None:
     assert setter is not None
 
     def start(self: threading.Thread) -> None:
-        if is_capturing():
+        if is_capturing() and not _takes_work_later(self):
             spawn = _record(Boundary.THREAD)
             if spawn is not None:
                 setattr(self, _ATTRIBUTE, spawn)
@@ -306,6 +316,12 @@ def _patch_threads(is_capturing: Callable[[], bool]) -> None:
     _originals["start"], _originals["name"] = original_start, thread_class.__dict__.get("name")
     thread_class.start = start  # type: ignore[method-assign]
     thread_class.name = property(original_name.fget, set_name)  # type: ignore[assignment]
+
+
+def _takes_work_later(thread: threading.Thread) -> bool:
+    """A thread running a pool's or a server's loop (trio's thread cache, ``serve_forever``)."""
+    target = getattr(thread, "_target", None)
+    return is_machinery_code(target if target is not None else type(thread).run)
 
 
 def _patch_executors(is_capturing: Callable[[], bool]) -> None:
@@ -442,11 +458,16 @@ def _take(queue: Any, item: object) -> Spawn | None:
 
 
 def _thread_takes(queue: Any, item: object) -> None:
-    """The consumer thread now handles ``item``: its put's record is the thread's hand-off."""
+    """The consumer thread now handles ``item``: its put's record is the thread's hand-off.
+
+    An item put without a record replaces the thread's own record too (a pool
+    thread started in one request, handling another's job). An item the same
+    thread put is no hand-off (a connection pool's LIFO queue).
+    """
     spawn = _take(queue, item)
-    state = _jobs.__dict__
-    if spawn is not None or state.get("handoff") is not None:
-        state["handoff"] = spawn
+    if spawn is not None and spawn.source[0] == threading.get_ident():
+        return
+    _jobs.__dict__["handoff"] = spawn if spawn is not None else _UNRECORDED
 
 
 def _patch_queues(is_capturing: Callable[[], bool]) -> None:
@@ -471,7 +492,9 @@ def _patch_queues(is_capturing: Callable[[], bool]) -> None:
 
     def task_done(self: queue.Queue[Any]) -> None:
         original_done(self)
-        _jobs.__dict__.pop("handoff", None)  # the item is handled
+        state = _jobs.__dict__
+        if state.get("handoff") is not None:  # the item is handled: no hand-off to blame until the next
+            state["handoff"] = _UNRECORDED
 
     try:
         queue_class.put = put  # type: ignore[method-assign]
@@ -528,11 +551,8 @@ def _patch_asyncio_queue(is_capturing: Callable[[], bool], queue_class: Any) -> 
         item = original_get(self)
         spawn = _take(self, item)
         task = current_task() if running_loop() is not None else None
-        if task is not None and (spawn is not None or task in _task_handoffs):
-            if spawn is None:
-                del _task_handoffs[task]
-            else:
-                _task_handoffs[task] = spawn
+        if task is not None and (spawn is None or spawn.source[1] != id(task)):
+            _task_handoffs[task] = spawn if spawn is not None else _UNRECORDED
         return item
 
     _originals["asyncio_queue"] = (queue_class, original_put, original_get)

@@ -439,7 +439,7 @@ def test_scope_leaks(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
         [
             "[[]scope leak] a context (current span 'request') was detached in another thread or context than"
             " the one that attached it, in thread 'closer' (attached in thread 'MainThread' at"
-            " */test_scope_leaks.py:8)",
+            " test_scope_leaks.py:8)",
             "  fix: detach every token in the context that attached it: use `with` blocks (start_as_current_span,"
             " use_span) rather than attach/detach by hand, and do not keep a span current across `yield` in an"
             " async generator or a callback",
@@ -449,7 +449,7 @@ def test_scope_leaks(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
     result.stdout.fnmatch_lines(
         [
             "[[]scope leak] a context (current span 'stream') was detached in another thread or context than the"
-            " one that attached it, in thread 'MainThread' (detached at */test_scope_leaks.py:15)",
+            " one that attached it, in thread 'MainThread' (detached at test_scope_leaks.py:15)",
         ]
     )
     result.stdout.fnmatch_lines(
@@ -458,7 +458,7 @@ def test_scope_leaks(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
             "1 broken trace chain:",
             "[[]scope leak] a context (current span 'handler') was attached during the test and never detached:"
             " it is still current after the test's teardown, in thread 'MainThread' (attached at"
-            " */test_scope_leaks.py:28)",
+            " test_scope_leaks.py:28)",
         ],
         consecutive=True,
     )
@@ -467,7 +467,7 @@ def test_scope_leaks(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
             "*_ ERROR at teardown of test_thread_ended_without_detaching _*",
             "1 broken trace chain:",
             "[[]scope leak] a context (current span 'worker span') was attached and never detached by a thread"
-            " that has ended, in thread 'forgetful' (attached at */test_scope_leaks.py:34)",
+            " that has ended, in thread 'forgetful' (attached at test_scope_leaks.py:34)",
         ],
         consecutive=True,
     )

@@ -118,7 +118,7 @@ def test_chain_checks_under_the_harness(pytester: pytest.Pytester, run_pytest: R
             "*_ ERROR at teardown of test_never_detached _*",
             "1 broken trace chain:",
             "[[]scope leak] a context (current span 'handler') was attached during the test and never detached,"
-            " in thread 'MainThread' (attached at */test_chain_checks_under_the_harness.py:14)",
+            " in thread 'MainThread' (attached at test_chain_checks_under_the_harness.py:14)",
         ],
         consecutive=True,
     )
