@@ -114,10 +114,13 @@ class Spawn:
     where: str | None = None  # file:line in user code
     source: tuple[int, int] = (0, 0)  # the handing thread's ident, and id() of its asyncio task (or 0)
 
+    def at(self) -> str:
+        """`` at app.py:12``: where in user code, or nothing when unknown."""
+        return f" at {self.where}" if self.where else ""
+
     def described(self) -> str:
-        """``a thread (started at app.py:12) from thread 'MainThread'``."""
-        at = f" at {self.where}" if self.where else ""
-        return f"{self.boundary.label}{at} from {self.spawner}"
+        """``a thread at app.py:12 from thread 'MainThread'``."""
+        return f"{self.boundary.label}{self.at()} from {self.spawner}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,25 +473,44 @@ def _thread_takes(queue: Any, item: object) -> None:
     _jobs.__dict__["handoff"] = spawn if spawn is not None else _UNRECORDED
 
 
-def _patch_queues(is_capturing: Callable[[], bool]) -> None:
-    import queue
+def _recording_put(original: Callable[[Any, Any], None], is_capturing: Callable[[], bool]) -> Any:
+    def _put(self: Any, item: Any) -> None:
+        if is_capturing():
+            _note_put(self, item, Boundary.QUEUE)
+        original(self, item)
 
-    queue_class = queue.Queue
-    original_put, original_get, original_done = queue_class.put, queue_class.get, queue_class.task_done
+    return _put
 
-    def put(self: queue.Queue[Any], item: Any, block: bool = True, timeout: float | None = None) -> None:
-        spawn = _note_put(self, item, Boundary.QUEUE) if is_capturing() else None
-        try:
-            original_put(self, item, block, timeout)
-        except BaseException:
-            if spawn is not None:
-                _forget_put(self, item, spawn)
-            raise
 
-    def get(self: queue.Queue[Any], block: bool = True, timeout: float | None = None) -> Any:
-        item = original_get(self, block, timeout)
+def _recording_get(original: Callable[[Any], Any]) -> Any:
+    def _get(self: Any) -> Any:
+        item = original(self)
         _thread_takes(self, item)
         return item
+
+    return _get
+
+
+def _patch_queues(is_capturing: Callable[[], bool]) -> None:
+    """``queue.Queue`` and its LIFO and priority kinds, through their ``_put``/``_get``.
+
+    Those are looked up on every put and get, so a worker that was already
+    blocked in ``get`` when the patch came (a pool started at import) takes
+    up the record of the item it wakes for.
+    """
+    import queue
+
+    patched = []
+    for queue_class in (queue.Queue, queue.LifoQueue, queue.PriorityQueue):
+        if queue_class.__module__ != "queue":  # gevent's, once monkey-patched (C types): unrecorded
+            continue
+        originals = (queue_class.__dict__["_put"], queue_class.__dict__["_get"])
+        queue_class._put = _recording_put(originals[0], is_capturing)  # type: ignore[method-assign]
+        queue_class._get = _recording_get(originals[1])  # type: ignore[method-assign]
+        patched.append((queue_class, *originals))
+    if not patched:
+        return
+    original_done = patched[0][0].task_done
 
     def task_done(self: queue.Queue[Any]) -> None:
         original_done(self)
@@ -496,13 +518,8 @@ def _patch_queues(is_capturing: Callable[[], bool]) -> None:
         if state.get("handoff") is not None:  # the item is handled: no hand-off to blame until the next
             state["handoff"] = _UNRECORDED
 
-    try:
-        queue_class.put = put  # type: ignore[method-assign]
-    except TypeError:  # a C type (gevent's, once monkey-patched): its puts go unrecorded
-        return
-    queue_class.get = get  # type: ignore[method-assign]
-    queue_class.task_done = task_done  # type: ignore[method-assign]
-    _originals["queue"] = (queue_class, original_put, original_get, original_done)
+    patched[0][0].task_done = task_done  # type: ignore[method-assign]
+    _originals["queue"] = (patched, original_done)
 
     simple = queue.SimpleQueue
     if simple.__module__ != "_queue":  # replaced by gevent: left alone
@@ -650,8 +667,10 @@ def uninstall() -> None:
         else:
             del thread_class.name
     if "queue" in _originals:
-        queue_class, put, get, done = _originals.pop("queue")
-        queue_class.put, queue_class.get, queue_class.task_done = put, get, done
+        patched, original_done = _originals.pop("queue")
+        for queue_class, put, get in patched:
+            queue_class._put, queue_class._get = put, get
+        patched[0][0].task_done = original_done
     if "simple_queue" in _originals:
         import queue
 
