@@ -400,15 +400,14 @@ def _patch_callbacks(is_capturing: Callable[[], bool], loop_class: Any) -> None:
         outside = var.get(None)
         if context.get(var) is outside:  # the same context (a task rescheduling itself): the common case
             return
-        span = trace.get_current_span()
-        if not span.get_span_context().is_valid:
-            return
         given = context.get(var)
         if given is not None and trace.get_current_span(given).get_span_context().is_valid:
             return
+        # None (no span current here) clears a record left in a context given again.
         spawn = _record(Boundary.CALLBACK)
-        with contextlib.suppress(RuntimeError):  # the context is entered elsewhere: leave it alone
-            context.run(_callback_spawn.set, spawn)
+        if spawn is not None or context.get(_callback_spawn) is not None:
+            with contextlib.suppress(RuntimeError):  # the context is entered elsewhere: leave it alone
+                context.run(_callback_spawn.set, spawn)
 
     def wrap(name: str) -> None:
         original = getattr(loop_class, name)
