@@ -474,7 +474,7 @@ def test_html_page_has_a_waterfall_per_captured_test(
     assert "background-color:#2a9d8f" in rows["POST /checkout"]["style"]
     assert "thread &#x27;mailer&#x27;" in text
     # The finding says where the work was handed over, as the report does.
-    assert "handed over through a thread at test_suite.py:51 from thread " in text
+    assert "handed over through a thread at test_suite.py:25 from thread &#x27;MainThread&#x27;" in text
     lefts = [float(re.search(r"left:([\d.]+)%", rows[f"step {n}"]["style"])[1]) for n in (1, 2, 3)]  # type: ignore[index]
     assert lefts == sorted(lefts)
     assert lefts[0] < lefts[2]
