@@ -25,22 +25,26 @@ START_TIMEOUT = 10.0
 
 
 class RedisServer:
-    """A throwaway ``redis-server`` on 127.0.0.1: no persistence, data in a temporary directory."""
+    """A throwaway ``redis-server`` on 127.0.0.1: no persistence, data in a temp dir."""
 
     def __init__(self, binary: str, directory: Path) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.log: list[str] = []
         self._ready = threading.Event()
-        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory)]
+        listen = ["--port", str(self.port), "--bind", "127.0.0.1"]
+        no_persistence = ["--dir", str(directory), "--save", "", "--appendonly", "no"]
         self._process = subprocess.Popen(
-            [*command, "--save", "", "--appendonly", "no"],
+            [binary, *listen, *no_persistence],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        # The reader keeps draining the log after start-up so the server never blocks on a full pipe.
-        self._reader = threading.Thread(target=self._read_log, name="redis-server-log", daemon=True)
+        # The reader keeps draining the log after start-up, so that the server never
+        # blocks on a full pipe.
+        self._reader = threading.Thread(
+            target=self._read_log, name="redis-server-log", daemon=True
+        )
         self._reader.start()
 
     def _read_log(self) -> None:
@@ -52,7 +56,7 @@ class RedisServer:
         self._ready.set()  # the server exited: stop waiting
 
     def wait_ready(self) -> bool:
-        """Wait for the ready line; False if the server exited or stayed silent for too long."""
+        """Wait for the ready line; False if the server exited or stayed silent."""
         return self._ready.wait(START_TIMEOUT) and self._process.poll() is None
 
     def stop(self) -> None:
@@ -88,7 +92,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "(apt-get install redis-server) or set TRACECHAIN_REDIS_URL"
         )
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true: a missing server is a failure, not a skip)", pytrace=False)
+            pytest.fail(
+                f"{reason} (CI=true: a missing server is a failure, not a skip)",
+                pytrace=False,
+            )
         pytest.skip(reason)
     # Another process can take the free port before the server binds it; try a few.
     for _ in range(3):
@@ -97,7 +104,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             break
         server.stop()
     else:
-        pytest.fail(f"redis-server did not start:\n{''.join(server.log)}", pytrace=False)
+        pytest.fail(
+            f"redis-server did not start:\n{''.join(server.log)}", pytrace=False
+        )
     try:
         yield server.url
     finally:
@@ -117,7 +126,7 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def stream(redis_client: redis.Redis) -> Iterator[str]:
-    """A stream key of this test's own: tests run in parallel under pytest-xdist on one server."""
+    """A stream key of this test's own: under pytest-xdist, tests share one server."""
     key = f"user.events.{secrets.token_hex(4)}"
     yield key
     redis_client.delete(key)

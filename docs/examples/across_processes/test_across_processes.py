@@ -1,4 +1,4 @@
-"""The job's CONSUMER span, in another process, must continue the trace the producer put in the stream."""
+"""The job's CONSUMER span, in another process, must continue the producer's trace."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from user_service import hello
+from user_service import hello, resend_welcome
 
 from pytest_tracechain import (
     OtlpReceiver,
@@ -26,8 +26,10 @@ JOB = Path(__file__).with_name("user_events_job.py")
 
 
 # --8<-- [start:run_job]
-def run_job(otlp_receiver: OtlpReceiver, redis_url: str, stream: str, *args: str) -> int:
-    """Run the job to completion in a process of its own, exporting to the receiver; return its pid."""
+def run_job(
+    otlp_receiver: OtlpReceiver, redis_url: str, stream: str, *args: str
+) -> int:
+    """Run the job in a process of its own, exporting to the receiver: its pid."""
     env = {**otlp_receiver.env, "REDIS_URL": redis_url, "USER_EVENTS_STREAM": stream}
     with subprocess.Popen(
         [sys.executable, str(JOB), *args], env=env, stderr=subprocess.PIPE, text=True
@@ -39,7 +41,9 @@ def run_job(otlp_receiver: OtlpReceiver, redis_url: str, stream: str, *args: str
             job.communicate()
             pytest.fail("the job did not finish within 60 s", pytrace=False)
     if job.returncode != 0:
-        pytest.fail(f"the job exited with status {job.returncode}:\n{stderr}", pytrace=False)
+        pytest.fail(
+            f"the job exited with status {job.returncode}:\n{stderr}", pytrace=False
+        )
     return job.pid
 
 
@@ -101,7 +105,7 @@ def test_request_and_job_are_one_trace(
 @pytest.mark.xfail(
     strict=True,
     raises=TraceAssertionError,
-    reason="the job ignores the trace context in the entry's fields, so its span starts a new trace",
+    reason="the job ignores the context in the entry: its span starts a new trace",
 )
 def test_job_that_ignores_the_headers(
     tracechain: TraceCapture,
@@ -118,3 +122,35 @@ def test_job_that_ignores_the_headers(
 
 
 # --8<-- [end:ignore_headers]
+
+
+# --8<-- [start:command]
+def test_command_continues_the_request_trace(
+    tracechain: TraceCapture, otlp_receiver: OtlpReceiver
+) -> None:
+    resend_welcome("ada", otlp_receiver.env)
+
+    [mail] = tracechain.wait_for("mail.Welcome.Send", timeout=10)
+    assert_child_of(mail, "POST /users/{name}/welcome")
+    assert_remote_parent(mail)
+
+
+# --8<-- [end:command]
+
+
+# --8<-- [start:command-lost]
+@pytest.mark.xfail(
+    strict=True,
+    raises=TraceAssertionError,
+    reason="the command ignores the context in its environment: a new trace",
+)
+def test_command_that_ignores_the_environment(
+    tracechain: TraceCapture, otlp_receiver: OtlpReceiver
+) -> None:
+    resend_welcome("ada", otlp_receiver.env, "--ignore-environment")
+
+    [mail] = tracechain.wait_for("mail.Welcome.Send", timeout=10)
+    assert_child_of(mail, "POST /users/{name}/welcome")
+
+
+# --8<-- [end:command-lost]

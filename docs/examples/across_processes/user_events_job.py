@@ -1,4 +1,5 @@
-"""The job that welcomes new users: reads one entry from a Redis stream, in a process of its own.
+"""The job that welcomes new users: it reads one entry from a Redis stream, in a process
+of its own.
 
 Run as ``python user_events_job.py [--ignore-headers]`` with ``REDIS_URL`` and
 ``USER_EVENTS_STREAM`` in the environment. It exports its spans over OTLP/HTTP
@@ -32,9 +33,11 @@ tracer = trace.get_tracer(__name__)
 def configure_tracing() -> TracerProvider:
     # Resource.create runs the detectors named in OTEL_EXPERIMENTAL_RESOURCE_DETECTORS;
     # "process" adds process.pid, which tells the test which process a span came from.
-    provider = TracerProvider(resource=Resource.create({"service.name": "user-events-job"}))
-    # The exporter reads OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT);
-    # the batch processor reads OTEL_BSP_SCHEDULE_DELAY.
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "user-events-job"})
+    )
+    # The exporter reads OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (or
+    # OTEL_EXPORTER_OTLP_ENDPOINT); the batch processor reads OTEL_BSP_SCHEDULE_DELAY.
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     return provider
@@ -44,7 +47,9 @@ def configure_tracing() -> TracerProvider:
 
 
 # --8<-- [start:process]
-def process(stream: str, fields: dict[str, str], *, ignore_headers: bool = False) -> None:
+def process(
+    stream: str, fields: dict[str, str], *, ignore_headers: bool = False
+) -> None:
     parent: Context | None = None if ignore_headers else propagate.extract(fields)
     with tracer.start_as_current_span(
         f"{stream} process",
@@ -70,13 +75,17 @@ def send_welcome_mail(user: dict[str, str]) -> None:
 # --8<-- [start:main]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ignore-headers", action="store_true", help="the broken variant")
+    parser.add_argument(
+        "--ignore-headers", action="store_true", help="the broken variant"
+    )
     args = parser.parse_args()
     stream = os.environ["USER_EVENTS_STREAM"]
 
     provider = configure_tracing()
     try:
-        with redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True) as client:
+        with redis.Redis.from_url(
+            os.environ["REDIS_URL"], decode_responses=True
+        ) as client:
             reply = client.xread({stream: "0"}, count=1, block=READ_TIMEOUT_MS)
         if not reply:
             print(f"no entry on {stream} within {READ_TIMEOUT_MS} ms", file=sys.stderr)
@@ -85,7 +94,7 @@ def main() -> int:
         [(_, fields)] = entries  # one entry: (id, fields)
         process(stream, fields, ignore_headers=args.ignore_headers)
     finally:
-        provider.shutdown()  # ends with a flush: the spans are exported before the process exits
+        provider.shutdown()  # flushes: the spans are exported before the process exits
     return 0
 
 

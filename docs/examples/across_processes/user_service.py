@@ -7,6 +7,10 @@ the job that reads the entry in another process can continue the trace.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 import redis
 from opentelemetry import propagate, trace
@@ -35,10 +39,30 @@ def publish_user_created(client: redis.Redis, stream: str, user: dict[str, str])
         },
     ) as span:
         fields = {"body": json.dumps(user)}
-        propagate.inject(fields)  # adds traceparent (and tracestate) while the PRODUCER span is current
+        # Adds traceparent (and tracestate) while the PRODUCER span is current.
+        propagate.inject(fields)
         message_id: str = client.xadd(stream, fields)
         span.set_attribute("messaging.message.id", message_id)
         return message_id
 
 
 # --8<-- [end:publish]
+
+
+# --8<-- [start:resend]
+WELCOME_MAIL = Path(__file__).with_name("welcome_mail.py")
+
+
+def resend_welcome(name: str, env: Mapping[str, str], *args: str) -> None:
+    """``POST /users/{name}/welcome``: the mail command runs in a process of its own."""
+    with tracer.start_as_current_span(
+        "POST /users/{name}/welcome", kind=SpanKind.SERVER
+    ):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # traceparent, and tracestate when there is one
+        env = {**env, **{key.upper(): value for key, value in carrier.items()}}
+        command = [sys.executable, str(WELCOME_MAIL), name, *args]
+        subprocess.run(command, env=env, check=True, timeout=60)
+
+
+# --8<-- [end:resend]

@@ -1,4 +1,4 @@
-"""A request handler that accepts a request and leaves the work to run in the background.
+"""A request handler that accepts a request and leaves the work to the background.
 
 Every handler opens the request's SERVER span and hands ``create_user`` to some
 other unit of execution. The ``*_lost`` and ``*_tied`` handlers show the two
@@ -8,13 +8,16 @@ classic mistakes; the others show the fix for each kind of hand-off.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import queue
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry import context, trace
+from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 tracer = trace.get_tracer(__name__)
@@ -45,7 +48,9 @@ def hello_thread_lost(name: str) -> str:
 def hello_thread(name: str) -> str:
     with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
         request_context = contextvars.copy_context()
-        threading.Thread(target=request_context.run, args=(create_user, name), name="create-user").start()
+        threading.Thread(
+            target=request_context.run, args=(create_user, name), name="create-user"
+        ).start()
         return ACCEPTED
 
 
@@ -92,7 +97,7 @@ async def create_user_async(db: SlowDatabase, name: str) -> None:
         try:
             await db.insert(name)
         except asyncio.CancelledError as cancelled:
-            # Let trace viewers show it: spans record only Exception subclasses by themselves.
+            # For trace viewers: a span records only Exception subclasses by itself.
             span.record_exception(cancelled)
             span.set_status(StatusCode.ERROR, "cancelled")
             raise
@@ -175,3 +180,131 @@ async def hello_offload(name: str) -> str:
 
 
 # --8<-- [end:offload]
+
+
+# --8<-- [start:job]
+@dataclass
+class Job:
+    """A unit of work for a worker; the sender decides how it carries the trace."""
+
+    name: str
+    context: contextvars.Context | None = None  # a copy of the sender's context
+    headers: dict[str, str] = field(default_factory=dict)  # or the context, injected
+
+
+def handle(job: Job) -> None:
+    """What a worker does with a job."""
+    if job.context is not None:
+        job.context.run(create_user, job.name)  # in the sender's context
+    elif job.headers:
+        parent = propagate.extract(job.headers)  # continue the sender's trace
+        with tracer.start_as_current_span(
+            "users.create process", kind=SpanKind.CONSUMER, context=parent
+        ):
+            create_user(job.name)
+    else:
+        create_user(job.name)  # in the worker's own context
+
+
+# --8<-- [end:job]
+# --8<-- [start:worker-pool]
+class WorkerPool:
+    """Worker threads, started once at start-up, that take jobs off one queue."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.jobs: queue.Queue[Job | None] = queue.Queue()  # None stops a worker
+        self._workers = [
+            threading.Thread(target=self._work, name=f"worker-{n}") for n in range(size)
+        ]
+
+    def start(self) -> None:
+        for worker in self._workers:
+            worker.start()
+
+    def stop(self) -> None:
+        for _ in self._workers:
+            self.jobs.put(None)
+        for worker in self._workers:
+            worker.join()
+
+    def _work(self) -> None:
+        for job in iter(self.jobs.get, None):
+            try:
+                handle(job)
+            finally:
+                self.jobs.task_done()
+
+
+# --8<-- [end:worker-pool]
+# --8<-- [start:queue-lost]
+def hello_queue_lost(pool: WorkerPool, name: str) -> str:
+    with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
+        # The job holds the name only: the worker runs it in its own, empty context.
+        pool.jobs.put(Job(name))
+        return ACCEPTED
+
+
+# --8<-- [end:queue-lost]
+# --8<-- [start:queue]
+def hello_queue(pool: WorkerPool, name: str) -> str:
+    with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
+        # A copy of the request's context goes with the job; the worker runs it there.
+        pool.jobs.put(Job(name, context=contextvars.copy_context()))
+        return ACCEPTED
+
+
+# --8<-- [end:queue]
+# --8<-- [start:queue-headers]
+def hello_queue_headers(pool: WorkerPool, name: str) -> str:
+    with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
+        job = Job(name)
+        propagate.inject(job.headers)  # the context as text, as a message carries it
+        pool.jobs.put(job)
+        return ACCEPTED
+
+
+# --8<-- [end:queue-headers]
+
+
+# --8<-- [start:inbox]
+async def consume(inbox: asyncio.Queue[Job]) -> None:
+    """A consumer task, created at start-up, that handles what the handlers put in."""
+    while True:
+        job = await inbox.get()
+        try:
+            handle(job)
+        finally:
+            inbox.task_done()
+
+
+async def serve_inbox(
+    handler: Callable[[asyncio.Queue[Job], str], Awaitable[str]], name: str
+) -> str:
+    """Start the consumer, as the application does at start-up; take a request; stop."""
+    inbox: asyncio.Queue[Job] = asyncio.Queue()
+    consumer = asyncio.create_task(consume(inbox), name="consumer")  # no span current
+    response = await handler(inbox, name)
+    await inbox.join()
+    consumer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await consumer
+    return response
+
+
+# --8<-- [end:inbox]
+# --8<-- [start:inbox-lost]
+async def hello_inbox_lost(inbox: asyncio.Queue[Job], name: str) -> str:
+    with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
+        await inbox.put(Job(name))  # the consumer task has a context of its own
+        return ACCEPTED
+
+
+# --8<-- [end:inbox-lost]
+# --8<-- [start:inbox-fixed]
+async def hello_inbox(inbox: asyncio.Queue[Job], name: str) -> str:
+    with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER):
+        await inbox.put(Job(name, context=contextvars.copy_context()))
+        return ACCEPTED
+
+
+# --8<-- [end:inbox-fixed]

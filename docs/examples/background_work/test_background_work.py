@@ -9,16 +9,23 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from handlers import (
     SlowDatabase,
+    WorkerPool,
     background_tasks,
+    hello_inbox,
+    hello_inbox_lost,
     hello_offload,
     hello_offload_lost,
     hello_pool,
     hello_pool_lost,
+    hello_queue,
+    hello_queue_headers,
+    hello_queue_lost,
     hello_task,
     hello_task_tied,
     hello_thread,
     hello_thread_lost,
     serve,
+    serve_inbox,
 )
 
 from pytest_tracechain import (
@@ -26,6 +33,7 @@ from pytest_tracechain import (
     TraceCapture,
     assert_child_of,
     assert_outlives,
+    assert_remote_parent,
     assert_same_trace,
 )
 
@@ -73,7 +81,9 @@ def test_thread_started_without_context(tracechain: TraceCapture) -> None:
 
 
 # --8<-- [start:pool]
-def test_pool_job_joins_the_request_trace(tracechain: TraceCapture, executor: ThreadPoolExecutor) -> None:
+def test_pool_job_joins_the_request_trace(
+    tracechain: TraceCapture, executor: ThreadPoolExecutor
+) -> None:
     hello_pool(executor, "ada")
 
     [job] = tracechain.wait_for("service.User.Create")
@@ -85,7 +95,9 @@ def test_pool_job_joins_the_request_trace(tracechain: TraceCapture, executor: Th
 
 # --8<-- [start:pool-lost]
 @LOST
-def test_pool_job_without_context(tracechain: TraceCapture, executor: ThreadPoolExecutor) -> None:
+def test_pool_job_without_context(
+    tracechain: TraceCapture, executor: ThreadPoolExecutor
+) -> None:
     hello_pool_lost(executor, "ada")
 
     [job] = tracechain.wait_for("service.User.Create")
@@ -154,3 +166,79 @@ def test_run_in_executor_without_context(tracechain: TraceCapture) -> None:
 
 
 # --8<-- [end:offload-lost]
+
+
+# --8<-- [start:worker-pool]
+@pytest.fixture(scope="module")
+def pool() -> Iterator[WorkerPool]:
+    """Started before the tests, as an application starts its workers at start-up."""
+    workers = WorkerPool()
+    workers.start()
+    yield workers
+    workers.stop()
+
+
+# --8<-- [end:worker-pool]
+
+
+# --8<-- [start:queue-lost]
+@LOST
+def test_queued_job_without_context(tracechain: TraceCapture, pool: WorkerPool) -> None:
+    hello_queue_lost(pool, "ada")
+
+    [job] = tracechain.wait_for("service.User.Create")
+    assert_child_of(job, "GET /hello")
+
+
+# --8<-- [end:queue-lost]
+
+
+# --8<-- [start:queue]
+def test_queued_job_runs_in_the_request_context(
+    tracechain: TraceCapture, pool: WorkerPool
+) -> None:
+    hello_queue(pool, "ada")
+
+    [job] = tracechain.wait_for("service.User.Create")
+    assert_child_of(job, "GET /hello")
+    assert tracechain.origin(job).thread_name in {"worker-0", "worker-1"}
+
+
+# --8<-- [end:queue]
+
+
+# --8<-- [start:queue-headers]
+def test_queued_job_continues_the_trace_of_its_headers(
+    tracechain: TraceCapture, pool: WorkerPool
+) -> None:
+    hello_queue_headers(pool, "ada")
+
+    [process] = tracechain.wait_for("users.create process")
+    assert_child_of(process, "GET /hello")
+    assert_remote_parent(process)
+    assert_child_of("service.User.Create", process)
+
+
+# --8<-- [end:queue-headers]
+
+
+# --8<-- [start:inbox-lost]
+@LOST
+def test_inbox_job_without_context(tracechain: TraceCapture) -> None:
+    asyncio.run(serve_inbox(hello_inbox_lost, "ada"))
+
+    assert_child_of("service.User.Create", "GET /hello")
+
+
+# --8<-- [end:inbox-lost]
+
+
+# --8<-- [start:inbox-fixed]
+def test_inbox_job_runs_in_the_request_context(tracechain: TraceCapture) -> None:
+    asyncio.run(serve_inbox(hello_inbox, "ada"))
+
+    assert_child_of("service.User.Create", "GET /hello")
+    assert tracechain.origin("service.User.Create").task_name == "consumer"
+
+
+# --8<-- [end:inbox-fixed]

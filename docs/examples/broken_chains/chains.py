@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
+import queue
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -37,7 +39,7 @@ async def create_user_async(name: str) -> None:
 # --8<-- [end:service]
 
 
-# -- lost context ---------------------------------------------------------------------
+# -- lost context ----------------------------------------------------------------------
 
 
 # --8<-- [start:thread-lost]
@@ -52,7 +54,9 @@ def sign_up_thread_lost(name: str) -> None:
 def sign_up_thread(name: str) -> None:
     with tracer.start_as_current_span("POST /users", kind=SpanKind.SERVER):
         ctx = contextvars.copy_context()
-        threading.Thread(target=ctx.run, args=(create_user, name), name="create-user").start()
+        threading.Thread(
+            target=ctx.run, args=(create_user, name), name="create-user"
+        ).start()
 
 
 # --8<-- [end:thread]
@@ -96,7 +100,9 @@ async def sign_up_offload(name: str) -> None:
 async def sign_up_task_lost(name: str) -> None:
     with tracer.start_as_current_span("POST /users", kind=SpanKind.SERVER):
         # An empty context keeps request-scoped state out of the job, and the trace too.
-        await asyncio.create_task(create_user_async(name), context=contextvars.Context())
+        await asyncio.create_task(
+            create_user_async(name), context=contextvars.Context()
+        )
 
 
 # --8<-- [end:task-lost]
@@ -109,7 +115,126 @@ async def sign_up_task(name: str) -> None:
 # --8<-- [end:task]
 
 
-# -- orphan -----------------------------------------------------------------------------
+# --8<-- [start:queue-lost]
+Job = Callable[[], None]
+Jobs = queue.Queue[Job | None]  # None stops the worker
+
+
+def work(jobs: Jobs) -> None:
+    """A worker thread's loop, started at start-up: it runs the jobs it takes off."""
+    for job in iter(jobs.get, None):
+        job()
+        jobs.task_done()
+
+
+def sign_up_queue_lost(jobs: Jobs, name: str) -> None:
+    with tracer.start_as_current_span("POST /users", kind=SpanKind.SERVER):
+        # The worker runs the job in its own context, not the sender's.
+        jobs.put(functools.partial(create_user, name))
+
+
+# --8<-- [end:queue-lost]
+# --8<-- [start:queue]
+def sign_up_queue(jobs: Jobs, name: str) -> None:
+    with tracer.start_as_current_span("POST /users", kind=SpanKind.SERVER):
+        ctx = contextvars.copy_context()  # goes with the job
+        jobs.put(functools.partial(ctx.run, create_user, name))
+
+
+# --8<-- [end:queue]
+
+
+# --8<-- [start:inbox-lost]
+Inbox = asyncio.Queue[Job]
+
+
+async def consume_jobs(inbox: Inbox) -> None:
+    """A consumer task, created before any request: it has a context of its own."""
+    while True:
+        job = await inbox.get()
+        job()
+        inbox.task_done()
+
+
+async def sign_up_inbox_lost(inbox: Inbox, name: str) -> None:
+    with tracer.start_as_current_span("POST /users", kind=SpanKind.SERVER):
+        await inbox.put(functools.partial(create_user, name))
+
+
+# --8<-- [end:inbox-lost]
+# --8<-- [start:inbox]
+async def sign_up_inbox(inbox: Inbox, name: str) -> None:
+    with tracer.start_as_current_span("POST /users", kind=SpanKind.SERVER):
+        ctx = contextvars.copy_context()
+        await inbox.put(functools.partial(ctx.run, create_user, name))
+
+
+# --8<-- [end:inbox]
+# --8<-- [start:serve-inbox]
+async def serve_inbox(sign_up: Callable[[Inbox, str], Awaitable[None]]) -> None:
+    """Start the consumer, as the application does at start-up; take a request; stop."""
+    inbox: Inbox = asyncio.Queue()
+    consumer = asyncio.create_task(consume_jobs(inbox), name="consumer")
+    await sign_up(inbox, "ada")
+    await inbox.join()
+    consumer.cancel()
+
+
+# --8<-- [end:serve-inbox]
+
+
+# --8<-- [start:fresh-context-lost]
+def sign_up_isolated_lost(name: str) -> None:
+    with tracer.start_as_current_span("POST /users", kind=SpanKind.SERVER):
+        # A new Context keeps the job's context variables apart, and the trace out.
+        contextvars.Context().run(create_user, name)
+
+
+# --8<-- [end:fresh-context-lost]
+# --8<-- [start:fresh-context]
+def sign_up_isolated(name: str) -> None:
+    with tracer.start_as_current_span("POST /users", kind=SpanKind.SERVER):
+        # A copy isolates as well: what the job sets stays in the copy.
+        contextvars.copy_context().run(create_user, name)
+
+
+# --8<-- [end:fresh-context]
+
+
+# --8<-- [start:callback-context-lost]
+async def sign_up_soon_lost(name: str) -> None:
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def create() -> None:
+        create_user(name)
+        done.set_result(None)
+
+    with tracer.start_as_current_span("POST /users", kind=SpanKind.SERVER):
+        # The callback runs in the context it is given: an empty one.
+        loop.call_soon(create, context=contextvars.Context())
+    await done
+
+
+# --8<-- [end:callback-context-lost]
+# --8<-- [start:callback-context]
+async def sign_up_soon(name: str) -> None:
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def create() -> None:
+        create_user(name)
+        done.set_result(None)
+
+    with tracer.start_as_current_span("POST /users", kind=SpanKind.SERVER):
+        loop.call_soon(create)  # runs in a copy of the current context
+    await done
+
+
+# --8<-- [end:callback-context]
+
+
+# -- orphan ----------------------------------------------------------------------------
 
 
 # --8<-- [start:orphan-cache]
@@ -117,7 +242,7 @@ class ProfileCache:
     """A cache client library with tracing built in."""
 
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
-        # Without a provider it sets up one of its own, which the application never sees.
+        # Without a provider it sets up its own, which the application never sees.
         self._tracer = (tracer_provider or TracerProvider()).get_tracer("profile-cache")
         self._profiles: dict[str, dict[str, str]] = {}
 
@@ -141,7 +266,7 @@ def show_profile(cache: ProfileCache, user: str) -> dict[str, str]:
 # --8<-- [end:orphan-cache]
 
 
-# -- carriers -----------------------------------------------------------------------------
+# -- carriers --------------------------------------------------------------------------
 
 
 # --8<-- [start:message]
@@ -153,7 +278,9 @@ class Message:
 
 def consume(message: Message) -> None:
     parent = propagate.extract(message.headers)
-    with tracer.start_as_current_span("orders process", kind=SpanKind.CONSUMER, context=parent):
+    with tracer.start_as_current_span(
+        "orders process", kind=SpanKind.CONSUMER, context=parent
+    ):
         pass
 
 
@@ -193,7 +320,7 @@ def publish_handmade(outbox: list[Message], body: str) -> None:
 # --8<-- [end:stale]
 
 
-# -- unended and leaked spans ------------------------------------------------------------------
+# -- unended and leaked spans ----------------------------------------------------------
 
 
 # --8<-- [start:unended]
@@ -241,7 +368,7 @@ def run_export(job: Span) -> None:
 # --8<-- [end:export]
 
 
-# -- scope leaks -----------------------------------------------------------------------------
+# -- scope leaks -----------------------------------------------------------------------
 
 
 # --8<-- [start:callback-lost]
@@ -312,7 +439,7 @@ async def first_event() -> str:
 
 # --8<-- [start:hooks-lost]
 class Hooks:
-    """Request hooks of a small framework: ``before`` runs first, then ``after`` or ``on_error``."""
+    """A small framework's request hooks: ``before``, then ``after`` or ``on_error``."""
 
     def before(self, path: str) -> None:
         self.span = tracer.start_span(f"GET {path}", kind=SpanKind.SERVER)
@@ -354,7 +481,7 @@ def serve(hooks: Hooks, path: str) -> str:
 # --8<-- [end:serve]
 
 
-# -- single trace ------------------------------------------------------------------------------
+# -- single trace ----------------------------------------------------------------------
 
 
 # --8<-- [start:import-lost]
@@ -376,7 +503,7 @@ def import_users(names: list[str]) -> None:
 # --8<-- [end:import]
 
 
-# -- new traces on purpose -------------------------------------------------------------------------
+# -- new traces on purpose -------------------------------------------------------------
 
 
 # --8<-- [start:scheduler]
@@ -385,7 +512,9 @@ def start_scheduler(ticks: int) -> threading.Thread:
 
     def run() -> None:
         for tick in range(ticks):
-            with tracer.start_as_current_span("scheduler.tick", attributes={"tick": tick}):
+            with tracer.start_as_current_span(
+                "scheduler.tick", attributes={"tick": tick}
+            ):
                 pass
 
     with tracer.start_as_current_span("app.startup"):

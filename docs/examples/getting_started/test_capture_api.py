@@ -14,7 +14,10 @@ from pytest_tracechain import TraceCapture, assert_child_of
 # --8<-- [start:spans]
 def test_spans_and_open_spans(tracechain: TraceCapture, tracer: Tracer) -> None:
     place_order("book")
-    assert [span.name for span in tracechain.spans] == ["inventory.reserve", "POST /orders"]
+    assert [span.name for span in tracechain.spans] == [
+        "inventory.reserve",
+        "POST /orders",
+    ]
 
     long_poll = tracer.start_span("long poll")
     assert [span.name for span in tracechain.open_spans] == ["long poll"]
@@ -83,7 +86,7 @@ def test_origin(tracechain: TraceCapture) -> None:
 def test_render(tracechain: TraceCapture) -> None:
     place_order("book")
 
-    print(tracechain.render())  # shown with `pytest -s`, or in the report when the test fails
+    print(tracechain.render())  # shown with `pytest -s`, or when the test fails
     assert "inventory.reserve" in tracechain.render()
 
 

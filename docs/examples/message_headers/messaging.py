@@ -1,4 +1,5 @@
-"""A producer that puts the trace context into message headers, and consumers that read it.
+"""A producer that puts the trace context into message headers, and consumers that
+read it.
 
 Three carrier shapes are shown, one per message class: a ``dict[str, str]``,
 Kafka-style ``list[tuple[str, bytes]]`` record headers, and an AMQP properties
@@ -26,7 +27,7 @@ TOPIC = "user.events"
 # --8<-- [start:dict]
 @dataclass
 class Message:
-    """Headers as ``dict[str, str]``: OpenTelemetry's default getter and setter handle it."""
+    """Headers as ``dict[str, str]``: OpenTelemetry's default getter and setter fit."""
 
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
@@ -80,7 +81,7 @@ class KafkaRecord:
 # --8<-- [start:amqp]
 @dataclass
 class BasicProperties:
-    """AMQP message properties; the ``headers`` table is ``None`` until something is set."""
+    """AMQP message properties; ``headers`` is ``None`` until something is set."""
 
     content_type: str = "application/json"
     delivery_mode: int = 2
@@ -132,11 +133,16 @@ def hello(outbox: Inbox, name: str, message_type: type[AnyMessage] = Message) ->
         return "201 Created"
 
 
-def send_user_created(outbox: Inbox, user: dict[str, str], message_type: type[AnyMessage]) -> None:
+def send_user_created(
+    outbox: Inbox, user: dict[str, str], message_type: type[AnyMessage]
+) -> None:
     with tracer.start_as_current_span(
         f"{TOPIC} send",
         kind=SpanKind.PRODUCER,
-        attributes={"messaging.destination.name": TOPIC, "messaging.operation.type": "send"},
+        attributes={
+            "messaging.destination.name": TOPIC,
+            "messaging.operation.type": "send",
+        },
     ):
         message = message_type(json.dumps(user).encode())
         message.inject()  # while the PRODUCER span is current
@@ -147,7 +153,9 @@ def send_user_created(outbox: Inbox, user: dict[str, str], message_type: type[An
 
 
 # --8<-- [start:early]
-def send_user_created_early(outbox: Inbox, user: dict[str, str], message_type: type[AnyMessage]) -> None:
+def send_user_created_early(
+    outbox: Inbox, user: dict[str, str], message_type: type[AnyMessage]
+) -> None:
     message = message_type(json.dumps(user).encode())
     message.inject()  # too early: the PRODUCER span is not current yet
     with tracer.start_as_current_span(f"{TOPIC} send", kind=SpanKind.PRODUCER):
@@ -164,7 +172,7 @@ def send_welcome_mail(message: AnyMessage) -> None:
 
 
 class Consumer:
-    """A poll loop on its own thread; leaving the ``with`` block drains the queue and stops it."""
+    """A poll loop on its own thread; leaving the ``with`` block drains the queue."""
 
     def __init__(self, inbox: Inbox) -> None:
         self.inbox = inbox
@@ -187,7 +195,10 @@ class Consumer:
             f"{TOPIC} process",
             context=message.extract(),
             kind=SpanKind.CONSUMER,
-            attributes={"messaging.destination.name": TOPIC, "messaging.operation.type": "process"},
+            attributes={
+                "messaging.destination.name": TOPIC,
+                "messaging.operation.type": "process",
+            },
         ):
             send_welcome_mail(message)
 
@@ -208,7 +219,7 @@ class HeaderlessConsumer(Consumer):
 
 # --8<-- [start:batch]
 class BatchConsumer(Consumer):
-    """Takes up to ``max_batch`` queued messages at a time and processes them under one span.
+    """Takes up to ``max_batch`` queued messages at a time, processed under one span.
 
     A batch has many parents, so its span starts a new trace and links to the
     producer span of every message instead.
@@ -228,7 +239,10 @@ class BatchConsumer(Consumer):
                 self.process_batch(messages)
 
     def process_batch(self, messages: list[AnyMessage]) -> None:
-        links = [Link(trace.get_current_span(m.extract()).get_span_context()) for m in messages]
+        links = [
+            Link(trace.get_current_span(m.extract()).get_span_context())
+            for m in messages
+        ]
         with tracer.start_as_current_span(
             f"{TOPIC} process",
             kind=SpanKind.CONSUMER,

@@ -91,7 +91,7 @@ def test_every_carrier_holds_the_producer_span(
 @pytest.mark.xfail(
     strict=True,
     raises=TraceAssertionError,
-    reason="the producer injects before its span starts, so the headers name the request span",
+    reason="the producer injects before its span starts: the headers name the request",
 )
 def test_headers_injected_before_the_producer_span(tracechain: TraceCapture) -> None:
     inbox: Inbox = queue.Queue()

@@ -1,4 +1,4 @@
-"""An order service: the request stores the order, publishes an event, and mails a receipt.
+"""An order service: a request stores the order, publishes an event, mails a receipt.
 
 ``place_order`` hands the receipt to a thread without the request's context
 (the lost-context mistake); ``place_order_fixed`` carries the context over.
@@ -22,7 +22,8 @@ def store(order_id: str) -> None:
     with tracer.start_as_current_span("INSERT orders", kind=SpanKind.CLIENT) as span:
         span.set_attribute("db.system", "postgresql")
         span.set_attribute("order.id", order_id)
-        time.sleep(0.004)  # the database round trip (stands for real work, not for synchronisation)
+        # The database round trip (it stands for real work, not for synchronisation).
+        time.sleep(0.004)
 
 
 def publish(order_id: str) -> None:
@@ -76,7 +77,9 @@ def place_order_fixed(order_id: str) -> str:
         consumer.start()
         # The fix: run the work in a copy of the current context.
         receipt = contextvars.copy_context()
-        mailer = threading.Thread(target=receipt.run, args=(send_receipt, order_id), name="mailer")
+        mailer = threading.Thread(
+            target=receipt.run, args=(send_receipt, order_id), name="mailer"
+        )
         mailer.start()
     consumer.join()
     mailer.join()

@@ -1,4 +1,5 @@
-"""A small user service: a request handler, background work in a thread, an event and its consumer.
+"""A small user service: a request handler, background work in a thread, an event and
+its consumer.
 
 ``signup`` answers ``POST /users``: it creates the user in a background thread
 and publishes a ``user.created`` event, which a consumer processes by sending
@@ -49,7 +50,7 @@ class Message:
 
 
 class Broker:
-    """An in-memory message broker: the producer injects the context into the headers."""
+    """An in-memory message broker: the producer injects the context into headers."""
 
     def __init__(self) -> None:
         self._queue: queue.Queue[Message | None] = queue.Queue()
@@ -73,7 +74,7 @@ class Broker:
 
 # --8<-- [start:jobs]
 class BackgroundJobs:
-    """The threads handlers start, kept so that shutdown (or a test) can wait for them."""
+    """The threads handlers start, kept so that shutdown (or a test) can join them."""
 
     def __init__(self) -> None:
         self._threads: list[threading.Thread] = []
@@ -116,7 +117,7 @@ def signup_lost(broker: Broker, jobs: BackgroundJobs, name: str) -> str:
 
 # --8<-- [start:import]
 def import_users(broker: Broker, jobs: BackgroundJobs, names: list[str]) -> str:
-    """``POST /users/import``: one background job creates them all, one event per user."""
+    """``POST /users/import``: one background job creates all; an event per user."""
 
     def run_import() -> None:
         with tracer.start_as_current_span("users.import"):
@@ -139,7 +140,8 @@ def import_users_lost(broker: Broker, jobs: BackgroundJobs, names: list[str]) ->
                 create_user(name)
 
     with tracer.start_as_current_span("POST /users/import", kind=SpanKind.SERVER):
-        jobs.start(run_import, name="import-users")  # no context: the import starts a new trace
+        # No context: the import starts a new trace.
+        jobs.start(run_import, name="import-users")
         for name in names:
             broker.publish("user.created", name)
         return ACCEPTED
@@ -167,7 +169,9 @@ def delete_unverified_users() -> None:
 def process(message: Message) -> None:
     """Continue the producer's trace: the context comes out of the headers."""
     parent = propagate.extract(message.headers)
-    with tracer.start_as_current_span(f"{message.topic} process", kind=SpanKind.CONSUMER, context=parent):
+    with tracer.start_as_current_span(
+        f"{message.topic} process", kind=SpanKind.CONSUMER, context=parent
+    ):
         send_welcome_mail(message.body)
 
 
@@ -180,8 +184,10 @@ def run_consumer(broker: Broker, handle: Callable[[Message], None] = process) ->
 # --8<-- [end:consumer]
 # --8<-- [start:consumer-linked]
 def process_linked(message: Message) -> None:
-    """Start a new trace that links to the producer: right for a batch, wrong for one message."""
-    producer = trace.get_current_span(propagate.extract(message.headers)).get_span_context()
+    """A new trace linked to the producer: right for a batch, wrong for one message."""
+    producer = trace.get_current_span(
+        propagate.extract(message.headers)
+    ).get_span_context()
     with tracer.start_as_current_span(
         f"{message.topic} process",
         kind=SpanKind.CONSUMER,

@@ -1,4 +1,4 @@
-"""The whole shape of a request's traces in one assertion: text trees, generated trees, late spans."""
+"""The whole shape of a request's traces in one assertion: text, generated, late."""
 
 from __future__ import annotations
 
@@ -85,7 +85,9 @@ def test_a_request_and_a_scheduled_job(
 
 
 # --8<-- [start:regex]
-def test_names_as_patterns(tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs) -> None:
+def test_names_as_patterns(
+    tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs
+) -> None:
     signup(broker, jobs, "ada")
     jobs.join()
     process(broker.receive())
@@ -114,7 +116,9 @@ SIGNUP_AS_DICT = {
 }
 
 
-def test_signup_as_a_dict(tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs) -> None:
+def test_signup_as_a_dict(
+    tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs
+) -> None:
     signup(broker, jobs, "ada")
     jobs.join()
     process(broker.receive())
@@ -127,11 +131,15 @@ def test_signup_as_a_dict(tracechain: TraceCapture, broker: Broker, jobs: Backgr
 
 # --8<-- [start:generated]
 def expected_import(count: int) -> tuple[object, ...]:
-    """The trace of an import of ``count`` users: (name, children) and (name, kind, children) tuples."""
+    """An import of ``count`` users: (name, children), (name, kind, children) tuples."""
     user = ("users.create", ["INSERT users [client]"])
     consumed = ("user.created process", "consumer", ["mail.send [client]"])
     event = ("user.created publish", "producer", [consumed])
-    return ("POST /users/import", "server", [("users.import", [user] * count), *[event] * count])
+    return (
+        "POST /users/import",
+        "server",
+        [("users.import", [user] * count), *[event] * count],
+    )
 
 
 @pytest.mark.parametrize("count", [1, 3, 40])
@@ -150,7 +158,9 @@ def test_import_has_one_branch_per_user(
 
 
 # --8<-- [start:spans]
-def test_the_consumer_side_alone(tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs) -> None:
+def test_the_consumer_side_alone(
+    tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs
+) -> None:
     signup(broker, jobs, "ada")
     jobs.join()
     process(broker.receive())
@@ -180,7 +190,10 @@ def consumer(broker: Broker) -> Iterator[threading.Thread]:
 
 
 def test_late_spans(
-    tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs, consumer: threading.Thread
+    tracechain: TraceCapture,
+    broker: Broker,
+    jobs: BackgroundJobs,
+    consumer: threading.Thread,
 ) -> None:
     signup(broker, jobs, "ada")
 
@@ -196,9 +209,11 @@ def test_late_spans(
 @pytest.mark.xfail(
     strict=True,
     raises=TraceAssertionError,
-    reason="the background thread starts without the request's context: a new root trace",
+    reason="the background thread starts without the request's context: a new trace",
 )
-def test_signup_lost(tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs) -> None:
+def test_signup_lost(
+    tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs
+) -> None:
     signup_lost(broker, jobs, "ada")
     jobs.join()
     process(broker.receive())
@@ -211,7 +226,9 @@ def test_signup_lost(tracechain: TraceCapture, broker: Broker, jobs: BackgroundJ
     raises=TraceAssertionError,
     reason="the consumer links to the producer instead of continuing its trace",
 )
-def test_consumer_linked(tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs) -> None:
+def test_consumer_linked(
+    tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs
+) -> None:
     signup(broker, jobs, "ada")
     jobs.join()
     process_linked(broker.receive())
@@ -228,7 +245,9 @@ def test_consumer_linked(tracechain: TraceCapture, broker: Broker, jobs: Backgro
     raises=TraceAssertionError,
     reason="the import job starts without the request's context: a new root trace",
 )
-def test_import_lost(tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs) -> None:
+def test_import_lost(
+    tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs
+) -> None:
     import_users_lost(broker, jobs, [f"user-{i}" for i in range(120)])
     jobs.join()
     for _ in range(120):
@@ -244,9 +263,11 @@ def test_import_lost(tracechain: TraceCapture, broker: Broker, jobs: BackgroundJ
 @pytest.mark.xfail(
     strict=True,
     raises=TraceAssertionError,
-    reason="the expectation differs from the signup on purpose: a missing, a wrong-kind and an extra span",
+    reason="the expectation differs on purpose: a missing, a wrong-kind, an extra span",
 )
-def test_each_status(tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs) -> None:
+def test_each_status(
+    tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs
+) -> None:
     signup(broker, jobs, "ada")
     jobs.join()
     process(broker.receive())
