@@ -74,16 +74,15 @@ def new_trace_hint(lost: Ref, anchor: Ref, capture: CaptureState | None) -> str 
         return None
     if lost_origin.pid != os.getpid():  # received from another process: no thread of ours
         return (
-            f"{lost.label} was received from pid {lost_origin.pid}, where it started a new trace: that "
-            f"process did not receive the context of {anchor.label}. Inject the context into the carrier "
-            "the process gets (message or HTTP headers, an environment variable) and start its first span "
-            "with context=opentelemetry.propagate.extract(carrier)."
+            f"{lost.label} was received from pid {lost_origin.pid}, where it started a new trace instead of "
+            f"continuing {anchor.label}: pass the context to that process in a carrier (message or HTTP "
+            "headers, an environment variable) and start its first span there with "
+            "context=opentelemetry.propagate.extract(carrier)."
         )
     spawn = capture.spawn_of(lost.span_id)
     if spawn is not None:  # recorded where the work was handed over: the boundary is known
         return (
-            f"{lost.label} runs in {spawn.boundary.label} started{spawn.at()} from {spawn.spawner}, which "
-            f"did not receive the context of "
+            f"{lost.label} was handed over through {spawn.described()} without the context of "
             f"{anchor.label}: {spawn.boundary.fix}."
         )
     if lost_origin.thread_id != anchor_origin.thread_id:

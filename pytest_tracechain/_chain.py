@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.trace import SpanKind
 
 from pytest_tracechain import _provider
@@ -24,7 +24,7 @@ from pytest_tracechain._origins import Origin
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
 from pytest_tracechain._scope import ScopeEvent
 from pytest_tracechain._settings import Rules, Words
-from pytest_tracechain._spawn import Injection, Spawn
+from pytest_tracechain._spawn import Boundary, Injection, Spawn
 from pytest_tracechain._state import CaptureState
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "assert_chain_intact",
     "report",
     "scope_leaks",
+    "summary",
     "unended",
 ]
 
@@ -51,6 +52,7 @@ class FindingKind(Words):
     UNENDED = "unended"
     SCOPE_LEAK = "scope leak"
     SINGLE_TRACE = "single trace"
+    PARENT_CYCLE = "parent cycle"
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,11 @@ class Facts(Protocol):
         """The contexts injected into carriers while the test ran, by span id."""
         ...
 
+    @property
+    def received(self) -> bool:
+        """Whether spans came from other processes (only those can form a parent cycle)."""
+        ...
+
     def origin_of(self, span_id: int) -> Origin | None: ...
 
     def spawn_of(self, span_id: int) -> Spawn | None: ...
@@ -115,6 +122,11 @@ class SpanFacts:
     @property
     def injections(self) -> Mapping[int, Injection]:
         return self.recorded.injections if self.recorded is not None else {}
+
+    @property
+    def received(self) -> bool:
+        # The SDK's own spans cannot name a later span as parent; any other can.
+        return any(not isinstance(span, Span) for span in self.spans)
 
     def origin_of(self, span_id: int) -> Origin | None:
         return self.recorded.origin_of(span_id) if self.recorded is not None else None
@@ -192,13 +204,28 @@ def stale_carriers(graph: SpanGraph, facts: Facts) -> list[Finding]:
     ]
 
 
+_QUEUES = frozenset({Boundary.QUEUE, Boundary.SIMPLE_QUEUE, Boundary.ASYNCIO_QUEUE})
+
+
+def _lost_spawn(span: ReadableSpan, facts: Facts) -> Spawn | None:
+    """The hand-off that ``span``, a root, lost the context across: reported as lost context.
+
+    A CONSUMER or SERVER root taken off a queue while a context was injected
+    is a consumer that ignored its carrier: a dropped carrier, not lost context.
+    """
+    if not facts.rules.lost_context:
+        return None
+    spawn = facts.spawn_of(span.context.span_id)
+    if spawn is not None and spawn.boundary in _QUEUES and span.kind in _RECEIVERS and facts.injections:
+        return None
+    return spawn
+
+
 def lost_context(graph: SpanGraph, facts: Facts) -> list[Finding]:
     """A root started in work handed over while a span was current (``lost_context=``)."""
-    if not facts.rules.lost_context:
-        return []
     findings = []
     for span in _roots(graph):
-        spawn = facts.spawn_of(span.context.span_id)
+        spawn = _lost_spawn(span, facts)
         if spawn is not None:
             findings.append(_lost_context(span, spawn, graph, facts.origin_of(span.context.span_id)))
     return findings
@@ -232,8 +259,7 @@ def dropped_carriers(graph: SpanGraph, facts: Facts) -> list[Finding]:
         span
         for span in _roots(graph)
         if span.kind in _RECEIVERS
-        # reported as lost context instead: the boundary is known
-        and not (facts.rules.lost_context and facts.spawn_of(span.context.span_id) is not None)
+        and _lost_spawn(span, facts) is None  # else lost context: the boundary is known
     ]
     if not receivers:
         return []
@@ -380,9 +406,40 @@ def single_trace(graph: SpanGraph, facts: Facts) -> list[Finding]:
     ]
 
 
+def parent_cycles(graph: SpanGraph, facts: Facts) -> list[Finding]:
+    """Spans whose parents lead back to themselves: no root starts their trace."""
+    graph.keys  # noqa: B018  (keying the graph finds the cycles)
+    return [_parent_cycle(span, graph) for span in graph.cycles]
+
+
+def _parent_cycle(span: ReadableSpan, graph: SpanGraph) -> Finding:
+    names = [repr(span.name)]
+    for _, parent in graph.parent_chain(span):
+        if parent is None or parent is span:
+            break
+        names.append(repr(parent.name))
+    names.append(repr(span.name))
+    shown = " → ".join(names if len(names) <= 8 else [*names[:4], "…", *names[-3:]])
+    return Finding(
+        FindingKind.PARENT_CYCLE,
+        span,
+        f"{span.name!r} is on a parent cycle ({shown}): the spans name each other as parents, so no "
+        "root starts their trace",
+        "the process that sent them made span contexts by hand or reused span ids: let its SDK make the "
+        "ids, and take parents only from extract() or the current span",
+    )
+
+
 # The rules of the analysis of finished spans (unended spans and scope leaks
 # are known only at teardown: ``unended`` and ``scope_leaks``).
-RULES: tuple[Rule, ...] = (orphans, stale_carriers, lost_context, dropped_carriers, single_trace)
+RULES: tuple[Rule, ...] = (
+    orphans,
+    stale_carriers,
+    lost_context,
+    dropped_carriers,
+    single_trace,
+    parent_cycles,
+)
 
 
 def is_trivially_intact(facts: Facts) -> bool:
@@ -392,7 +449,7 @@ def is_trivially_intact(facts: Facts) -> bool:
     full), no root has a spawn record, no receiver root could pair with a
     sender, and the marker does not ask for one trace.
     """
-    if facts.rules.single_trace:
+    if facts.rules.single_trace or facts.received:
         return False
     known, ambient = facts.known_ids, facts.ambient
     senders = receivers = False
@@ -464,10 +521,41 @@ def scope_leaks(events: Iterable[ScopeEvent]) -> list[Finding]:
     return list(findings.values())
 
 
+# How many findings of each kind a report spells out; the rest are counted
+# (every one is in --tracechain-export and on the --tracechain-html page).
+REPORT_PER_KIND = 10
+
+
+def _capped(findings: list[Finding]) -> list[str]:
+    """Each finding's text, the first ``REPORT_PER_KIND`` of each kind; then how many more."""
+    shown: dict[FindingKind, int] = {}
+    lines = []
+    for finding in findings:
+        count = shown[finding.kind] = shown.get(finding.kind, 0) + 1
+        if count <= REPORT_PER_KIND:
+            lines.append(finding.text())
+    for kind, count in shown.items():
+        if count > REPORT_PER_KIND:
+            more = count - REPORT_PER_KIND
+            lines.append(
+                f"[{kind.value}] … and {more} more (all {count} are in --tracechain-export and "
+                "--tracechain-html)"
+            )
+    return lines
+
+
+def summary(findings: list[Finding], limit: int = REPORT_PER_KIND) -> str:
+    """The one-line summary of a test's findings, for the terminal summary (the first ``limit``)."""
+    parts = [f"{f.kind}: {f.span.name!r}" if f.span is not None else str(f.kind) for f in findings[:limit]]
+    if len(findings) > limit:
+        parts.append(f"and {len(findings) - limit} more")
+    return "; ".join(parts)
+
+
 def report(findings: list[Finding], state: CaptureState | None) -> str:
     """The findings, then the rendered trees with each span at fault marked."""
     headline = f"{len(findings)} broken trace chain{'s' if len(findings) != 1 else ''}:"
-    lines = [headline, *(finding.text() for finding in findings)]
+    lines = [headline, *_capped(findings)]
     marks: Mapping[int, str] = {f.span.context.span_id: f.kind.value for f in findings if f.span is not None}
     if state is not None:
         rendered = state.render(highlight=marks, limit=MESSAGE_LIMIT)

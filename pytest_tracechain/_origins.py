@@ -1,8 +1,9 @@
-"""Where spans started: ``Origin`` records, interned in one table for the session.
+"""Where spans started: ``Origin`` records, interned in a table shared by captures.
 
-A capture maps span ids to indexes in this table, so its dict holds only
+A capture maps span ids to indexes in its table, so its dict holds only
 ints, which the garbage collector does not scan (a dict of span id ->
-``Origin`` would be walked by every full collection).
+``Origin`` would be walked by every full collection). A table that has grown
+past a limit is replaced at the next test, so a long session stays flat.
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-__all__ = ["Origin", "OriginsView", "intern_origin", "origin_at"]
+__all__ = [
+    "Origin",
+    "OriginTable",
+    "OriginsView",
+    "current_table",
+    "intern_origin",
+    "origin_at",
+    "renew_if_full",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,39 +50,80 @@ class Origin:
         return ", ".join(parts) or f"pid {self.pid}"
 
 
-_origin_table: list[Origin] = []
-_origin_indexes: dict[Origin, int] = {}
-_intern_lock = threading.Lock()
+class OriginTable:
+    """Interned origins: each added once, found by its index.
+
+    A table serves the captures opened while it is current; when it has grown
+    past ``GENERATION_LIMIT`` entries (a session making ever new threads or
+    tasks), the next capture starts a new one and the old goes with its
+    captures.
+    """
+
+    __slots__ = ("entries", "indexes", "lock")
+
+    def __init__(self) -> None:
+        self.entries: list[Origin] = []
+        self.indexes: dict[Origin, int] = {}
+        self.lock = threading.Lock()
+
+    def intern(self, origin: Origin) -> int:
+        """The index of ``origin`` (added once)."""
+        index = self.indexes.get(origin)
+        if index is None:
+            with self.lock:
+                index = self.indexes.get(origin)
+                if index is None:
+                    index = len(self.entries)
+                    self.entries.append(origin)
+                    self.indexes[origin] = index
+        return index
+
+    def at(self, index: int) -> Origin:
+        return self.entries[index]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+# Entries of one table before a new capture starts a new one.
+GENERATION_LIMIT = 4096
+_table = OriginTable()
+
+
+def current_table() -> OriginTable:
+    return _table
+
+
+def renew_if_full(limit: int | None = None) -> bool:
+    """Start a new table if the current one is past ``limit`` entries; whether it did."""
+    global _table
+    if len(_table) <= (GENERATION_LIMIT if limit is None else limit):
+        return False
+    _table = OriginTable()
+    return True
 
 
 def intern_origin(origin: Origin) -> int:
-    """The index of ``origin`` in the shared table (added once)."""
-    index = _origin_indexes.get(origin)
-    if index is None:
-        with _intern_lock:
-            index = _origin_indexes.get(origin)
-            if index is None:
-                index = len(_origin_table)
-                _origin_table.append(origin)
-                _origin_indexes[origin] = index
-    return index
+    """The index of ``origin`` in the current table (added once)."""
+    return _table.intern(origin)
 
 
 def origin_at(index: int) -> Origin:
-    """The origin interned at ``index``."""
-    return _origin_table[index]
+    """The origin interned at ``index`` in the current table."""
+    return _table.at(index)
 
 
 class OriginsView(Mapping[int, Origin]):
-    """Span id -> ``Origin``, read through a capture's index dict."""
+    """Span id -> ``Origin``, read through a capture's index dict and its table."""
 
-    __slots__ = ("_indexes",)
+    __slots__ = ("_indexes", "_table")
 
-    def __init__(self, indexes: dict[int, int]) -> None:
+    def __init__(self, indexes: dict[int, int], table: OriginTable | None = None) -> None:
         self._indexes = indexes
+        self._table = table if table is not None else _table
 
     def __getitem__(self, span_id: int) -> Origin:
-        return _origin_table[self._indexes[span_id]]
+        return self._table.at(self._indexes[span_id])
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._indexes)

@@ -16,7 +16,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from pytest_tracechain import _scope, _spawn
+from pytest_tracechain import _scope, _spawn, _state
 from pytest_tracechain._errors import TraceChainUsageError
 from pytest_tracechain._router import Router
 from pytest_tracechain._state import CaptureState
@@ -47,7 +47,7 @@ def router() -> Router:
     if not _patched:  # undone at the end of each pytest session
         _scope.install(active)
         _patched = True
-    _spawn.install(active.is_capturing, active.record_injection)
+    _spawn.install(active.is_capturing, active.record_injection, active.current_capture)
     return active
 
 
@@ -110,6 +110,34 @@ def _watch_set_tracer_provider(new_router: Router) -> None:
         original(tracer_provider, log)
 
     trace._set_tracer_provider = set_and_attach
+
+
+# Samplers that drop every root span (their descriptions): nothing a test starts is recorded.
+_DROPPING = ("AlwaysOffSampler", "TraceIdRatioBased{0}", "TraceIdRatioBased{0.0}")
+
+
+def why_nothing_is_captured() -> str | None:
+    """Why the provider records no span a test starts, when it cannot: else None."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return (
+            "OTEL_SDK_DISABLED=true is set, so the OpenTelemetry SDK makes no spans at all: "
+            "unset it for the tests"
+        )
+    if not _attached:
+        return None
+    sampler = getattr(_attached[0], "sampler", None)
+    description = sampler.get_description() if sampler is not None else ""
+    root = description.removeprefix("ParentBased{root:")
+    if any(root == name or root.startswith(name + ",") for name in _DROPPING):
+        return (
+            f"the tracer provider's sampler ({description}) drops every root span, so the spans a test "
+            "starts are never recorded: use the default sampler in tests (unset OTEL_TRACES_SAMPLER, "
+            "or TracerProvider(sampler=ALWAYS_ON))"
+        )
+    return None
+
+
+_state.why_nothing_is_captured = why_nothing_is_captured
 
 
 def tracer(instrumenting_module_name: str = "pytest-tracechain") -> trace.Tracer:

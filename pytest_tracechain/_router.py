@@ -14,15 +14,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, get_current_span
 
-from pytest_tracechain import _spawn
+from pytest_tracechain import _origins, _spawn
 from pytest_tracechain._graph import is_root
-from pytest_tracechain._origins import Origin, intern_origin, origin_at
+from pytest_tracechain._leaks import Leak
+from pytest_tracechain._origins import Origin, intern_origin
 from pytest_tracechain._spawn import Injection, Spawn
 from pytest_tracechain._spawn import current as current_spawn
 from pytest_tracechain._state import CaptureState
@@ -36,23 +36,12 @@ __all__ = ["HARNESS_SCOPES", "Leak", "Router"]
 HARNESS_SCOPES = frozenset({"pytest-opentelemetry"})
 # How many of the latest captures received spans are matched against by trace id.
 RECENT_CAPTURES = 8
+# How many finished tests are searched for the parent of a span that starts later.
+CLOSED_CAPTURES = 8
+# How many spans a finished test keeps of those that start after its teardown (the rest are counted).
+LATE_SPANS_KEPT = 1000
 # How many of a test's latest open spans a root in a fresh context is compared with.
 _FRESH_LOOKBACK = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Leak:
-    """A span that outlived its test: it ended ``after_ns`` after the test's teardown."""
-
-    test: str
-    span_name: str
-    after_ns: int
-
-    def describe(self) -> str:
-        return (
-            f"span {self.span_name!r} of {self.test} ended {self.after_ns / 1e9:.3f} s after its test's "
-            "teardown (work that outlived the test)"
-        )
 
 
 def _internal_error(where: str) -> None:
@@ -83,8 +72,11 @@ class Router(SpanProcessor):
 
     def __init__(self) -> None:
         self.current: CaptureState | None = None
-        self.leaked: deque[Leak] = deque()
+        self.leaked: dict[str, Leak] = {}  # by test, since the last drain
+        self._leak_lock = threading.Lock()
+        # Open spans of finished tests (and spans started under them), routed there until they end.
         self._retained: dict[int, CaptureState] = {}
+        self._closed: deque[CaptureState] = deque(maxlen=CLOSED_CAPTURES)
         self._pid = os.getpid()
         self._local = threading.local()
         self._task_origins: dict[int, tuple[Origin, int]] = {}
@@ -94,6 +86,7 @@ class Router(SpanProcessor):
         # receive time), and how many spans arrived while no test was running.
         self.receiving = False
         self._recent: deque[_Received] = deque(maxlen=RECENT_CAPTURES)
+        self._refreshed = False
         self._receive_lock = threading.Lock()
         self.dropped = 0
 
@@ -118,33 +111,79 @@ class Router(SpanProcessor):
                 else:
                     capture.record_start(span_id, span, self._origin())
                 return
-            owner = self._owner_of(span, parent, capture)
-            if owner is not None:
-                span_id = span.context.span_id
-                owner.record_start(span_id, span, self._origin())
-                if owner.closed:
-                    self._retained[span_id] = owner
-                # Lost only if no span is current here: a root started with an
-                # explicit empty context where the context did arrive is deliberate.
-                # (An ambient span, a harness's per-test span, counts as none.)
-                if is_root(span, owner.ambient) and not span.links and not _in_a_span(owner.ambient):
-                    spawn = current_spawn()
-                    if spawn is None and _spawn.in_fresh_context():
-                        spawn = _fresh_context_spawn(owner, span_id)
-                    # Only a hand-off from a span of this test counts (a pool thread
-                    # started by an earlier test, or under the harness's span alone, does not).
-                    if spawn is not None and spawn.span_context.span_id in owner.origins:
-                        owner.spawns[span_id] = spawn
+            self._start_elsewhere(span, parent, capture)
         except Exception:
             _internal_error("on_start")
+
+    def _start_elsewhere(self, span: Span, parent: SpanContext | None, capture: CaptureState | None) -> None:
+        """The slow path of ``on_start``: a root, or a parent the running test does not hold.
+
+        The span goes to the test that holds its parent (running, or finished
+        and retained); a root of work that a finished test handed over goes
+        to that test; else the running test's. Roots note their hand-off.
+        """
+        scope = span.instrumentation_scope
+        if capture is not None and scope is not None and scope.name in HARNESS_SCOPES:
+            capture.ambient.add(span.context.span_id)
+            return
+        owner = None
+        if parent is not None and (capture is None or parent.span_id not in capture.ambient):
+            owner = self._holder_of_parent(parent)
+        spawn = None
+        fresh = False
+        if owner is None:
+            owner = capture
+            # Lost only if no span is current here: a root started with an
+            # explicit empty context where the context did arrive is deliberate.
+            # (An ambient span, a harness's per-test span, counts as none.)
+            ambient = capture.ambient if capture is not None else ()
+            if is_root(span, ambient) and not span.links and not _in_a_span(ambient):
+                spawn = current_spawn()
+                spawner = spawn.spawned_by() if spawn is not None else None
+                if isinstance(spawner, CaptureState) and spawner.closed:
+                    owner = spawner  # work a finished test handed over, started late: its own
+                else:
+                    fresh = spawn is None and capture is not None and _spawn.in_fresh_context()
+        if owner is None:
+            return
+        span_id = span.context.span_id
+        if owner.closed:
+            self._retained[span_id] = owner
+            owner.late += 1
+            if owner.late > LATE_SPANS_KEPT:
+                return  # routed (its descendants follow it) and counted, not kept
+        if owner.table is _origins.current_table():
+            index = self._origin()
+        else:  # a finished test's table, from before a renewal: looked up afresh
+            index = owner.table.intern(self._fresh_origin())
+        owner.record_start(span_id, span, index)
+        if fresh:  # compared by origin with the spans open in this thread: after record_start
+            spawn = _fresh_context_spawn(owner, span_id)
+        # Only a hand-off from a span of this test counts (a pool thread started
+        # by an earlier test, or under the harness's span alone, does not).
+        if spawn is not None and spawn.span_context.span_id in owner.origins:
+            owner.spawns[span_id] = spawn
+
+    def _holder_of_parent(self, parent: SpanContext) -> CaptureState | None:
+        """A finished test holding ``parent``: retained while open, or among the latest finished."""
+        owner = self._retained.get(parent.span_id)
+        if owner is not None:
+            return owner
+        for closed in reversed(tuple(self._closed)):  # a copy: the runner's thread appends
+            if parent.span_id in closed.origins:
+                return closed
+        return None
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
             span_id = span.context.span_id
             owner = self.current
             if owner is None or span_id not in owner.open:
-                owner = self._retained.get(span_id)
+                owner = self._retained.pop(span_id, None)
                 if owner is None:
+                    return
+                if span_id not in owner.open:  # a late span past the cap: counted only
+                    self._leaked(owner, span)
                     return
             if _spawn.asyncio_loaded and _spawn.running_loop() is not None:
                 task = _spawn.current_task()
@@ -168,23 +207,38 @@ class Router(SpanProcessor):
         """Whether a test is captured now (spawn and scope recording run only then)."""
         return self.current is not None
 
+    def current_capture(self) -> CaptureState | None:
+        return self.current
+
     def record_injection(self, injection: Injection) -> None:
         """A context was injected into a carrier (``_spawn``): the running test keeps the first per span."""
         capture = self.current
         if capture is not None:
             capture.injections.setdefault(injection.span_context.span_id, injection)
 
+    def still_open(self) -> dict[str, int]:
+        """Per finished test, how many of its spans are still open (at the end of the session)."""
+        counts: dict[str, int] = {}
+        for owner in list(self._retained.values()):
+            counts[owner.name] = counts.get(owner.name, 0) + 1
+        return counts
+
     def drain_leaks(self) -> list[Leak]:
-        """The spans that outlived their test since the last call."""
-        drained = []
-        while self.leaked:  # a deque: other threads may append meanwhile
-            drained.append(self.leaked.popleft())
+        """Per test, the spans that outlived it since the last call."""
+        with self._leak_lock:
+            drained, self.leaked = list(self.leaked.values()), {}
         return drained
 
     def open(self, capture: CaptureState) -> None:
+        if _origins.renew_if_full():  # between tests: threads and tasks look their origins up again
+            _spawn.renames += 1
+            with self._lock:
+                self._task_origins.clear()
+        capture.table = _origins.current_table()
         self.current = capture
         if self.receiving:
-            self._recent.append(_Received(capture))
+            with self._receive_lock:  # the receiver's threads iterate these
+                self._recent.append(_Received(capture))
 
     def close(self, capture: CaptureState) -> None:
         """End the capture window; its open spans stay routed to it."""
@@ -192,6 +246,7 @@ class Router(SpanProcessor):
         capture.closed_at = time.time_ns()
         for span_id in list(capture.open):
             self._retained[span_id] = capture
+        self._closed.append(capture)
         if self.current is capture:
             self.current = None
 
@@ -216,6 +271,7 @@ class Router(SpanProcessor):
             recent = self._recent
             if current is not None and not any(entry.capture is current for entry in recent):
                 recent.append(_Received(current))  # the test that started the receiver
+            self._refreshed = False  # the trace-id indexes are refreshed once per call, at most
             for span, origin in spans:
                 if span.context is None:
                     continue
@@ -224,6 +280,9 @@ class Router(SpanProcessor):
                     dropped += 1
                 elif self._take(owner, span, origin, span.context.span_id in undecided):
                     notify[id(owner)] = owner
+                    for entry in recent:  # later spans of this call find the trace
+                        if entry.capture is owner:
+                            entry.add(span.context.trace_id)
             self.dropped += dropped
         for owner in notify.values():
             if owner.waiters:
@@ -245,18 +304,24 @@ class Router(SpanProcessor):
         parent = span.parent
         if parent is not None and undecided:
             index = origins.get(parent.span_id)
-            if index is not None and origin_at(index).pid != origin.pid:
+            if index is not None and owner.table.at(index).pid != origin.pid:
                 span._parent = SpanContext(
                     parent.trace_id, parent.span_id, True, parent.trace_flags, parent.trace_state
                 )
-        owner.record_received(span_id, span, intern_origin(origin))
+        owner.record_received(span_id, span, owner.table.intern(origin))
         if owner.closed and (span.end_time or 0) > owner.closed_at:
             self._leaked(owner, span)
         return True
 
     def _leaked(self, owner: CaptureState, span: ReadableSpan) -> None:
         """``span`` of a finished test ended after that test's teardown."""
-        self.leaked.append(Leak(owner.name, span.name, (span.end_time or 0) - owner.closed_at))
+        after = (span.end_time or 0) - owner.closed_at
+        with self._leak_lock:
+            known = self.leaked.get(owner.name)
+            if known is None:
+                self.leaked[owner.name] = Leak(owner.name, span.name, after)
+            else:
+                known.merge(Leak(owner.name, span.name, after))
 
     def stop_receiving(self) -> None:
         """The receiver stopped: let go of the captures kept for it."""
@@ -277,18 +342,30 @@ class Router(SpanProcessor):
         return None
 
     def _trace_owner(self, trace_id: int) -> CaptureState | None:
-        """The latest recent capture holding a span of ``trace_id`` (indexes updated on a miss)."""
-        for refresh in (False, True):
-            for entry in reversed(self._recent):
-                if trace_id in entry.trace_ids(refresh=refresh):
-                    return entry.capture
+        """The latest recent capture holding a span of ``trace_id``.
+
+        On a miss the indexes are brought up to date, once per ``receive``
+        call: children arrive before their parents, and re-reading every
+        capture's open spans for each of them made ingest quadratic in them.
+        """
+        for entry in reversed(self._recent):
+            if trace_id in entry.trace_ids(refresh=False):
+                return entry.capture
+        if self._refreshed:
+            return None
+        self._refreshed = True
+        for entry in reversed(self._recent):
+            if trace_id in entry.trace_ids(refresh=True):
+                return entry.capture
         return None
 
     def after_fork_in_child(self) -> None:
         # A forked child must not record into its parent's test state.
         self.current = None
-        self.leaked = deque()
+        self.leaked = {}
+        self._leak_lock = threading.Lock()
         self._retained = {}
+        self._closed = deque(maxlen=CLOSED_CAPTURES)
         self._pid = os.getpid()
         self._local = threading.local()
         self._task_origins = {}
@@ -297,21 +374,10 @@ class Router(SpanProcessor):
 
     # -- internals -------------------------------------------------------------------
 
-    def _owner_of(
-        self, span: Span, parent: SpanContext | None, capture: CaptureState | None
-    ) -> CaptureState | None:
-        """The slow path of ``on_start``: parent unknown to the running test."""
-        if parent is not None:
-            owner = self._retained.get(parent.span_id)
-            if owner is not None:
-                return owner
-        if capture is None:
-            return None
-        scope = span.instrumentation_scope
-        if scope is not None and scope.name in HARNESS_SCOPES:
-            capture.ambient.add(span.context.span_id)
-            return None
-        return capture
+    def _fresh_origin(self) -> Origin:
+        thread = threading.current_thread()
+        task = _spawn.running_task()
+        return Origin(self._pid, thread.name, thread.ident, task.get_name() if task is not None else None)
 
     def _origin(self) -> int:
         """The interned origin index of the running thread or asyncio task."""
@@ -367,6 +433,9 @@ class _Received:
         self.capture = capture
         self._ids: set[int] = set()
         self._seen = 0  # how many of capture.finished are indexed
+
+    def add(self, trace_id: int) -> None:
+        self._ids.add(trace_id)
 
     def trace_ids(self, *, refresh: bool) -> set[int]:
         if refresh:

@@ -13,7 +13,7 @@ from opentelemetry import context, trace
 
 from pytest_tracechain import _provider, _scope, _spawn
 from pytest_tracechain._capture import TraceCapture
-from pytest_tracechain._chain import Finding, analyze, report, scope_leaks, unended
+from pytest_tracechain._chain import Finding, analyze, report, scope_leaks, summary, unended
 from pytest_tracechain._errors import TraceAssertionError, TraceChainUsageError, TraceChainWarning
 from pytest_tracechain._render import MESSAGE_LIMIT
 from pytest_tracechain._settings import CheckMode, Rules
@@ -23,6 +23,7 @@ REPORT_SECTION = "tracechain: broken trace chains"
 TREES_SECTION = "tracechain: captured traces"
 PROPERTY = "tracechain"
 LEAK_PROPERTY = "tracechain.leaked"
+SILENT_PROPERTY = "tracechain.nothing_captured"
 FAIL_MODE_NOTE = "(pytest-tracechain's chain check, fail mode: see --tracechain-check and the marker)"
 WARNING_AS_ERROR_NOTE = "(pytest-tracechain's chain check: a TraceChainWarning, turned into an error by -W)"
 
@@ -38,10 +39,13 @@ class TestRun:
     __test__ = False  # not a test class, whatever pytest's python_classes say
 
     def __init__(self, item: pytest.Item, check: CheckMode, rules: Rules) -> None:
+        error: str | None = None
         try:
             self.router = _provider.router()
         except TraceChainUsageError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            error = str(exc)
+        if error is not None:  # outside the except block: said once, not chained to itself
+            pytest.fail(error, pytrace=False)
         self.item = item
         self.check = check
         self.state = CaptureState(item.nodeid, rules)
@@ -78,12 +82,16 @@ class TestRun:
         """At the end of teardown: close the capture; unended spans, scope leaks, leaks."""
         leftovers = _scope.leftover(self.state, self.entry_context)
         self.router.close(self.state)
+        if not self.state.origins:
+            reason = _provider.why_nothing_is_captured()
+            if reason is not None:  # said once in the terminal summary
+                self.item.user_properties.append((SILENT_PROPERTY, reason))
         if self.check is CheckMode.OFF:
             return
         # Spans of earlier tests that ended since: reported through this test's
         # report, so the controller's summary lists them under pytest-xdist too.
         for leak in self.router.drain_leaks():
-            self.item.user_properties.append((LEAK_PROPERTY, leak.describe()))
+            self.item.user_properties.append((LEAK_PROPERTY, leak.as_property()))
         findings = self._ended_since_call() + unended(self.state)
         findings += self._new_scope_findings() + scope_leaks(leftovers)
         self._act_on(findings, test_failed=False)
@@ -110,8 +118,7 @@ class TestRun:
         self.findings += findings
         item = self.item
         text = report(findings, self.state)
-        summary = "; ".join(f"{f.kind}: {f.span.name!r}" if f.span is not None else f.kind for f in findings)
-        item.user_properties.append((PROPERTY, summary))
+        item.user_properties.append((PROPERTY, summary(findings)))
         item.user_properties.append((f"{PROPERTY}.report", text))
         if self.check is CheckMode.FAIL and not test_failed:
             error = TraceAssertionError(text)

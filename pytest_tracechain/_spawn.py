@@ -23,7 +23,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opentelemetry import trace
@@ -78,7 +78,7 @@ _LABELS = {
     Boundary.QUEUE: "a queue.Queue",
     Boundary.SIMPLE_QUEUE: "a queue.SimpleQueue",
     Boundary.ASYNCIO_QUEUE: "an asyncio.Queue",
-    Boundary.FRESH_CONTEXT: "a new contextvars.Context (Context().run or a stale copy)",
+    Boundary.FRESH_CONTEXT: "a new contextvars.Context (Context().run)",
     Boundary.CALLBACK: "a loop callback given context=",
     Boundary.GREENLET: "a greenlet (gevent.spawn)",
 }
@@ -113,6 +113,11 @@ class Spawn:
     spawner: str  # "thread 'MainThread'", with ", task 'Task-1'" inside a task
     where: str | None = None  # file:line in user code
     source: tuple[int, int] = (0, 0)  # the handing thread's ident, and id() of its asyncio task (or 0)
+    owner: Any = field(default=None, compare=False, repr=False)  # a weak reference to the test's capture
+
+    def spawned_by(self) -> object | None:
+        """The capture of the test that handed the work over (None once it is gone)."""
+        return self.owner() if self.owner is not None else None
 
     def at(self) -> str:
         """`` at app.py:12``: where in user code, or nothing when unknown."""
@@ -212,8 +217,15 @@ def _record(boundary: Boundary) -> Spawn | None:
     context = span.get_span_context()
     if not context.is_valid:
         return None
+    owner = _current_capture()
     return Spawn(
-        boundary, context, getattr(span, "name", None), _spawner(), user_site(sys._getframe(2)), _source()
+        boundary,
+        context,
+        getattr(span, "name", None),
+        _spawner(),
+        user_site(sys._getframe(2)),
+        _source(),
+        weakref.ref(owner) if owner is not None else None,
     )
 
 
@@ -262,7 +274,18 @@ def fresh_context(span: Any, where: str | None) -> Spawn:
 # -- installing ---------------------------------------------------------------------------
 
 
-def install(is_capturing: Callable[[], bool], injected: Callable[[Injection], None]) -> None:
+def _nothing() -> object | None:
+    return None
+
+
+_current_capture: Callable[[], object | None] = _nothing  # the running test's capture state
+
+
+def install(
+    is_capturing: Callable[[], bool],
+    injected: Callable[[Injection], None],
+    current: Callable[[], object | None] = _nothing,
+) -> None:
     """Patch the hand-off points whose modules are loaded; called at every test's setup.
 
     ``is_capturing`` says whether a test is captured now; ``injected`` takes
@@ -271,7 +294,8 @@ def install(is_capturing: Callable[[], bool], injected: Callable[[Injection], No
     other propagators when the code under test has imported them (it
     normally has, at collection), so the plugin never imports them itself.
     """
-    global _otel_var
+    global _otel_var, _current_capture
+    _current_capture = current
     if "start" not in _originals:
         _patch_threads(is_capturing)
         _patch_queues(is_capturing)

@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanContext, SpanKind
 from pytest_tracechain._errors import TraceAssertionError
 from pytest_tracechain._filters import check_seconds, describe_filters, span_filter
 from pytest_tracechain._graph import SpanGraph, Trace
-from pytest_tracechain._origins import Origin, OriginsView, origin_at
+from pytest_tracechain._origins import Origin, OriginsView, current_table
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
 from pytest_tracechain._scope import ScopeEvent
 from pytest_tracechain._settings import Rules
@@ -34,6 +34,14 @@ if TYPE_CHECKING:
 __all__ = ["CaptureState"]
 
 _condition_lock = threading.Lock()
+
+
+def _nothing_to_say() -> str | None:
+    return None
+
+
+# Why the provider cannot record anything (set by _provider, which knows the provider).
+why_nothing_is_captured: Callable[[], str | None] = _nothing_to_say
 
 
 def _start_time(span: ReadableSpan) -> int:
@@ -61,13 +69,16 @@ class CaptureState:
         "cond",
         "finished",
         "injections",
+        "late",
         "name",
         "open",
         "origins",
         "phase_mark",
+        "received",
         "rules",
         "scope_events",
         "spawns",
+        "table",
         "view",
         "waiters",
     )
@@ -78,6 +89,7 @@ class CaptureState:
         self.finished: list[ReadableSpan] = []
         self.open: dict[int, Span] = {}
         self.origins: dict[int, int] = {}  # span id -> index in the origin table, in start order
+        self.table = current_table()  # the router sets the one current at open
         self.ambient: set[int] = set()
         # Spans that ended inside an asyncio task being cancelled (Python 3.11+);
         # OpenTelemetry does not record CancelledError on spans.
@@ -92,6 +104,8 @@ class CaptureState:
         self.waiters = 0
         self.closed = False
         self.closed_at = 0
+        self.late = 0  # spans started after the test closed (routed here)
+        self.received = False  # spans came from other processes
         # A weak reference to the user's TraceCapture (typed loosely: this module
         # does not import the view's). Weak, so state and view form no cycle and
         # a finished test's spans are freed by reference counting, not left for
@@ -116,6 +130,7 @@ class CaptureState:
         """A finished span received from another process (the caller notifies)."""
         self.origins[span_id] = origin
         self.finished.append(span)
+        self.received = True
 
     def notify(self) -> None:
         cond = self.cond
@@ -161,7 +176,7 @@ class CaptureState:
 
     @property
     def origin_map(self) -> OriginsView:
-        return OriginsView(self.origins)
+        return OriginsView(self.origins, self.table)
 
     def holds(self, span_id: int) -> bool:
         """Whether span ``span_id`` started in (or was received by) this capture."""
@@ -169,7 +184,7 @@ class CaptureState:
 
     def origin_of(self, span_id: int) -> Origin | None:
         index = self.origins.get(span_id)
-        return origin_at(index) if index is not None else None
+        return self.table.at(index) if index is not None else None
 
     def spawn_of(self, span_id: int) -> Spawn | None:
         return self.spawns.get(span_id)
@@ -341,9 +356,18 @@ class CaptureState:
         self.finished.clear()
 
     def explain(self, headline: str, *, highlight: Mapping[int, str] | None = None) -> str:
-        """A failure message: ``headline``, then the captured trees with ``highlight``."""
+        """A failure message: ``headline``, then the captured trees with ``highlight``.
+
+        When nothing at all was captured and the provider cannot record
+        anything (``OTEL_SDK_DISABLED``, an always-off sampler), it says so.
+        """
         rendered = self.render(highlight=highlight, limit=MESSAGE_LIMIT)
-        return f"{headline}\n\ncaptured in this test:\n{rendered}"
+        message = f"{headline}\n\ncaptured in this test:\n{rendered}"
+        if not self.origins:
+            reason = why_nothing_is_captured()
+            if reason is not None:
+                message += f"\n\nnothing can be captured: {reason}"
+        return message
 
     def __repr__(self) -> str:
         return f"<CaptureState {self.name!r}: {len(self.finished)} finished, {len(self.open)} open>"

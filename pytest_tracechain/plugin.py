@@ -30,6 +30,7 @@ _MARKER_ARGS = ("check", "single_trace", "lost_context")
 # the summary needs no import of it).
 _PROPERTY = "tracechain"
 _LEAK_PROPERTY = "tracechain.leaked"
+_SILENT_PROPERTY = "tracechain.nothing_captured"
 _ACTIVE_HOOKS = "tracechain-active-hooks"
 
 
@@ -287,7 +288,8 @@ class _Summary:
 
     def __init__(self) -> None:
         self.broken: dict[str, list[str]] = {}
-        self.leaked: list[str] = []
+        self.leaked: list[object] = []  # Leak.as_property() values, from every report
+        self.silent: dict[str, None] = {}  # why nothing could be captured, in order
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not report.user_properties:
@@ -295,22 +297,25 @@ class _Summary:
         found = [str(value) for name, value in report.user_properties if name == _PROPERTY]
         if found:
             self.broken.setdefault(report.nodeid, []).extend(found)
-        self.leaked += [str(value) for name, value in report.user_properties if name == _LEAK_PROPERTY]
+        self.leaked += [value for name, value in report.user_properties if name == _LEAK_PROPERTY]
+        self.silent.update(
+            dict.fromkeys(str(v) for name, v in report.user_properties if name == _SILENT_PROPERTY)
+        )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         import sys
 
         provider = sys.modules.get("pytest_tracechain._provider")
         router = provider.existing_router() if provider is not None else None
-        leaked = list(dict.fromkeys(self.leaked))  # one line per leak, also when reported twice
-        if router is not None:  # ended after the last test (this process only)
-            leaked += [leak.describe() for leak in router.drain_leaks()]
+        leaked = _leak_lines(self.leaked, router)
         dropped = router.dropped if router is not None else 0  # otlp_receiver, between tests
         if dropped:
             leaked.append(
                 f"otlp_receiver dropped {dropped} span{'s' if dropped != 1 else ''} that arrived while no "
                 "test was running"
             )
+        # Once per session: assertions found nothing, and no chain could break.
+        leaked[:0] = [f"nothing was captured: {reason}" for reason in self.silent]
         if not self.broken and not leaked:
             return
         terminalreporter.section("tracechain")
@@ -321,6 +326,40 @@ class _Summary:
                 terminalreporter.line(f"  {nodeid}: {'; '.join(dict.fromkeys(values))}")
         for leak in leaked:
             terminalreporter.line(f"tracechain: {leak}")
+
+
+def _leak_lines(reported: list[object], router: Any) -> list[str]:
+    """One line per test whose spans outlived it: reported ones, then this process's since.
+
+    A test's leaks can be drained at several later teardowns (and a report
+    can come twice, as with pytest-rerunfailures): they are added up per test.
+    """
+    if not reported and router is None:
+        return []
+    from pytest_tracechain._leaks import Leak
+
+    per_test: dict[str, Leak] = {}
+    seen: set[tuple[object, ...]] = set()
+    drained = router.drain_leaks() if router is not None else []  # ended after the last test
+    for leak in [Leak.from_property(value) for value in reported] + drained:
+        if leak is None:
+            continue
+        key = (leak.test, leak.span_name, leak.after_ns, leak.count)
+        if key in seen:
+            continue
+        seen.add(key)
+        if leak.test in per_test:
+            per_test[leak.test].merge(leak)
+        else:
+            per_test[leak.test] = leak
+    lines = [leak.describe() for leak in per_test.values()]
+    if router is not None:  # open when the session ended: never reported otherwise (this process only)
+        for test, count in router.still_open().items():
+            spans = "span" if count == 1 else "spans"
+            lines.append(
+                f"{count} {spans} of {test} still open when the session ended (work that outlived it)"
+            )
+    return lines
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -101,8 +101,8 @@ def test_child_of_in_a_thread_without_context(pytester: pytest.Pytester, run_pyt
             "E     found: no parent (it is the root of its own trace)",
             "E     'service.User.Create' started in thread 'user-worker'; 'GET /hello' in thread 'MainThread'",
             "E   ",
-            "E   hint: 'service.User.Create' runs in a thread started at app.py:10 from thread 'MainThread', which did not"
-            " receive the context of 'GET /hello': start the thread with contextvars.copy_context().run"
+            "E   hint: 'service.User.Create' was handed over through a thread at app.py:10 from thread 'MainThread'"
+            " without the context of 'GET /hello': start the thread with contextvars.copy_context().run"
             " (Thread(target=ctx.run, args=(fn,))), or use the OpenTelemetry threading instrumentation.",
             "E   ",
             "E   traces involved:",
@@ -119,7 +119,7 @@ def test_child_of_in_a_thread_without_context(pytester: pytest.Pytester, run_pyt
             "E     trace *: 'GET /hello'",
             "E     trace *: 'service.User.Create'",
             "E   ",
-            "E   hint: 'service.User.Create' runs in a thread started at app.py:10 from thread 'MainThread'*",
+            "E   hint: 'service.User.Create' was handed over through a thread at app.py:10 from thread 'MainThread'*",
         ],
         consecutive=True,
     )
@@ -172,17 +172,17 @@ def test_child_of_through_an_executor_and_a_task(pytester: pytest.Pytester, run_
     result.assert_outcomes(failed=3, passed=1)
     result.stdout.fnmatch_lines(
         [
-            "E   hint: 'job' runs in an executor job started at test_child_of_through_an_executor_and_a_task.py:10"
-            " from thread 'MainThread', which did not receive"
+            "E   hint: 'job' was handed over through an executor job at"
+            " test_child_of_through_an_executor_and_a_task.py:10 from thread 'MainThread' without"
             " the context of 'request': submit the job with contextvars.copy_context().run"
             " (executor.submit(ctx.run, fn)), or use the OpenTelemetry threading instrumentation.",
         ]
     )
     result.stdout.fnmatch_lines(
         [
-            "E   hint: 'job' runs in loop.run_in_executor started at test_child_of_through_an_executor_and_a_task.py:17"
-            " from thread 'MainThread', task 'Task-*',"
-            " which did not receive the context of 'request': use asyncio.to_thread (it copies the context),"
+            "E   hint: 'job' was handed over through loop.run_in_executor at"
+            " test_child_of_through_an_executor_and_a_task.py:17 from thread 'MainThread', task 'Task-*'"
+            " without the context of 'request': use asyncio.to_thread (it copies the context),"
             " or loop.run_in_executor(None, contextvars.copy_context().run, fn).",
         ]
     )
@@ -343,7 +343,7 @@ def test_descendant_root_kind_remote_link_failures(pytester: pytest.Pytester, ru
             "E     parent chain of 'job': 'job' → (root)",
             "E     'job' started in thread 'worker'; 'request' in thread 'MainThread'",
             "E   ",
-            "E   hint: 'job' runs in a thread started at *.py:* from thread 'MainThread', which did not receive the context of 'request'*",
+            "E   hint: 'job' was handed over through a thread at *.py:* from thread 'MainThread' without the context of 'request'*",
         ],
         consecutive=True,
     )

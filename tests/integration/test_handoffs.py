@@ -222,7 +222,7 @@ def test_fresh_contexts(pytester: pytest.Pytester, run_pytest: RunPytest) -> Non
             "*_ test_context_run _*",
             "1 broken trace chain:",
             "[[]lost context] 'service.User.Create' started a new trace in thread 'MainThread', but the work was"
-            " handed over through a new contextvars.Context (Context().run or a stale copy) from thread"
+            " handed over through a new contextvars.Context (Context().run) from thread"
             " 'MainThread' while 'POST /users' was current: the context did not cross the boundary",
             "  fix: run the work in a copy of the current context, taken where the span is current"
             " (contextvars.copy_context().run(fn)), not in a new contextvars.Context()",

@@ -152,6 +152,9 @@ def test_non_sdk_provider_is_a_clear_error(pytester: pytest.Pytester, run_pytest
         ]
     )
     result.stdout.no_fnmatch_line("*Traceback*")
+    # Said once: not chained to itself by "During handling of the above exception".
+    assert result.stdout.str().count("pytest-tracechain needs an OpenTelemetry SDK TracerProvider") == 1
+    result.stdout.no_fnmatch_line("*During handling of the above exception*")
 
 
 def test_forked_child_does_not_record_into_the_parent(
@@ -177,3 +180,116 @@ def test_forked_child_does_not_record_into_the_parent(
         """
     )
     run_pytest("-W", "ignore::DeprecationWarning").assert_outcomes(passed=1)
+
+
+def test_why_nothing_is_captured_with_the_sdk_disabled(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("app")
+
+        def test_finds_nothing(tracechain):
+            with tracer.start_as_current_span("request"):
+                pass
+            tracechain.one("request")
+
+        def test_also_nothing(tracechain):
+            with tracer.start_as_current_span("request"):
+                pass
+        """
+    )
+    # The SDK reads OTEL_SDK_DISABLED when a provider is made: a process of its own.
+    result = _run_with_env(pytester, monkeypatch, OTEL_SDK_DISABLED="true")
+    result.assert_outcomes(passed=1, failed=1)
+    reason = "OTEL_SDK_DISABLED=true is set, so the OpenTelemetry SDK makes no spans at all: unset it for the tests"
+    result.stdout.fnmatch_lines(
+        [
+            "E   pytest_tracechain.TraceAssertionError: expected exactly one span named 'request', found none",
+            "E   ",
+            "E   captured in this test:",
+            "E     (no spans captured)",
+            "E   ",
+            f"E   nothing can be captured: {reason}",
+        ]
+    )
+    result.stdout.fnmatch_lines([f"tracechain: nothing was captured: {reason}"])
+    assert result.stdout.str().count("tracechain: nothing was captured") == 1
+
+
+def test_why_nothing_is_captured_with_an_always_off_sampler(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("app")
+
+        def test_finds_nothing(tracechain):
+            with tracer.start_as_current_span("request"):
+                pass
+            tracechain.one("request")
+        """
+    )
+    result = _run_with_env(pytester, monkeypatch, OTEL_TRACES_SAMPLER="always_off")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E   nothing can be captured: the tracer provider's sampler (AlwaysOffSampler) drops every root"
+            " span, so the spans a test starts are never recorded: use the default sampler in tests (unset"
+            " OTEL_TRACES_SAMPLER, or TracerProvider(sampler=ALWAYS_ON))",
+            "tracechain: nothing was captured: the tracer provider's sampler (AlwaysOffSampler) drops every*",
+        ]
+    )
+
+
+def test_a_parent_based_ratio_sampler_gives_no_false_findings(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        """
+        import contextvars, threading
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("app")
+
+        def job():
+            with tracer.start_as_current_span("job"):
+                pass
+
+        def test_many_requests(tracechain):
+            for _ in range(200):  # about half the traces are sampled out, whole
+                with tracer.start_as_current_span("request"):
+                    worker = threading.Thread(target=contextvars.copy_context().run, args=(job,))
+                    worker.start()
+                    worker.join()
+            names = [span.name for span in tracechain.spans]
+            assert 0 < names.count("request") < 200
+            assert names.count("job") == names.count("request")
+        """
+    )
+    result = _run_with_env(
+        pytester, monkeypatch, OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.5"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*tracechain: *")
+    result.stdout.no_fnmatch_line("*broken trace chain*")
+
+
+def _run_with_env(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, **env: str) -> pytest.RunResult:
+    """A pytest process of its own with ``env`` set (the SDK reads it when the provider is made)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return pytester.runpytest_subprocess(
+        "--tracechain-check=fail",
+        "--tb=short",
+        "-p",
+        "no:randomly",
+        "-p",
+        "no:pytest_opentelemetry",
+        "-p",
+        "no:cacheprovider",
+    )

@@ -183,8 +183,8 @@ def test_lost(tracechain):
             "E     matched       user.events send [producer]         user.events send [producer]",
             "E     matched         user.events process [consumer]      user.events process [consumer]",
             "E   ",
-            "E   hint: 'service.User.Create' runs in a thread started at app.py:11 from thread 'MainThread', which did not "
-            "receive the context of 'GET /hello': *",
+            "E   hint: 'service.User.Create' was handed over through a thread at app.py:11 from thread 'MainThread' without"
+            " the context of 'GET /hello': *",
             "E   ",
             "E   traces involved:",
             "E   trace * · 3 spans",

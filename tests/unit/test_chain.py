@@ -24,6 +24,7 @@ from pytest_tracechain._chain import (
     is_trivially_intact,
     lost_context,
     orphans,
+    parent_cycles,
     report,
     scope_leaks,
     single_trace,
@@ -54,6 +55,7 @@ class Facts:
     origins: dict[int, Origin] = field(default_factory=dict)
     spawns: dict[int, Spawn] = field(default_factory=dict)
     injections: dict[int, Injection] = field(default_factory=dict)
+    received: bool = False
 
     @property
     def known_ids(self) -> Collection[int]:
@@ -450,7 +452,7 @@ def test_analyze_orders_findings_by_span_start_and_puts_trace_counts_last() -> N
         ("orphan", "late orphan"),
         ("single trace", None),
     ]
-    assert (orphans, stale_carriers, lost_context, dropped_carriers, single_trace) == RULES
+    assert (orphans, stale_carriers, lost_context, dropped_carriers, single_trace, parent_cycles) == RULES
 
 
 def test_analyze_runs_the_rules_given() -> None:
@@ -726,6 +728,56 @@ def test_finding_kinds_read_as_their_words() -> None:
         "unended",
         "scope leak",
         "single trace",
+        "parent cycle",
     ]
     assert f"{FindingKind.LOST_CONTEXT}" == "lost context"
     assert Finding(FindingKind.ORPHAN, None, "m").text() == "[orphan] m"
+
+
+# -- report caps ------------------------------------------------------------------------------
+
+
+def test_a_report_spells_out_the_first_findings_of_each_kind_and_counts_the_rest() -> None:
+    orphans_found = [
+        Finding(FindingKind.ORPHAN, span(f"child {n}", 100 + n, 0x99), f"orphan {n}") for n in range(25)
+    ]
+    lost = [Finding(FindingKind.LOST_CONTEXT, span("job", 7), "lost")]
+    text = report(orphans_found + lost, None)
+    lines = text.splitlines()
+    assert lines[0] == "26 broken trace chains:"
+    assert lines[1:11] == [f"[orphan] orphan {n}" for n in range(10)]
+    assert lines[11] == "[lost context] lost"
+    assert lines[12] == "[orphan] … and 15 more (all 25 are in --tracechain-export and --tracechain-html)"
+    assert "orphan 10" not in text
+
+
+def test_the_summary_line_names_the_first_findings() -> None:
+    found = [Finding(FindingKind.ORPHAN, span(f"s{n}", n + 1), "x") for n in range(12)]
+    assert _chain.summary(found[:2]) == "orphan: 's0'; orphan: 's1'"
+    assert _chain.summary(found).endswith("orphan: 's9'; and 2 more")
+    assert _chain.summary([Finding(FindingKind.SINGLE_TRACE, None, "x")]) == "single trace"
+
+
+# -- parent cycles ------------------------------------------------------------------------------
+
+
+def test_a_parent_cycle_is_a_finding_of_its_own() -> None:
+    # Received spans naming each other as parents: a → b → c → a, next to a sound trace.
+    a, b, c = span("a", 1, 3, start=10), span("b", 2, 1, start=20), span("c", 3, 2, start=30)
+    sound = span("request", 4, trace_id=2, start=5)
+    (finding,) = run(parent_cycles, Facts([a, b, c, sound]))
+    assert kinds([finding]) == [("parent cycle", "a")]
+    assert finding.message == (
+        "'a' is on a parent cycle ('a' → 'c' → 'b' → 'a'): the spans name each other as parents, so no root "
+        "starts their trace"
+    )
+    assert run(parent_cycles, Facts([sound, span("child", 5, 4, trace_id=2)])) == []
+    # The fast path never hides one: spans from elsewhere get the full analysis.
+    assert not is_trivially_intact(Facts([a, b, c], received=True))
+    assert kinds(analyze(SpanFacts([a, b, c]))) == [("parent cycle", "a")]
+
+
+def test_a_long_parent_cycle_is_shown_cut() -> None:
+    ring = [span(f"s{n}", n, (n % 12) + 1, start=n) for n in range(1, 13)]
+    (finding,) = run(parent_cycles, Facts(ring))
+    assert "('s1' → 's2' → 's3' → 's4' → … → 's11' → 's12' → 's1')" in finding.message

@@ -193,8 +193,7 @@ def test_the_hint_for_a_received_span_talks_of_processes_and_carriers() -> None:
         Ref(job.context, job, "'job'"), Ref(request.context, request, "'GET /hello'"), state
     )
     assert hint == (
-        "'job' was received from pid 4242, where it started a new trace: that process did not receive the "
-        "context of 'GET /hello'. Inject the context into the carrier the process gets (message or HTTP "
-        "headers, an environment variable) and start its first span with "
-        "context=opentelemetry.propagate.extract(carrier)."
+        "'job' was received from pid 4242, where it started a new trace instead of continuing 'GET /hello': "
+        "pass the context to that process in a carrier (message or HTTP headers, an environment variable) and "
+        "start its first span there with context=opentelemetry.propagate.extract(carrier)."
     )

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import math
 import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Tracer
 
+from pytest_tracechain import _router, _spawn
 from pytest_tracechain._capture import TraceCapture, state_of, view_of
 from pytest_tracechain._errors import TraceAssertionError
+from pytest_tracechain._leaks import Leak
 from pytest_tracechain._origins import Origin, OriginsView, intern_origin, origin_at
 from pytest_tracechain._router import Router
 from pytest_tracechain._settings import CheckMode, Rules
+from pytest_tracechain._spawn import Boundary, Spawn
 from pytest_tracechain._state import CaptureState
 from tests.unit.spans import span
 
@@ -264,3 +271,84 @@ def test_wait_for_takes_the_longest_timeout_the_platform_waits(tracer: Tracer, s
     assert [
         s.name for s in state.wait_for("x", count=1, timeout=0, kind=None, trace_id=None, attributes=None)
     ] == ["x"]
+
+
+# -- isolation: spans that start after their test, routed to it --------------------------------
+
+
+def test_a_child_started_after_its_test_under_an_ended_parent_stays_with_that_test(
+    router: Router, tracer: Tracer
+) -> None:
+    first = CaptureState("first")
+    router.open(first)
+    with tracer.start_as_current_span("request"):
+        carried = contextvars.copy_context()  # a thread started with copy_context().run runs on
+    router.close(first)
+    second = CaptureState("second")
+    router.open(second)
+    carried.run(lambda: tracer.start_span("late job").end())
+    router.close(second)
+    assert [s.name for s in first.finished] == ["request", "late job"]
+    assert second.finished == []  # never an orphan of the next test
+    (leak,) = router.drain_leaks()
+    assert (leak.test, leak.span_name, leak.count) == ("first", "late job", 1)
+
+
+def test_a_root_of_work_a_finished_test_handed_over_goes_to_that_test(router: Router, tracer: Tracer) -> None:
+    first = CaptureState("first")
+    router.open(first)
+    with tracer.start_as_current_span("request") as request:
+        handed = Spawn(Boundary.THREAD, request.get_span_context(), "request", "thread 'MainThread'")
+        handed = dataclasses.replace(handed, owner=weakref.ref(first))
+    router.close(first)
+    second = CaptureState("second")
+    router.open(second)
+    done = threading.Event()
+
+    def worker() -> None:
+        tracer.start_span("job").end()  # a root, in the thread the first test started
+        done.set()
+
+    thread = threading.Thread(target=worker)
+    setattr(thread, _spawn._ATTRIBUTE, handed)
+    thread.start()
+    assert done.wait(10)
+    router.close(second)
+    assert [s.name for s in first.finished] == ["request", "job"]
+    assert second.finished == []  # not blamed on the next test
+    assert second.spawns == {}
+
+
+def test_a_finished_test_keeps_a_bounded_number_of_late_spans(
+    router: Router, tracer: Tracer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_router, "LATE_SPANS_KEPT", 5)
+    first = CaptureState("first")
+    router.open(first)
+    loop = tracer.start_span("poll loop")  # left open: a leaking thread's span
+    router.close(first)
+    second = CaptureState("second")
+    router.open(second)
+    parent = trace.set_span_in_context(loop)
+    for _ in range(20):
+        tracer.start_span("message", context=parent).end()
+    router.close(second)
+    assert len(first.finished) == 5  # the rest counted, never kept
+    assert second.finished == []
+    (leak,) = router.drain_leaks()
+    assert (leak.test, leak.span_name, leak.count) == ("first", "message", 20)
+    assert leak.describe().startswith("20 spans of first ended after its teardown, the last ")
+    assert leak.describe().endswith(" s later (the first: 'message'; work that outlived the test)")
+    assert router.still_open() == {"first": 1}
+    loop.end()
+    assert router.still_open() == {}
+
+
+def test_leak_records_cross_processes_as_plain_data_and_add_up() -> None:
+    one = Leak("t", "job", 10, 3)
+    copy = Leak.from_property(one.as_property())
+    assert copy == one
+    assert Leak.from_property("not a leak") is None
+    assert Leak.from_property({"test": "t"}) is None
+    one.merge(Leak("t", "other", 5, 2))
+    assert (one.count, one.after_ns, one.span_name) == (5, 10, "job")
