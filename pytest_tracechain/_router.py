@@ -427,12 +427,13 @@ def _fresh_context_spawn(owner: CaptureState, span_id: int) -> Spawn | None:
 class _Received:
     """A capture and the trace ids of its spans, indexed incrementally for ``Router.receive``."""
 
-    __slots__ = ("_ids", "_seen", "capture")
+    __slots__ = ("_ids", "_seen", "_started", "capture")
 
     def __init__(self, capture: CaptureState) -> None:
         self.capture = capture
         self._ids: set[int] = set()
         self._seen = 0  # how many of capture.finished are indexed
+        self._started = 0  # how many of capture.origins (spans started, in order) were looked at
 
     def add(self, trace_id: int) -> None:
         self._ids.add(trace_id)
@@ -444,6 +445,12 @@ class _Received:
             start = self._seen if self._seen <= len(finished) else 0  # 0: cleared since
             ids = self._ids
             ids.update(span.context.trace_id for span in finished[start:])
-            ids.update(span.context.trace_id for span in list(capture.open.values()))
-            self._seen = len(finished)
+            # Only the spans started since the last look: the open ones among them.
+            started = list(capture.origins)
+            open_spans = capture.open
+            for span_id in started[self._started :] if self._started <= len(started) else started:
+                span = open_spans.get(span_id)
+                if span is not None:
+                    ids.add(span.context.trace_id)
+            self._seen, self._started = len(finished), len(started)
         return self._ids
