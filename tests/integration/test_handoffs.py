@@ -323,3 +323,48 @@ def test_a_span_that_ends_during_teardown_is_analysed_then(
         ],
         consecutive=True,
     )
+
+
+def test_the_hint_for_a_span_received_from_another_process(
+    pytester: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    pytester.makepyfile(
+        child="""
+        import os
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+        provider = TracerProvider(resource=Resource.create({"process.pid": os.getpid()}))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=os.environ["ENDPOINT"])))
+        # The child starts its own root: the context was never handed to it.
+        with provider.get_tracer("child").start_as_current_span("job"):
+            pass
+        provider.shutdown()
+        """
+    )
+    pytester.makepyfile(
+        """
+        import os, subprocess, sys
+        from opentelemetry import trace
+        from pytest_tracechain import assert_same_trace
+
+        def test_job_in_a_child_process(tracechain, otlp_receiver):
+            with trace.get_tracer("app").start_as_current_span("request"):
+                env = {**os.environ, "ENDPOINT": otlp_receiver.endpoint + "/v1/traces"}
+                subprocess.run([sys.executable, "child.py"], env=env, check=True)
+            assert_same_trace("request", "job")
+        """
+    )
+    result = run_pytest("--tb=short")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E   hint: 'job' was received from pid *, where it started a new trace instead of continuing"
+            " 'request': pass the context to that process in a carrier (message or HTTP headers, an"
+            " environment variable) and start its first span there with"
+            " context=opentelemetry.propagate.extract(carrier).",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*the thread None*")
