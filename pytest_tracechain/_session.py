@@ -6,6 +6,7 @@ imports OpenTelemetry, so a session that never uses the plugin never loads it.
 
 from __future__ import annotations
 
+import linecache
 import warnings
 
 import pytest
@@ -26,6 +27,19 @@ LEAK_PROPERTY = "tracechain.leaked"
 SILENT_PROPERTY = "tracechain.nothing_captured"
 FAIL_MODE_NOTE = "(pytest-tracechain's chain check, fail mode: see --tracechain-check and the marker)"
 WARNING_AS_ERROR_NOTE = "(pytest-tracechain's chain check: a TraceChainWarning, turned into an error by -W)"
+
+
+def _def_line(item: pytest.Item) -> int:
+    """The line of the test's ``def``: the warnings summary prints it (a decorator's line reads oddly)."""
+    line = (item.location[1] or 0) + 1
+    code = getattr(getattr(item, "obj", None), "__code__", None)
+    if code is None:
+        return line
+    lines = linecache.getlines(code.co_filename)
+    for number in range(code.co_firstlineno, min(len(lines), code.co_firstlineno + 50) + 1):
+        if lines[number - 1].lstrip().startswith(("def ", "async def ")):
+            return number
+    return line
 
 
 def _key(finding: Finding) -> tuple[str, int | None]:
@@ -125,7 +139,7 @@ class TestRun:
             error._tracechain_note = FAIL_MODE_NOTE  # type: ignore[attr-defined]  # shown as the report alone
             raise error
         if not test_failed:  # a failed test shows its own error; the section explains the chain
-            line = (item.location[1] or 0) + 1
+            line = _def_line(item)
             try:
                 # Attributed to the test, so the warnings summary points at it.
                 warnings.warn_explicit(TraceChainWarning(text), TraceChainWarning, str(item.path), line)

@@ -518,10 +518,13 @@ def test_modes_marker_and_options(pytester: pytest.Pytester, run_pytest: RunPyte
     result.assert_outcomes(passed=3, failed=3, warnings=1)
     result.stdout.fnmatch_lines(
         [
-            "  */test_modes_marker_and_options.py:7: TraceChainWarning: 1 broken trace chain:",
+            "  */test_modes_marker_and_options.py:8: TraceChainWarning: 1 broken trace chain:",
             "  [[]lost context] 'service.User.Create' started a new trace in thread 'user-worker'*",
         ]
     )
+    # The warning points at the test's def line, which pytest prints after it: not at its decorator.
+    result.stdout.fnmatch_lines(["    def test_warn_by_marker(tracechain):"])
+    result.stdout.no_fnmatch_line('    @pytest.mark.tracechain(check="warn")')
     result.stdout.fnmatch_lines(
         [
             "*_ test_single_trace _*",
