@@ -109,7 +109,9 @@ def assert_same_trace(*spans: SpanArg) -> None:
     if len(spans) < 2:
         raise TypeError(f"assert_same_trace() takes two or more spans, got {len(spans)}")
     capture = running_state()
-    refs = [resolve(s, f"spans[{i}]", "assert_same_trace", capture) for i, s in enumerate(spans)]
+    refs = []
+    for index, each in enumerate(spans):  # a loop, not a comprehension: its frame would show in tracebacks
+        refs.append(resolve(each, f"spans[{index}]", "assert_same_trace", capture))
     keys = capture.graph().keys if capture is not None else {}
     keyed = [(ref, keys.get(ref.span_id, (ref.trace_id, 0))) for ref in refs]
     number = {key: index + 1 for index, key in enumerate(dict.fromkeys(key for _, key in keyed))}
@@ -202,7 +204,7 @@ def assert_descendant_of(span: SpanArg, ancestor: SpanArg) -> None:
 def assert_span_kind(span: SpanArg, kind: SpanKind | str) -> None:
     """Pass when the span's kind is ``kind`` (a ``SpanKind`` or its name in any case)."""
     __tracebackhide__ = True
-    wanted = parse_kind(kind)
+    wanted = parse_kind(kind, "kind", "assert_span_kind")
     capture = running_state()
     ref, ref_span = resolve_span(span, "span", "assert_span_kind", capture)
     if ref_span.kind is wanted:

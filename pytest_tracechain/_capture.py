@@ -16,8 +16,10 @@ from typing import Any, final
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind
 
+from pytest_tracechain._filters import check_count, check_filters, check_seconds
 from pytest_tracechain._graph import Trace, is_root
 from pytest_tracechain._origins import Origin
+from pytest_tracechain._render import check_render_arguments
 from pytest_tracechain._router import Router
 from pytest_tracechain._state import CaptureState
 
@@ -82,6 +84,8 @@ class TraceCapture:
         ``trace_id`` an int or 32-digit hex string; ``attributes`` a mapping
         that must be a subset of the span's attributes.
         """
+        __tracebackhide__ = True
+        check_filters("TraceCapture.find", name, kind=kind, trace_id=trace_id, attributes=attributes)
         return self._state.find(name, kind=kind, trace_id=trace_id, attributes=attributes)
 
     def one(
@@ -94,6 +98,7 @@ class TraceCapture:
     ) -> ReadableSpan:
         """Exactly one finished span matching the filters, else ``TraceAssertionError``."""
         __tracebackhide__ = True
+        check_filters("TraceCapture.one", name, kind=kind, trace_id=trace_id, attributes=attributes)
         return self._state.one(name, kind=kind, trace_id=trace_id, attributes=attributes)
 
     def wait_for(
@@ -112,6 +117,9 @@ class TraceCapture:
         ``TraceAssertionError`` showing the captured and still-open spans.
         """
         __tracebackhide__ = True
+        check_filters("TraceCapture.wait_for", name, kind=kind, trace_id=trace_id, attributes=attributes)
+        check_count(count, "TraceCapture.wait_for")
+        check_seconds(timeout, "TraceCapture.wait_for() argument 'timeout'")
         return self._state.wait_for(
             name, count=count, timeout=timeout, kind=kind, trace_id=trace_id, attributes=attributes
         )
@@ -131,10 +139,21 @@ class TraceCapture:
         ``span`` is a span, a ``SpanContext``, or a span name (resolved with ``one``).
         """
         __tracebackhide__ = True
+        if not isinstance(span, (ReadableSpan, SpanContext, str)):
+            raise TypeError(
+                "TraceCapture.origin() argument 'span' must be a span (ReadableSpan), a SpanContext "
+                f"or a span name, not {type(span).__name__}"
+            )
         return self._state.origin(span)
 
     def is_root(self, span: ReadableSpan) -> bool:
         """No parent, or only the test's ambient span."""
+        __tracebackhide__ = True
+        if not isinstance(span, ReadableSpan):
+            raise TypeError(
+                "TraceCapture.is_root() argument 'span' must be a span (ReadableSpan), "
+                f"not {type(span).__name__}"
+            )
         return is_root(span, self._state.ambient)
 
     def render(
@@ -147,6 +166,8 @@ class TraceCapture:
         a marker shown after the span; ``limit`` cuts the output after that
         many spans ("... N more spans not shown"); ``color`` adds ANSI styles.
         """
+        __tracebackhide__ = True
+        check_render_arguments("TraceCapture.render", highlight, limit, color)
         return self._state.render(highlight=highlight, limit=limit, color=color)
 
     def clear(self) -> None:

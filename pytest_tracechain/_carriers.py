@@ -15,6 +15,7 @@ expected span.
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, NoReturn, Protocol
@@ -97,8 +98,11 @@ def assert_carrier_has_context(carrier: object, span: ReadableSpan | SpanContext
             or upper-case digits, an all-zero id, a forbidden version, a repeated
             header, bytes that are not UTF-8, a tracestate OpenTelemetry would
             drop), or the context of another span.
-        TypeError: ``carrier`` is none of the shapes above, or ``span`` is not a
-            span, a ``SpanContext`` or a name.
+        TypeError: ``carrier`` is none of the shapes above, reading it raised
+            (its ``items()``, ``get()`` or a subclass's method; the message
+            names the exception), or ``span`` is not a span, a ``SpanContext``
+            or a name. A value that is not text is reported by its type, and
+            shown with ``repr`` cut short, never with an exception of its own.
     """
     __tracebackhide__ = True
     propagator = propagate.get_global_textmap()
@@ -132,7 +136,7 @@ def _extract(propagator: TextMapPropagator, headers: _Headers, findings: _Findin
     except Exception as exc:  # a third-party propagator's bug must read as a failure, not a crash
         findings.defects.append(
             _Defect(
-                f"the global propagator {_name(propagator)} raised {exc!r} reading the carrier",
+                f"the global propagator {_name(propagator)} raised {_safe_repr(exc)} reading the carrier",
                 _PROPAGATOR_HINT,
             )
         )
@@ -240,23 +244,42 @@ _GETTER = _HeadersGetter()
 
 
 def _read_carrier(carrier: object, wanted: Iterable[str]) -> _Headers:
-    """The carrier's headers; ``wanted`` are the names to ask for when the carrier cannot list its own."""
+    """The carrier's headers; ``wanted`` are the names to ask for when the carrier cannot list its own.
+
+    The carrier's own code (``items()``, ``get()``, ``__len__``, a subclass's
+    methods) runs only here: whatever it raises is a ``TypeError`` that says
+    so, and what comes out is plain ``str`` names and plain values.
+    """
     __tracebackhide__ = True
+    try:
+        return _read(carrier, wanted)
+    except _NotACarrier as exc:
+        raise _carrier_type_error(carrier, exc.detail) from None
+    except Exception as exc:  # the carrier's code raised, or its nesting ran past the recursion limit
+        raise _carrier_type_error(carrier, f"reading its headers raised {_safe_repr(exc)}") from exc
+
+
+class _NotACarrier(Exception):
+    """Why the carrier is none of the shapes read (``_read_carrier`` makes it the ``TypeError``)."""
+
+    def __init__(self, detail: str | None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _read(carrier: object, wanted: Iterable[str]) -> _Headers:
     if isinstance(carrier, Mapping):
         return _Headers(_mapping_pairs(carrier))
     if isinstance(carrier, (str, bytes, bytearray, memoryview)):
-        raise _carrier_type_error(carrier, "text is not a carrier; pass the headers it came from")
+        raise _NotACarrier("text is not a carrier; pass the headers it came from")
     get = getattr(carrier, "get", None)
     if callable(get):
         if callable(getattr(carrier, "put", None)):  # get() on a queue would take a message, or block
-            raise _carrier_type_error(carrier, "it looks like a queue; pass the message's headers")
-        try:
-            return _headers_from_getter(carrier, get, wanted)
-        except Exception as exc:  # a get() that is not a header lookup
-            raise _carrier_type_error(carrier, f"reading its headers raised {exc!r}") from exc
+            raise _NotACarrier("it looks like a queue; pass the message's headers")
+        return _headers_from_getter(carrier, get, wanted)
     if isinstance(carrier, Sequence):
         return _Headers(_sequence_pairs(carrier))
-    raise _carrier_type_error(carrier, None)
+    raise _NotACarrier(None)
 
 
 def _mapping_pairs(carrier: Mapping[object, object]) -> list[tuple[str, object]]:
@@ -268,14 +291,11 @@ def _mapping_pairs(carrier: Mapping[object, object]) -> list[tuple[str, object]]
 
 
 def _sequence_pairs(carrier: Sequence[object]) -> list[tuple[str, object]]:
-    __tracebackhide__ = True
     pairs: list[tuple[str, object]] = []
     for index, item in enumerate(carrier):
         if not isinstance(item, (tuple, list)) or len(item) != 2 or not isinstance(item[0], (str, bytes)):
-            raise _carrier_type_error(
-                carrier, f"item {index} is {_short_repr(item)}, not a (name, value) pair"
-            )
-        pairs.append((_text_name(item[0]), item[1]))
+            raise _NotACarrier(f"item {index} is {_short_repr(item)}, not a (name, value) pair")
+        pairs.append((_text_name(item[0]), _plain(item[1])))
     return pairs
 
 
@@ -307,10 +327,13 @@ def _listed_pairs(
     pairs: list[tuple[str, object]] = []
     seen: set[str] = set()
     for key in keys:
-        if not isinstance(key, (str, bytes)) or _text_name(key).lower() in seen:
+        if not isinstance(key, (str, bytes)):
             continue
-        seen.add(_text_name(key).lower())
-        pairs += [(_text_name(key), value) for value in values_of(_text_name(key))]
+        name = _text_name(key)
+        if name.lower() in seen:
+            continue
+        seen.add(name.lower())
+        pairs += [(name, value) for value in values_of(name)]
     return pairs
 
 
@@ -327,27 +350,58 @@ def _asked_pairs(wanted: Iterable[str], values_of: Callable[[str], list[object]]
 
 
 def _values(value: object) -> list[object]:
-    """One value, or each of a list of them (``Mapping[str, list[str]]``, as OpenTelemetry reads it)."""
+    """One value, or each of a list of them (``Mapping[str, list[str]]``, as OpenTelemetry reads it),
+    each made plain."""
     if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
+        return [_plain(item) for item in value]
+    return [_plain(value)]
+
+
+@dataclass(frozen=True, eq=False)
+class _Odd:
+    """A header value that is neither text nor bytes: its type, and the value for its ``repr`` only."""
+
+    type_name: str
+    value: object
+
+    def __repr__(self) -> str:
+        return _safe_repr(self.value)
+
+
+def _plain(value: object) -> object:
+    """A header value as exact ``str``, ``bytes`` or ``bytearray`` (no subclass's methods run later),
+    or an ``_Odd``: later stages run none of the carrier's code."""
+    kind = type(value)
+    if kind is str or kind is bytes or kind is bytearray:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bytearray):
+        return bytearray(memoryview(value))
+    if isinstance(value, (bytes, memoryview)):
+        return bytes(memoryview(value))
+    return _Odd(kind.__name__, value)
 
 
 def _text_name(name: str | bytes) -> str:
-    return name if isinstance(name, str) else name.decode("utf-8", "replace")
+    """A header name as an exact ``str`` (a subclass's ``lower`` or ``__eq__`` is never called)."""
+    if isinstance(name, str):
+        return str.__str__(name)
+    return bytes(memoryview(name)).decode("utf-8", "replace")
 
 
 def _decode(raw: object) -> tuple[str | None, str | None]:
-    """The value as text, or why it is not text."""
-    if isinstance(raw, str):
+    """The value (as ``_plain`` made it: exact types, no carrier code runs) as text, or why it is not text."""
+    if type(raw) is str:
         return raw, None
-    if isinstance(raw, (bytes, bytearray, memoryview)):
+    if type(raw) is bytes or type(raw) is bytearray:
         data = bytes(raw)
         try:
             return data.decode("utf-8"), None
         except UnicodeDecodeError as exc:
             return None, f"is not UTF-8 (byte 0x{data[exc.start]:02x} at position {exc.start})"
-    return None, f"is of type {type(raw).__name__}, not str or bytes"
+    name = raw.type_name if type(raw) is _Odd else type(raw).__name__
+    return None, f"is of type {name}, not str or bytes"
 
 
 def _relevant(headers: _Headers, names: Iterable[str]) -> list[str]:
@@ -596,7 +650,10 @@ def _tracestate_defects(propagator: TextMapPropagator, headers: _Headers) -> lis
 
 
 def _keeps_tracestate(propagator: TextMapPropagator, headers: _Headers) -> bool:
-    extracted = propagator.extract(headers, Context(), getter=_GETTER)
+    try:
+        extracted = propagator.extract(headers, Context(), getter=_GETTER)
+    except Exception:  # a subclass's bug; _extract reports it as the defect
+        return True
     return bool(trace.get_current_span(extracted).get_span_context().trace_state)
 
 
@@ -764,5 +821,35 @@ def _count(number: int, noun: str) -> str:
 
 
 def _short_repr(value: object) -> str:
-    text = repr(value)
+    text = _safe_repr(value)
     return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
+
+
+class _BoundedRepr(reprlib.Repr):
+    """reprlib's repr of built-in containers, cut at three levels; what they hold, as ``_short_repr``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxstring = _SHOWN_CHARS
+
+    def repr_instance(self, x: object, level: int) -> str:
+        return _short_repr(x)
+
+
+_BOUNDED_REPR = _BoundedRepr()
+
+
+def _safe_repr(value: object) -> str:
+    """``repr(value)``, or where that raises (a hostile ``__repr__``, nesting past the recursion
+    limit) a repr cut at three levels for a built-in container, else the type: never the exception."""
+    try:
+        return str.__str__(repr(value))
+    except Exception as exc:
+        failure = exc
+    if type(value) in (list, tuple, dict, set, frozenset):
+        try:
+            return str.__str__(_BOUNDED_REPR.repr(value))
+        except Exception as exc:
+            failure = exc
+    return f"<{type(value).__name__} object: repr() raised {type(failure).__name__}>"

@@ -21,6 +21,7 @@ from pytest_tracechain._capture import TraceCapture, state_of
 from pytest_tracechain._errors import TraceAssertionError
 from pytest_tracechain._graph import SpanGraph, collection_paused
 from pytest_tracechain._origins import Origin
+from pytest_tracechain._refs import span_list
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
 from pytest_tracechain._scope import ScopeEvent
 from pytest_tracechain._settings import Rules, Words
@@ -594,7 +595,7 @@ def assert_chain_intact(capture: TraceCapture | Iterable[ReadableSpan] | None = 
         if findings:
             raise TraceAssertionError(report(findings, state))
         return
-    spans = _span_list(capture)
+    spans = span_list(capture, "assert_chain_intact", "capture")
     facts = SpanFacts(
         spans,
         # Spans under the running test's ambient span (a harness's) are roots.
@@ -605,19 +606,3 @@ def assert_chain_intact(capture: TraceCapture | Iterable[ReadableSpan] | None = 
     findings = analyze(facts)
     if findings:
         raise TraceAssertionError(report(findings, None))
-
-
-def _span_list(capture: object) -> list[ReadableSpan]:
-    if isinstance(capture, (str, bytes)) or not isinstance(capture, Iterable):
-        raise TypeError(
-            "assert_chain_intact() argument 'capture' must be a TraceCapture or an iterable of spans, "
-            f"not {type(capture).__name__}"
-        )
-    spans = list(capture)
-    for index, span in enumerate(spans):
-        if not isinstance(span, ReadableSpan):
-            raise TypeError(
-                f"assert_chain_intact() argument 'capture' holds {type(span).__name__} at index {index}, "
-                "not a span (ReadableSpan)"
-            )
-    return spans

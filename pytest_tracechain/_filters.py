@@ -10,15 +10,36 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-__all__ = ["SpanFilter", "check_seconds", "describe_filters", "parse_kind", "parse_trace_id", "span_filter"]
+__all__ = [
+    "SpanFilter",
+    "argument",
+    "check_count",
+    "check_filters",
+    "check_seconds",
+    "describe_filters",
+    "parse_kind",
+    "parse_trace_id",
+    "span_filter",
+]
 
 
 SpanFilter = Callable[[ReadableSpan], bool]
 _KIND_NAMES = ", ".join(k.name.lower() for k in SpanKind)
 
 
-def parse_kind(kind: object, argname: str = "kind") -> SpanKind:
-    """A ``SpanKind`` from a ``SpanKind`` or its name in any case."""
+def argument(func: str | None, name: str) -> str:
+    """How an error names an argument: ``f() argument 'x'``, or ``x`` alone (for internal callers)."""
+    return f"{func}() argument {name!r}" if func else name
+
+
+def _assigned(func: str | None, name: str, value: object) -> str:
+    """``f() argument x='y'`` (or ``x='y'``), for a value of the right type that is not allowed."""
+    return f"{func + '() argument ' if func else ''}{name}={value!r}"
+
+
+def parse_kind(kind: object, argname: str = "kind", func: str | None = None) -> SpanKind:
+    """A ``SpanKind`` from a ``SpanKind`` or its name in any case; ``func`` names the caller in errors."""
+    __tracebackhide__ = True
     if isinstance(kind, SpanKind):
         return kind
     if isinstance(kind, str):
@@ -26,19 +47,65 @@ def parse_kind(kind: object, argname: str = "kind") -> SpanKind:
             return SpanKind[kind.strip().upper()]
         except KeyError:
             raise ValueError(
-                f"{argname}={kind!r} is not a span kind; use a SpanKind or one of: {_KIND_NAMES}"
+                f"{_assigned(func, argname, kind)} is not a span kind; "
+                f"use a SpanKind or one of: {_KIND_NAMES}"
             ) from None
-    raise TypeError(f"{argname} must be a SpanKind or its name, not {type(kind).__name__}")
+    raise TypeError(f"{argument(func, argname)} must be a SpanKind or its name, not {type(kind).__name__}")
 
 
-def parse_trace_id(trace_id: object) -> int:
+def parse_trace_id(trace_id: object, func: str | None = None) -> int:
+    __tracebackhide__ = True
     if isinstance(trace_id, bool) or not isinstance(trace_id, (int, str)):
-        raise TypeError(f"trace_id must be an int or a 32-digit hex string, not {type(trace_id).__name__}")
+        raise TypeError(
+            f"{argument(func, 'trace_id')} must be an int or a 32-digit hex string, "
+            f"not {type(trace_id).__name__}"
+        )
     if isinstance(trace_id, str):
         if not re.fullmatch(r"[0-9a-fA-F]{32}", trace_id):
-            raise ValueError(f"trace_id={trace_id!r} is not a 32-digit hex trace id")
+            raise ValueError(f"{_assigned(func, 'trace_id', trace_id)} is not a 32-digit hex trace id")
         return int(trace_id, 16)
     return trace_id
+
+
+def _check_name(name: object, func: str | None) -> None:
+    __tracebackhide__ = True
+    if name is not None and not isinstance(name, (str, re.Pattern)):
+        raise TypeError(
+            f"{argument(func, 'name')} must be a str or a compiled regex, not {type(name).__name__}"
+        )
+
+
+def _check_attributes(attributes: object, func: str | None) -> dict[str, Any]:
+    __tracebackhide__ = True
+    if not isinstance(attributes, Mapping):
+        raise TypeError(f"{argument(func, 'attributes')} must be a mapping, not {type(attributes).__name__}")
+    wanted = dict(attributes)
+    for key in wanted:
+        if not isinstance(key, str):
+            raise TypeError(
+                f"{argument(func, 'attributes')} must map attribute names (str) to values, "
+                f"not {type(key).__name__} keys"
+            )
+    return wanted
+
+
+def check_filters(
+    func: str,
+    name: object = None,
+    *,
+    kind: object = None,
+    trace_id: object = None,
+    attributes: object = None,
+) -> None:
+    """The filters of ``find``/``one``/``wait_for`` checked, errors naming ``func`` (the public entry)."""
+    __tracebackhide__ = True
+    _check_name(name, func)
+    if kind is not None:
+        parse_kind(kind, "kind", func)
+    if trace_id is not None:
+        parse_trace_id(trace_id, func)
+    if attributes is not None:
+        _check_attributes(attributes, func)
 
 
 def span_filter(
@@ -47,26 +114,24 @@ def span_filter(
     kind: SpanKind | str | None = None,
     trace_id: int | str | None = None,
     attributes: Mapping[str, Any] | None = None,
+    func: str | None = None,
 ) -> SpanFilter:
     """One predicate for the ``find``/``one``/``wait_for`` filters, arguments checked."""
+    _check_name(name, func)
     checks: list[SpanFilter] = []
     if isinstance(name, str):
         checks.append(lambda s: s.name == name)
     elif isinstance(name, re.Pattern):
         pattern = name
         checks.append(lambda s: pattern.search(s.name) is not None)
-    elif name is not None:
-        raise TypeError(f"name must be a str or a compiled regex, not {type(name).__name__}")
     if kind is not None:
-        wanted_kind = parse_kind(kind)
+        wanted_kind = parse_kind(kind, "kind", func)
         checks.append(lambda s: s.kind is wanted_kind)
     if trace_id is not None:
-        wanted_trace = parse_trace_id(trace_id)
+        wanted_trace = parse_trace_id(trace_id, func)
         checks.append(lambda s: s.context.trace_id == wanted_trace)
     if attributes is not None:
-        if not isinstance(attributes, Mapping):
-            raise TypeError(f"attributes must be a mapping, not {type(attributes).__name__}")
-        wanted = dict(attributes)
+        wanted = _check_attributes(attributes, func)
 
         def has_attributes(s: ReadableSpan) -> bool:
             have = s.attributes or {}
@@ -103,12 +168,23 @@ def describe_filters(name: object = None, **filters: object) -> str:
     return text + (" with " + ", ".join(extra) if extra else "")
 
 
+def check_count(count: object, func: str | None = None) -> int:
+    """``count`` of ``wait_for``: an int from 1."""
+    __tracebackhide__ = True
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise TypeError(f"{argument(func, 'count')} must be an int, not {type(count).__name__}")
+    if count < 1:
+        raise ValueError(f"{argument(func, 'count')} must be at least 1, not {count}")
+    return count
+
+
 def check_seconds(timeout: object, name: str) -> float:
     """``timeout`` as a number of seconds to wait: from 0 to ``threading.TIMEOUT_MAX``.
 
     ``name`` starts the error message (``timeout``, or ``f() argument 'timeout'``).
     Infinity and huge values would overflow the wait, and NaN would wait for ever.
     """
+    __tracebackhide__ = True
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(timeout).__name__}")
     if not 0 <= timeout <= threading.TIMEOUT_MAX:  # NaN fails both comparisons

@@ -40,6 +40,11 @@ class Origin:
 
     def describe(self, *, this_pid: int | None = None) -> str:
         """A short label such as ``thread 'MainThread', task 'Task-2'``."""
+        __tracebackhide__ = True
+        if this_pid is not None and (isinstance(this_pid, bool) or not isinstance(this_pid, int)):
+            raise TypeError(
+                f"Origin.describe() argument 'this_pid' must be an int or None, not {type(this_pid).__name__}"
+            )
         parts = []
         if self.pid != (os.getpid() if this_pid is None else this_pid):
             parts.append(f"pid {self.pid}")

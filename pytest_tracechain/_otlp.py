@@ -12,9 +12,16 @@ Answers, in the request's content type where it is one of those two:
 - 400 with a ``google.rpc.Status`` (code 3, INVALID_ARGUMENT) whose message
   says what is wrong and where (``resourceSpans[0].scopeSpans[0].spans[2].traceId
   must be 16 bytes, got 3``);
-- 413 past ``MAX_BODY_BYTES`` of body or ``MAX_DECOMPRESSED_BYTES`` once
-  decompressed (decompression stops at the limit: a gzip bomb never inflates);
-- 411 without ``Content-Length`` or chunked transfer encoding;
+- 413 past ``MAX_BODY_BYTES`` of body as sent (a chunked body's framing
+  included), ``MAX_DECOMPRESSED_BYTES`` once decompressed (decompression stops
+  at the limit: a gzip bomb never inflates), or past what decoding may build:
+  ``MAX_JSON_VALUES`` JSON values or ``MAX_PROTOBUF_MESSAGES`` protobuf
+  messages (``_otlp_decode``; a body of empty objects costs memory per object,
+  not per byte);
+- 411 without ``Content-Length`` or chunked transfer encoding; 400 for a
+  malformed chunked body (a chunk size that is not hexadecimal, a size line
+  not ended by CRLF or longer than ``MAX_CHUNK_LINE``, a chunk not followed by
+  CRLF, trailer fields) or another transfer coding;
 - 415 for another content type or content encoding, 404 for another path,
   405 for another method on ``/v1/traces``, 500 if handling fails (logged; the
   server keeps serving).
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import zlib
 from collections import deque
@@ -46,6 +54,12 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 #: The largest body accepted once decompressed: 64 MiB.
 MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 
+#: The longest chunk-size line of a chunked body, extensions and CRLF included.
+MAX_CHUNK_LINE = 1024
+#: Connections the kernel queues until the receiver accepts them. The stdlib's 5
+#: drops the SYNs of a burst of exporters, which then retry seconds later.
+LISTEN_BACKLOG = 1024
+
 #: Seconds a connection may stay silent, mid-request or idle between requests, before it is closed.
 CONNECTION_TIMEOUT = 120
 
@@ -59,6 +73,9 @@ _MEDIA_TYPES = {
     "application/protobuf": "protobuf",
     "application/json": "json",
 }
+# A chunk-size line (RFC 9112, 7.1): hex digits, extensions, CRLF. int(_, 16)
+# alone would take "-1", "+1", "0x1" and "1_0".
+_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]+)[ \t]*(?:;[^\r\n]*)?\r\n")
 _INVALID_ARGUMENT = 3  # google.rpc.Code
 _RESOURCE_EXHAUSTED = 8
 _INTERNAL = 13
@@ -78,8 +95,9 @@ class OtlpReceiver:
     Spans exported to ``endpoint + "/v1/traces"`` join the capture of the test
     that owns their trace (else the running test), with an ``Origin`` naming
     their process (``process.pid`` of their resource). It accepts protobuf and
-    OTLP JSON, gzip or deflate; bodies over 64 MiB, sent or decompressed, get a
-    413, and malformed ones a 400 that names the bad field (a
+    OTLP JSON, gzip or deflate; bodies over 64 MiB, sent or decompressed, or
+    that would decode to more than 4 million JSON values or 2 million protobuf
+    messages, get a 413, and malformed ones a 400 that names the bad field (a
     ``google.rpc.Status`` in the request's content type). The answer comes once
     the spans are in the capture, so a child that flushed its exporter before
     exiting has delivered everything when it exits.
@@ -147,13 +165,14 @@ def serve() -> Iterator[OtlpReceiver]:
 
     router = _provider.router()
     router.receiving = True
-    server = _Server(("127.0.0.1", 0), _Handler)
+    server = _listen()
     port = server.server_address[1]
     receiver = OtlpReceiver(f"http://127.0.0.1:{port}")
     server.receiver = receiver
     server.router = router
     server.decode = _otlp_decode.decode
     server.bad_request = _otlp_decode.BadRequest
+    server.too_large = _otlp_decode.TooLarge
     thread = threading.Thread(target=server.serve_forever, name="tracechain-otlp-receiver", daemon=True)
     thread.start()
     try:
@@ -165,12 +184,19 @@ def serve() -> Iterator[OtlpReceiver]:
         router.stop_receiving()
 
 
+def _listen() -> _Server:
+    """The receiver's server, listening on 127.0.0.1 (a free port), not yet serving."""
+    return _Server(("127.0.0.1", 0), _Handler)
+
+
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+    daemon_threads = True  # a thread per connection
+    request_queue_size = LISTEN_BACKLOG
     receiver: OtlpReceiver
     router: Router
     decode: Any
     bad_request: type[Exception]
+    too_large: type[Exception]
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up mid-request is no concern of the test run.
@@ -203,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = _decompress(self._read_body(), self.headers.get("Content-Encoding", ""))
             try:
                 decoded = self.server.decode(body, media)
+            except self.server.too_large as exc:
+                raise _Reject(413, str(exc)) from None
             except self.server.bad_request as exc:
                 raise _Reject(400, str(exc)) from None
             self.server.receiver._count(len(decoded.spans))
@@ -224,7 +252,15 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed
 
     def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+        transfer_encoding = ", ".join(self.headers.get_all("Transfer-Encoding", []))
+        if transfer_encoding:
+            if transfer_encoding.strip().lower() != "chunked":
+                self.close_connection = True
+                raise _Reject(
+                    400,
+                    f"Transfer-Encoding {transfer_encoding!r} is not supported; "
+                    "send chunked or a Content-Length",
+                )
             return self._read_chunked()
         length_header = self.headers.get("Content-Length")
         if length_header is None:
@@ -248,29 +284,48 @@ class _Handler(BaseHTTPRequestHandler):
         return body
 
     def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
+        """A chunked body; its framing counts against ``MAX_BODY_BYTES`` with its data.
+
+        Counting the framing too bounds the time spent on a body of tiny chunks,
+        and the data goes into one buffer, not an object per chunk.
+        """
+        keep_alive = not self.close_connection
+        self.close_connection = True  # until the body has been read to its end
+        body = bytearray()
+        sent = 0
         while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                self.close_connection = True
-                raise _Reject(400, "malformed chunked body") from None
+            line = self.rfile.readline(MAX_CHUNK_LINE + 1)
+            sent += len(line)
+            match = _CHUNK_SIZE_LINE.fullmatch(line) if len(line) <= MAX_CHUNK_LINE else None
+            if match is None:
+                raise _Reject(400, _bad_chunk_line(line))
+            size = int(match[1], 16)
             if size == 0:
-                while self.rfile.readline(1024).strip():  # trailers
-                    pass
-                return b"".join(chunks)
-            total += size
-            if total > MAX_BODY_BYTES:
-                self.close_connection = True
-                raise _Reject(413, f"body over the limit of {MAX_BODY_BYTES} bytes")
+                break
+            if sent + size + 2 > MAX_BODY_BYTES:
+                raise _Reject(
+                    413,
+                    f"chunked body over the limit of {MAX_BODY_BYTES} bytes (as sent, framing included) "
+                    f"with a chunk of {size} bytes",
+                )
             chunk = self.rfile.read(size)
-            self.rfile.read(2)
             if len(chunk) < size:
-                self.close_connection = True
-                raise _Reject(400, "chunked body ended early")
-            chunks.append(chunk)
+                raise _Reject(
+                    400, f"chunked body ended inside a chunk, after {len(chunk)} of its {size} bytes"
+                )
+            if self.rfile.read(2) != b"\r\n":
+                raise _Reject(400, f"a chunk of {size} bytes is not followed by CRLF")
+            body += chunk
+            sent += size + 2
+        end = self.rfile.readline(MAX_CHUNK_LINE + 1)
+        if end != b"\r\n":
+            if not end:
+                raise _Reject(400, "chunked body ended before the CRLF after its last chunk")
+            raise _Reject(
+                400, f"chunked body has trailer fields ({_excerpt(end)}); the receiver accepts none"
+            )
+        self.close_connection = not keep_alive
+        return bytes(body)
 
     def _drain_or_close(self) -> None:
         """Skip a request body that will not be used, so the connection stays usable."""
@@ -278,7 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             length = -1
-        if 0 <= length <= 1024 * 1024 and "chunked" not in self.headers.get("Transfer-Encoding", ""):
+        if 0 <= length <= 1024 * 1024 and "Transfer-Encoding" not in self.headers:
             self.rfile.read(length)
         else:
             self.close_connection = True
@@ -317,6 +372,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         _log.debug("otlp_receiver: " + format, *args)
+
+
+def _bad_chunk_line(line: bytes) -> str:
+    """Why ``line`` (read with a limit of ``MAX_CHUNK_LINE + 1``) is not a chunk-size line."""
+    if not line:
+        return "chunked body ended before its last chunk"
+    if len(line) > MAX_CHUNK_LINE:
+        return f"chunk size line is longer than {MAX_CHUNK_LINE} bytes ({_excerpt(line)})"
+    if not line.endswith(b"\r\n"):
+        if line.endswith(b"\n"):
+            return f"chunk size line {_excerpt(line)} ends with LF, not CRLF"
+        return f"chunked body ended inside the chunk size line {_excerpt(line)}"
+    return f"chunk size {_excerpt(line[:-2])} is not a hexadecimal number"
+
+
+def _excerpt(raw: bytes) -> str:
+    """``raw`` as a short printable string, for a reason."""
+    text = raw[:40].decode("latin-1")
+    return repr(text) + ("..." if len(raw) > 40 else "")
 
 
 def _decompress(body: bytes, encoding: str) -> bytes:

@@ -99,3 +99,21 @@ def fail(
     rendered = render_spans(involved, origins=origins, ambient=ambient, highlight=marks, limit=MESSAGE_LIMIT)
     lines += ["", "traces involved:", rendered]
     raise TraceAssertionError("\n".join(lines))
+
+
+def span_list(value: object, func: str, argname: str) -> list[ReadableSpan]:
+    """``value``, an iterable of spans, as a list, each item checked at the entry (the rest trusts them)."""
+    __tracebackhide__ = True
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"{func}() argument {argname!r} must be a TraceCapture or an iterable of spans, "
+            f"not {type(value).__name__}"
+        )
+    spans = list(value)
+    for index, span in enumerate(spans):
+        if not isinstance(span, ReadableSpan):
+            raise TypeError(
+                f"{func}() argument {argname!r} holds {type(span).__name__} at index {index}, "
+                "not a span (ReadableSpan)"
+            )
+    return spans

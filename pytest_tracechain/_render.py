@@ -246,6 +246,35 @@ def _push(stack: list[Row], spans: Sequence[ReadableSpan], elided: int, prefix: 
 # -- stage 3: the format -------------------------------------------------------------
 
 
+def check_render_arguments(func: str, highlight: object, limit: object, color: object) -> None:
+    """The arguments of a public ``render``, checked once per call (``render_spans`` trusts them)."""
+    __tracebackhide__ = True
+    if highlight is not None:
+        if not isinstance(highlight, Mapping):
+            raise TypeError(
+                f"{func}() argument 'highlight' must be a mapping of span ids (int) to marks (str), "
+                f"not {type(highlight).__name__}"
+            )
+        for span_id, mark in highlight.items():
+            if isinstance(span_id, bool) or not isinstance(span_id, int):
+                raise TypeError(
+                    f"{func}() argument 'highlight' must map span ids (int) to marks (str); "
+                    f"it has a key of type {type(span_id).__name__}"
+                )
+            if not isinstance(mark, str):
+                raise TypeError(
+                    f"{func}() argument 'highlight' must map span ids (int) to marks (str); "
+                    f"the mark of span {span_id:016x} is {type(mark).__name__}"
+                )
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError(f"{func}() argument 'limit' must be an int or None, not {type(limit).__name__}")
+        if limit < 0:
+            raise ValueError(f"{func}() argument 'limit' must be at least 0, not {limit}")
+    if not isinstance(color, bool):
+        raise TypeError(f"{func}() argument 'color' must be True or False, not {type(color).__name__}")
+
+
 def render_spans(
     spans: Iterable[ReadableSpan],
     *,

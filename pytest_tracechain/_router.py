@@ -129,40 +129,55 @@ class Router(SpanProcessor):
         owner = None
         if parent is not None and (capture is None or parent.span_id not in capture.ambient):
             owner = self._holder_of_parent(parent)
-        spawn = None
+        spawn: Spawn | None = None
         fresh = False
         if owner is None:
-            owner = capture
-            # Lost only if no span is current here: a root started with an
-            # explicit empty context where the context did arrive is deliberate.
-            # (An ambient span, a harness's per-test span, counts as none.)
-            ambient = capture.ambient if capture is not None else ()
-            if is_root(span, ambient) and not span.links and not _in_a_span(ambient):
-                spawn = current_spawn()
-                spawner = spawn.spawned_by() if spawn is not None else None
-                if isinstance(spawner, CaptureState) and spawner.closed:
-                    owner = spawner  # work a finished test handed over, started late: its own
-                else:
-                    fresh = spawn is None and capture is not None and _spawn.in_fresh_context()
+            owner, spawn, fresh = self._owner_of_root(span, capture)
         if owner is None:
             return
         span_id = span.context.span_id
-        if owner.closed:
-            self._retained[span_id] = owner
-            owner.late += 1
-            if owner.late > LATE_SPANS_KEPT:
-                return  # routed (its descendants follow it) and counted, not kept
-        if owner.table is _origins.current_table():
-            index = self._origin()
-        else:  # a finished test's table, from before a renewal: looked up afresh
-            index = owner.table.intern(self._fresh_origin())
-        owner.record_start(span_id, span, index)
+        if not self._keeps(owner, span_id):
+            return
+        owner.record_start(span_id, span, self._origin_for(owner))
         if fresh:  # compared by origin with the spans open in this thread: after record_start
             spawn = _fresh_context_spawn(owner, span_id)
         # Only a hand-off from a span of this test counts (a pool thread started
         # by an earlier test, or under the harness's span alone, does not).
         if spawn is not None and spawn.span_context.span_id in owner.origins:
             owner.spawns[span_id] = spawn
+
+    def _owner_of_root(
+        self, span: Span, capture: CaptureState | None
+    ) -> tuple[CaptureState | None, Spawn | None, bool]:
+        """The owner of a span no finished test holds the parent of, its hand-off, and whether to look
+        for a fresh context.
+
+        Lost only if no span is current here: a root started with an explicit
+        empty context where the context did arrive is deliberate (an ambient
+        span, a harness's per-test span, counts as none).
+        """
+        ambient = capture.ambient if capture is not None else ()
+        if not is_root(span, ambient) or span.links or _in_a_span(ambient):
+            return capture, None, False
+        spawn = current_spawn()
+        spawner = spawn.spawned_by() if spawn is not None else None
+        if isinstance(spawner, CaptureState) and spawner.closed:
+            return spawner, spawn, False  # work a finished test handed over, started late: its own
+        fresh = spawn is None and capture is not None and _spawn.in_fresh_context()
+        return capture, spawn, fresh
+
+    def _keeps(self, owner: CaptureState, span_id: int) -> bool:
+        """Whether ``owner`` records the span; a finished test's late spans are routed, then capped."""
+        if not owner.closed:
+            return True
+        self._retained[span_id] = owner
+        owner.late += 1
+        return owner.late <= LATE_SPANS_KEPT  # past it: routed (descendants follow) and counted
+
+    def _origin_for(self, owner: CaptureState) -> int:
+        if owner.table is _origins.current_table():
+            return self._origin()
+        return owner.table.intern(self._fresh_origin())  # a finished test's table, from before a renewal
 
     def _holder_of_parent(self, parent: SpanContext) -> CaptureState | None:
         """A finished test holding ``parent``: retained while open, or among the latest finished."""

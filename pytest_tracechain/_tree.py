@@ -26,7 +26,7 @@ from pytest_tracechain._capture import TraceCapture, state_of
 from pytest_tracechain._errors import TraceAssertionError
 from pytest_tracechain._filters import check_seconds
 from pytest_tracechain._graph import SpanGraph, TraceKey, collection_paused
-from pytest_tracechain._refs import running_state
+from pytest_tracechain._refs import running_state, span_list
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
 from pytest_tracechain._state import CaptureState
 from pytest_tracechain._tree_diff import STATUS_ORDER, Diff
@@ -89,7 +89,7 @@ def _assert_trace_tree(
         ambient: set[int] | frozenset[int] = capture.ambient
         open_spans = capture.open_spans()
     else:
-        finished, ambient, open_spans = list(spans), frozenset(), []
+        finished, ambient, open_spans = span_list(spans, FUNC, "spans"), frozenset(), []
     with collection_paused():
         matcher = Matcher(roots, SpanGraph(finished, ambient))
         if matcher.matches():

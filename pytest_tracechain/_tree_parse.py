@@ -71,6 +71,7 @@ def walk(roots: Iterable[Node]) -> list[Node]:
 
 def _label(text: str, where: str | _Where) -> Node:
     """A node from ``name [kind]``; ``where`` names the place for errors (formatted only then)."""
+    __tracebackhide__ = True
     parsed = _parse_label(text)
     if isinstance(parsed, str):
         raise ValueError(f"{FUNC}(): {_where_text(where)}: {parsed}")
@@ -104,6 +105,7 @@ def _parse_label(text: str) -> tuple[str, str | re.Pattern[str], SpanKind | None
 
 def parse_text(text: str) -> list[Node]:
     """The roots of an indented text tree (two spaces a level)."""
+    __tracebackhide__ = True
     lines = _tree_lines(text)
     base = min(len(line) - len(line.lstrip(" ")) for _, line in lines)
     roots: list[Node] = []
@@ -122,6 +124,7 @@ def parse_text(text: str) -> list[Node]:
 
 def _tree_lines(text: str) -> list[tuple[int, str]]:
     """The non-blank lines with their numbers; none indented with tabs."""
+    __tracebackhide__ = True
     lines = [(number, line.rstrip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
         raise ValueError(f"{FUNC}(): the expected tree is empty")
@@ -147,6 +150,7 @@ def _indent_error(number: int, line: str, indent: int, depth: int) -> ValueError
 
 def _text_nodes(text: str, where: _Where) -> list[Node]:
     """A text tree, or one label, inside the nested form."""
+    __tracebackhide__ = True
     return parse_text(text) if "\n" in text else [_label(text, where)]
 
 
@@ -181,9 +185,22 @@ def _is_node_tuple(value: object) -> TypeGuard[tuple[object, ...]]:
 
 
 def _structure(value: object) -> list[Node]:
-    """Nodes from the nested-tuple/dict form (a text tree may sit inside it), without recursion."""
+    """Nodes from the nested-tuple/dict form (a text tree may sit inside it), without recursion.
+
+    A list or dict met again inside itself is an error, not a tree without end;
+    one shared by siblings is no cycle. ``wheres`` holds the containers the
+    walk is in (id -> where, innermost last), ``heights`` the stack height at
+    which each one's items start: a container is left once the stack is below
+    that, which is looked at only when the stack grows (the stack cannot grow
+    back above a height without a list, tuple or dict being expanded). Only
+    lists and mappings are watched: only a mutable container can hold itself.
+    """
+    __tracebackhide__ = True
     out: list[Node] = []
     stack: list[_Pending] = [(value, _ROOT, out, False)]
+    wheres: dict[int, _Where] = {}
+    heights: list[int] = []
+    lowest = -1  # heights[-1], or -1 outside every container
     while stack:
         value, where, target, is_children = stack.pop()
         # The common shapes of generated trees first, by exact type (isinstance
@@ -195,15 +212,71 @@ def _structure(value: object) -> list[Node]:
                 target += parse_text(value)
             else:
                 target.append(_label(value, where))
-        elif type(value) is list or type(value) is tuple:
+        elif type(value) is list:
+            if value:  # once per list of children
+                lowest = _enter_list(value, where, target, stack, (wheres, heights))
+        elif type(value) is tuple:
+            if len(stack) < lowest:
+                lowest = _leave(len(stack), heights, wheres)
             stack += _items(value, where, target)
         elif value is not None or not is_children:
-            _other_value(value, where, target, is_children, stack)
+            _other_value(value, where, target, is_children, stack, (wheres, heights))
+            lowest = heights[-1] if heights else -1
     return out
+
+
+# The containers the walk is in: id -> where (innermost last), and the stack heights of their items.
+_Inside = tuple[dict[int, _Where], list[int]]
+
+
+def _enter_list(
+    value: list[object],
+    where: _Where,
+    target: list[Node],
+    stack: list[_Pending],
+    inside: _Inside,
+) -> int:
+    """Push a list of children; the new innermost height (a list met again inside itself is an error)."""
+    __tracebackhide__ = True
+    height = len(stack)
+    _enter(value, where, inside, height)
+    if len(value) == 1:  # a chain: one child a level
+        stack.append((value[0], (where, 0), target, False))
+    else:
+        stack += _items(value, where, target)
+    return height
+
+
+def _enter(container: object, where: _Where, inside: _Inside, height: int) -> None:
+    """The walk is in ``container``, its items from stack height ``height``; inside itself, an error."""
+    __tracebackhide__ = True
+    wheres, heights = inside
+    _leave(height, heights, wheres)
+    key = id(container)
+    if key in wheres:
+        raise _cycle(container, where, wheres[key])
+    wheres[key] = where
+    heights.append(height)
+
+
+def _leave(height: int, heights: list[int], wheres: dict[int, _Where]) -> int:
+    """Leave every container whose items start above ``height``; the innermost one's height, or -1."""
+    while heights and heights[-1] > height:
+        heights.pop()
+        wheres.popitem()
+    return heights[-1] if heights else -1
+
+
+def _cycle(container: object, where: _Where, outer: _Where) -> ValueError:
+    return ValueError(
+        f"{FUNC}() argument 'expected' contains itself: {_where_text(where)} is "
+        f"{_where_text(outer)} again (a {type(container).__name__} that holds itself has no end)"
+    )
 
 
 def _tuple_node(value: tuple[object, ...], where: _Where, target: list[Node]) -> _Pending:
     """The node of ``(name, children)`` or ``(name, kind, children)``; its children still to parse."""
+    __tracebackhide__ = True
     node = _head(value[0], value[1] if len(value) == 3 else None, where)
     target.append(node)
     return value[-1], (where, value[0]), node.children, True
@@ -216,6 +289,7 @@ def _items(value: list[object] | tuple[object, ...], where: _Where, target: list
 
 def _mapping_items(value: Mapping[object, object], where: _Where, target: list[Node]) -> list[_Pending]:
     """The nodes of a dict ``name -> children``; their children still to parse, last first."""
+    __tracebackhide__ = True
     made: list[_Pending] = []
     for key, children in value.items():
         key_where = (where, key)
@@ -227,9 +301,15 @@ def _mapping_items(value: Mapping[object, object], where: _Where, target: list[N
 
 
 def _other_value(
-    value: object, where: _Where, target: list[Node], is_children: bool, stack: list[_Pending]
+    value: object,
+    where: _Where,
+    target: list[Node],
+    is_children: bool,
+    stack: list[_Pending],
+    inside: _Inside,
 ) -> None:
     """The shapes the fast path of ``_structure`` does not take: subclasses, patterns, dicts, errors."""
+    __tracebackhide__ = True
     if is_children and not isinstance(value, (str, Mapping, list, tuple)):
         raise TypeError(
             f"{FUNC}() argument 'expected': the children at {_where_text(where)} must be a list, "
@@ -240,10 +320,15 @@ def _other_value(
     elif isinstance(value, re.Pattern):
         target.append(Node(f"~{value.pattern}", value, None))
     elif isinstance(value, Mapping):
+        _enter(value, where, inside, len(stack))
         stack += _mapping_items(value, where, target)
     elif _is_node_tuple(value):
         stack.append(_tuple_node(value, where, target))
     elif isinstance(value, (list, tuple)):
+        if isinstance(value, list):
+            _enter(value, where, inside, len(stack))
+        else:
+            _leave(len(stack), inside[1], inside[0])
         stack += _items(value, where, target)
     else:
         raise TypeError(
@@ -254,6 +339,7 @@ def _other_value(
 
 def _head(name: object, kind: object, where: _Where) -> Node:
     """The node of a tuple's or dict's name, with the kind given apart (if any)."""
+    __tracebackhide__ = True
     if isinstance(name, re.Pattern):
         node = Node(f"~{name.pattern}", name, None)
     elif isinstance(name, str) and kind is not None:
@@ -266,13 +352,17 @@ def _head(name: object, kind: object, where: _Where) -> Node:
             f"{type(name).__name__}; a span name is a str or a compiled regex"
         )
     if kind is not None:
-        node.kind = parse_kind(kind, "kind")
+        try:
+            node.kind = parse_kind(kind)
+        except ValueError as exc:
+            raise ValueError(f"{FUNC}(): {_where_text(where)}: {exc}") from None
         node.label = f"{node.label} [{node.kind.name.lower()}]"
     return node
 
 
 def _whole_name(name: str, where: _Where) -> Node:
     """A name whose kind is given apart: all of it is name (a ``[kind]`` suffix included)."""
+    __tracebackhide__ = True
     name = name.strip()
     if not name.startswith("~"):
         return Node(name, name, None)
@@ -284,6 +374,7 @@ def _whole_name(name: str, where: _Where) -> Node:
 
 def parse_expected(expected: object) -> list[Node]:
     """The expected roots, from any of the three forms."""
+    __tracebackhide__ = True
     if isinstance(expected, str):
         return parse_text(expected)
     if isinstance(expected, (Mapping, list, tuple)):

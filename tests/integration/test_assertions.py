@@ -510,7 +510,7 @@ def test_argument_errors(pytester: pytest.Pytester, run_pytest: RunPytest) -> No
                 assert_child_of("a", 42)
             with pytest.raises(TypeError, match=r"^assert_same_trace\\(\\) takes two or more spans, got 1$"):
                 assert_same_trace("a")
-            with pytest.raises(TypeError, match="^kind must be a SpanKind or its name, not NoneType$"):
+            with pytest.raises(TypeError, match=r"^assert_span_kind\\(\\) argument 'kind' must be a SpanKind or its name, not NoneType$"):
                 assert_span_kind("a", None)
             with pytest.raises(ValueError, match="kind='sever' is not a span kind"):
                 assert_span_kind("a", "sever")

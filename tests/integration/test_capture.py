@@ -74,35 +74,35 @@ def test_filter_arguments_are_checked(pytester: pytest.Pytester, run_pytest: Run
         import pytest
 
         def test_name(tracechain):
-            with pytest.raises(TypeError, match="^name must be a str or a compiled regex, not int$"):
+            with pytest.raises(TypeError, match=r"^TraceCapture\\.find\\(\\) argument 'name' must be a str or a compiled regex, not int$"):
                 tracechain.find(42)
 
         def test_kind(tracechain):
             with pytest.raises(ValueError, match="kind='serve' is not a span kind; use a SpanKind or one of: internal, server, client, producer, consumer"):
                 tracechain.find(kind="serve")
-            with pytest.raises(TypeError, match="^kind must be a SpanKind or its name, not int$"):
+            with pytest.raises(TypeError, match=r"^TraceCapture\\.one\\(\\) argument 'kind' must be a SpanKind or its name, not int$"):
                 tracechain.one(kind=1)
 
         def test_trace_id(tracechain):
             with pytest.raises(ValueError, match="trace_id='abc' is not a 32-digit hex trace id"):
                 tracechain.find(trace_id="abc")
-            with pytest.raises(TypeError, match="^trace_id must be an int or a 32-digit hex string, not float$"):
+            with pytest.raises(TypeError, match=r"^TraceCapture\\.find\\(\\) argument 'trace_id' must be an int or a 32-digit hex string, not float$"):
                 tracechain.find(trace_id=1.0)
 
         def test_attributes(tracechain):
-            with pytest.raises(TypeError, match="^attributes must be a mapping, not list$"):
+            with pytest.raises(TypeError, match=r"^TraceCapture\\.find\\(\\) argument 'attributes' must be a mapping, not list$"):
                 tracechain.find(attributes=[("a", 1)])
 
         def test_wait_for(tracechain):
-            with pytest.raises(TypeError, match="^count must be an int, not str$"):
+            with pytest.raises(TypeError, match=r"^TraceCapture\\.wait_for\\(\\) argument 'count' must be an int, not str$"):
                 tracechain.wait_for("x", count="2")
-            with pytest.raises(ValueError, match="^count must be at least 1, not 0$"):
+            with pytest.raises(ValueError, match=r"^TraceCapture\\.wait_for\\(\\) argument 'count' must be at least 1, not 0$"):
                 tracechain.wait_for("x", count=0)
-            with pytest.raises(TypeError, match="^timeout must be a number of seconds, not str$"):
+            with pytest.raises(TypeError, match=r"^TraceCapture\\.wait_for\\(\\) argument 'timeout' must be a number of seconds, not str$"):
                 tracechain.wait_for("x", timeout="5")
 
         def test_origin(tracechain):
-            with pytest.raises(TypeError, match="^span must be a ReadableSpan, a SpanContext or a span name, not int$"):
+            with pytest.raises(TypeError, match=r"^TraceCapture\\.origin\\(\\) argument 'span' must be a span \\(ReadableSpan\\), a SpanContext or a span name, not int$"):
                 tracechain.origin(1)
         """
     )

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import pathlib
+import select
 import socket
+import sys
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +25,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 HELPERS = """
 import http.client
 import os
+import socket
 import urllib.parse
 
 import pytest
@@ -31,9 +37,9 @@ TRACE = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
 PROTOBUF = "application/x-protobuf"
 
 
-def post(receiver, body, content_type=PROTOBUF, *, path="/v1/traces", method="POST", headers=None):
+def post(receiver, body, content_type=PROTOBUF, *, path="/v1/traces", method="POST", headers=None, timeout=10):
     url = urllib.parse.urlsplit(receiver.endpoint)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers={"Content-Type": content_type, **(headers or {})})
         response = conn.getresponse()
@@ -93,6 +99,43 @@ def accepted(receiver, tracechain, name="ok"):
     )
     assert (status, content_type, body) == (200, PROTOBUF, b"")
     tracechain.wait_for(name, timeout=5)
+
+
+def rpc_status(body):
+    # google.rpc.Status: field 1 code (varint), field 2 message (string)
+    assert body[0] == 0x08
+    code = body[1]
+    assert body[2] == 0x12
+    length, start = 0, 3
+    shift = 0
+    while True:
+        byte = body[start]
+        length |= (byte & 0x7F) << shift
+        start += 1
+        shift += 7
+        if not byte & 0x80:
+            break
+    return code, body[start:start + length].decode()
+
+
+def chunked(data, size=7):
+    # data in chunks of size bytes, then the last chunk
+    return b"".join(
+        b"%x\\r\\n%s\\r\\n" % (len(data[i:i + size]), data[i:i + size]) for i in range(0, len(data), size)
+    ) + b"0\\r\\n\\r\\n"
+
+
+def exchange(receiver, body, *, transfer_encoding="chunked", headers=(), timeout=5):
+    # One request whose body is sent as it is, framing and all, on a connection that stays
+    # open: the answer must come without the receiver waiting for the end of the stream.
+    url = urllib.parse.urlsplit(receiver.endpoint)
+    fields = [("Host", url.netloc), ("Content-Type", PROTOBUF), ("Transfer-Encoding", transfer_encoding), *headers]
+    head = "POST /v1/traces HTTP/1.1\\r\\n" + "".join(f"{k}: {v}\\r\\n" for k, v in fields) + "\\r\\n"
+    with socket.create_connection((url.hostname, url.port), timeout=timeout) as sock:
+        sock.sendall(head.encode() + body)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, response.getheader("Connection"), response.read()
 """
 
 
@@ -258,9 +301,21 @@ def test_json_bodies(inner: pytest.Pytester, run_pytest: RunPytest) -> None:
             assert status == 400
             assert json.loads(answer)["message"].startswith("body is not an OTLP JSON ExportTraceServiceRequest (")
             accepted(otlp_receiver, tracechain)
+
+        def test_too_deep_and_too_many_values(tracechain, otlp_receiver):
+            deep = b"[" * 100_000 + b"]" * 100_000
+            status, _, answer = post(otlp_receiver, deep, "application/json")
+            assert (status, json.loads(answer)) == (400, {"code": 3, "message": "body is JSON nested too deeply to decode"})
+            # 6 MB that json.loads would make 2,000,001 dicts of
+            empty_objects = b'{"resourceSpans": [' + b"{}," * 2_000_000 + b"{}]}"
+            status, _, answer = post(otlp_receiver, empty_objects, "application/json")
+            assert (status, json.loads(answer)) == (413, {"code": 8, "message": (
+                "JSON body holds up to 4000004 values (counted by its ',', '{' and '['), over the limit "
+                "of 4000000; export fewer spans per request")})
+            accepted(otlp_receiver, tracechain)
         """
     )
-    run_pytest("--tb=short").assert_outcomes(passed=4)
+    run_pytest("--tb=short").assert_outcomes(passed=5)
 
 
 def test_compressed_bodies(inner: pytest.Pytester, run_pytest: RunPytest) -> None:
@@ -299,23 +354,7 @@ def test_bad_requests_are_answered_and_the_server_keeps_serving(
         import gzip, http.client, socket, urllib.parse, zlib
         import pytest
         from pytest_tracechain import _otlp
-        from conftest import PROTOBUF, accepted, post, request, span
-
-        def rpc_status(body):
-            # google.rpc.Status: field 1 code (varint), field 2 message (string)
-            assert body[0] == 0x08
-            code = body[1]
-            assert body[2] == 0x12
-            length, start = 0, 3
-            shift = 0
-            while True:
-                byte = body[start]
-                length |= (byte & 0x7F) << shift
-                start += 1
-                shift += 7
-                if not byte & 0x80:
-                    break
-            return code, body[start:start + length].decode()
+        from conftest import PROTOBUF, accepted, post, request, rpc_status, span
 
         def test_garbage(tracechain, otlp_receiver):
             status, content_type, body = post(otlp_receiver, b"\\xff\\xff\\xff\\xff")
@@ -379,6 +418,16 @@ def test_bad_requests_are_answered_and_the_server_keeps_serving(
                 413, (8, "gzip body inflates to over the limit of 67108864 bytes"))
             accepted(otlp_receiver, tracechain)
 
+        def test_too_many_messages(tracechain, otlp_receiver):
+            # 4 MB of empty spans (2 bytes each) that would take 340 MB to parse
+            spans = b"\\x12\\x00" * 2_000_000
+            scope = b"\\x12" + _otlp._varint(len(spans)) + spans
+            status, _, body = post(otlp_receiver, b"\\x0a" + _otlp._varint(len(scope)) + scope)
+            assert (status, rpc_status(body)) == (413, (8, (
+                "protobuf body holds up to 2000004 messages (counted by their tag bytes), over the limit "
+                "of 2000000; export fewer spans per request")))
+            accepted(otlp_receiver, tracechain)
+
         def test_wrong_content_type_path_and_method(tracechain, otlp_receiver):
             assert post(otlp_receiver, b"x", "text/plain") == (
                 415, "text/plain; charset=utf-8",
@@ -421,7 +470,127 @@ def test_bad_requests_are_answered_and_the_server_keeps_serving(
         """
     )
     result = run_pytest("--tb=short")
-    result.assert_outcomes(passed=9)
+    result.assert_outcomes(passed=10)
+
+
+def test_chunked_bodies(inner: pytest.Pytester, run_pytest: RunPytest) -> None:
+    inner.makepyfile(
+        r"""
+        import gzip, http.client, urllib.parse, zlib
+        import pytest
+        from pytest_tracechain import _otlp
+        from conftest import PROTOBUF, accepted, chunked, exchange, request, rpc_status, span
+
+        def test_chunked_then_another_request_on_the_same_connection(tracechain, otlp_receiver):
+            url = urllib.parse.urlsplit(otlp_receiver.endpoint)
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+            whole = request(span("chunked", b"\x21" * 8)).SerializeToString()
+            # http.client sends an iterable body chunked
+            conn.request("POST", "/v1/traces", body=iter([whole[i:i + 5] for i in range(0, len(whole), 5)]),
+                         headers={"Content-Type": PROTOBUF})
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, b"")
+            first = conn.sock
+            squeezed = gzip.compress(request(span("chunked gzip", b"\x22" * 8)).SerializeToString())
+            conn.request("POST", "/v1/traces", body=iter([squeezed[:9], squeezed[9:]]),
+                         headers={"Content-Type": PROTOBUF, "Content-Encoding": "gzip"})
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, b"")
+            assert conn.sock is first  # kept alive after a chunked body
+            conn.close()
+            assert [s.name for s in tracechain.spans] == ["chunked", "chunked gzip"]
+
+        def test_chunk_extensions(tracechain, otlp_receiver):
+            framed = chunked(request(span("extended", b"\x23" * 8)).SerializeToString())
+            framed = framed.replace(b"\r\n", b" ;name=value\r\n", 1)
+            assert exchange(otlp_receiver, framed)[0] == 200
+            tracechain.wait_for("extended")
+
+        @pytest.mark.parametrize("framed, reason", [
+            # int(_, 16) takes the first five: "-1" read the stream to its end
+            (b"-1\r\n" + bytes(4096), "chunk size '-1' is not a hexadecimal number"),
+            (b"-5\r\nhello\r\n0\r\n\r\n", "chunk size '-5' is not a hexadecimal number"),
+            (b"+5\r\nhello\r\n0\r\n\r\n", "chunk size '+5' is not a hexadecimal number"),
+            (b"0x5\r\nhello\r\n0\r\n\r\n", "chunk size '0x5' is not a hexadecimal number"),
+            (b"1_0\r\n" + bytes(16) + b"\r\n0\r\n\r\n", "chunk size '1_0' is not a hexadecimal number"),
+            (b"zz\r\n", "chunk size 'zz' is not a hexadecimal number"),
+            (b"\r\n", "chunk size '' is not a hexadecimal number"),
+            (b"5\nhello\r\n0\r\n\r\n", "chunk size line '5\\n' ends with LF, not CRLF"),
+            (b"5\r\nhello0\r\n\r\n", "a chunk of 5 bytes is not followed by CRLF"),
+            (b"0" * 2000 + b"5\r\nhello\r\n0\r\n\r\n",
+             "chunk size line is longer than 1024 bytes ('0000000000000000000000000000000000000000'...)"),
+            (b"5\r\nhello\r\n0\r\nX-Checksum: 1\r\n\r\n",
+             "chunked body has trailer fields ('X-Checksum: 1\\r\\n'); the receiver accepts none"),
+        ])
+        def test_malformed(tracechain, otlp_receiver, framed, reason):
+            status, connection, body = exchange(otlp_receiver, framed)
+            assert (status, connection, rpc_status(body)) == (400, "close", (3, reason))
+            assert otlp_receiver.rejected[-1] == (400, reason)
+            accepted(otlp_receiver, tracechain)
+
+        def test_other_transfer_codings(tracechain, otlp_receiver):
+            framed = chunked(request(span("x", b"\x24" * 8)).SerializeToString())
+            status, connection, body = exchange(otlp_receiver, framed, transfer_encoding="gzip, chunked")
+            assert (status, connection, rpc_status(body)) == (400, "close", (
+                3, "Transfer-Encoding 'gzip, chunked' is not supported; send chunked or a Content-Length"))
+            accepted(otlp_receiver, tracechain)
+
+        def test_over_the_body_limit(tracechain, otlp_receiver):
+            # data under the limit; its 9 bytes of size line and the CRLF after it take it over
+            framed = b"%x\r\n" % (_otlp.MAX_BODY_BYTES - 10)
+            status, connection, body = exchange(otlp_receiver, framed)
+            assert (status, connection, rpc_status(body)) == (413, "close", (
+                8, "chunked body over the limit of 67108864 bytes (as sent, framing included) "
+                   "with a chunk of 67108854 bytes"))
+            accepted(otlp_receiver, tracechain)
+
+        def test_gzip_bomb_inside_chunks(tracechain, otlp_receiver):
+            squeezer = zlib.compressobj(9, zlib.DEFLATED, 31)
+            block = bytes(1024 * 1024)
+            bomb = b"".join(squeezer.compress(block) for _ in range(80)) + squeezer.flush()
+            status, _, body = exchange(
+                otlp_receiver, chunked(bomb, 4096), headers=[("Content-Encoding", "gzip")], timeout=30)
+            assert (status, rpc_status(body)) == (413, (8, "gzip body inflates to over the limit of 67108864 bytes"))
+            accepted(otlp_receiver, tracechain)
+        """
+    )
+    run_pytest("--tb=short").assert_outcomes(passed=16)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="how a full backlog drops SYNs is Linux's")
+def test_a_burst_of_connections_waits_in_the_listen_backlog() -> None:
+    """200 connections at once, none accepted yet: the kernel holds them all.
+
+    The receiver accepts from one thread. With the standard library's backlog of
+    5, the kernel drops the SYNs of the rest of a burst, whose exporters try again
+    only 1, 3, 7... seconds later.
+    """
+    from pytest_tracechain import _otlp
+
+    server = _otlp._listen()  # listening, never accepting
+    sockets: list[socket.socket] = []
+    try:
+        address = server.server_address[:2]
+        assert address[0] == "127.0.0.1"
+        for _ in range(200):
+            sock = socket.socket()
+            sockets.append(sock)
+            sock.setblocking(False)
+            assert sock.connect_ex(address) in (0, errno.EINPROGRESS)
+        pending = list(sockets)
+        deadline = time.monotonic() + 0.5  # before the first retry of a dropped SYN, at 1 s
+        while pending and time.monotonic() < deadline:
+            _, writable, _ = select.select([], pending, [], 0.05)
+            for sock in writable:
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                pending.remove(sock)
+        # The kernel caps the backlog at net.core.somaxconn (4096 since Linux 5.4, 128 before).
+        cap = int(pathlib.Path("/proc/sys/net/core/somaxconn").read_text()) + 1
+        assert len(sockets) - len(pending) == min(200, cap)
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.server_close()
 
 
 CHILD = """
@@ -731,3 +900,169 @@ def test_any_protobuf_body_is_decoded_or_rejected_with_a_reason(body: bytes) -> 
 @given(request=requests_json | json_values)
 def test_any_json_body_is_decoded_or_rejected_with_a_reason(request: object) -> None:
     assert decode_or_reason(json.dumps(request).encode(), "json") != ""
+
+
+# -- the decoder: what a body may cost ------------------------------------------------------
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    from pytest_tracechain._otlp import _varint
+
+    return bytes([tag]) + _varint(len(payload)) + payload
+
+
+def test_json_nested_too_deeply_is_a_bad_request() -> None:
+    # json.loads raises RecursionError (the receiver answered 500)
+    assert (
+        decode_or_reason(b"[" * 100_000 + b"]" * 100_000, "json")
+        == "body is JSON nested too deeply to decode"
+    )
+    assert decode_or_reason(b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "json") == (
+        "body is JSON nested too deeply to decode"
+    )
+    # Shallow enough for json.loads, too deep for the protobuf message it would become.
+    value: dict[str, object] = {"intValue": "1"}
+    for _ in range(150):
+        value = {"arrayValue": {"values": [value]}}
+    body = {"resourceSpans": [{"resource": {"attributes": [{"key": "k", "value": value}]}}]}
+    reason = decode_or_reason(json.dumps(body).encode(), "json")
+    assert isinstance(reason, str)
+    assert reason.startswith("body is not an OTLP JSON ExportTraceServiceRequest (")
+
+
+def test_protobuf_nested_too_deeply_is_a_bad_request() -> None:
+    value = b"\x18\x01"  # AnyValue.int_value
+    for _ in range(10_000):
+        value = _field(0x2A, _field(0x0A, value))  # AnyValue.array_value: ArrayValue.values
+    attribute = _field(0x0A, b"k") + _field(0x12, value)  # KeyValue
+    body = _field(0x0A, _field(0x0A, _field(0x0A, attribute)))  # request.resource_spans.resource.attributes
+    reason = decode_or_reason(body, "protobuf")
+    assert isinstance(reason, str)
+    assert reason.startswith("body is not a protobuf ExportTraceServiceRequest (")
+
+
+def test_bodies_that_would_decode_to_too_much_are_too_large() -> None:
+    from pytest_tracechain._otlp_decode import (
+        MAX_JSON_VALUES,
+        MAX_PROTOBUF_MESSAGES,
+        BadRequest,
+        TooLarge,
+        decode,
+    )
+
+    # 6 MB of "{}," would be 2,000,001 dicts (150 MB); json.loads never runs
+    with pytest.raises(TooLarge, match=r"^JSON body holds up to 4000003 values "):
+        decode(b"[" + b"{}," * (MAX_JSON_VALUES // 2) + b"{}]", "json")
+    # 20 MB of short strings, 4,000,001 str objects (320 MB)
+    with pytest.raises(TooLarge, match=r"^JSON body holds up to 4000002 values "):
+        decode(b"[" + b'"ab",' * MAX_JSON_VALUES + b'"ab"]', "json")
+    # Empty spans, 2 bytes each: 4 MB would be 340 MB of parsed messages.
+    empty_spans = b"\x12\x00" * MAX_PROTOBUF_MESSAGES
+    with pytest.raises(TooLarge, match=r"^protobuf body holds up to 2000004 messages "):
+        decode(_field(0x0A, _field(0x12, empty_spans)), "protobuf")
+    # Over-long tags (0x92 0x00 is 0x12), which the parser takes as well.
+    overlong = b"\x92\x00\x00" * MAX_PROTOBUF_MESSAGES
+    with pytest.raises(TooLarge, match=r"^protobuf body holds up to 2000002 messages "):
+        decode(_field(0x0A, _field(0x12, overlong)), "protobuf")
+    # Just under the limit: decoded (and rejected for what it is)
+    with pytest.raises(
+        BadRequest, match=r"^body must be a JSON object \(ExportTraceServiceRequest\), not an array$"
+    ):
+        decode(b"[" + b"{}," * (MAX_JSON_VALUES // 2 - 2) + b"{}]", "json")
+
+
+any_values = st.deferred(
+    lambda: (
+        st.builds(lambda v: {"string_value": v}, st.text(max_size=4))
+        | st.builds(lambda v: {"int_value": v}, st.integers(-(2**63), 2**63 - 1))
+        | st.builds(lambda v: {"bytes_value": v}, st.binary(max_size=6))
+        | st.builds(lambda vs: {"array_value": {"values": vs}}, st.lists(any_values, max_size=3))
+        | st.builds(
+            lambda kv: {"kvlist_value": {"values": [{"key": k, "value": v} for k, v in kv.items()]}},
+            st.dictionaries(st.text(max_size=3), any_values, max_size=3),
+        )
+    )
+)
+attribute_lists = st.lists(
+    st.fixed_dictionaries({"key": st.text(max_size=4), "value": any_values}), max_size=3
+)
+proto_spans = st.fixed_dictionaries(
+    {
+        "trace_id": st.binary(max_size=16),
+        "span_id": st.binary(max_size=8),
+        "name": st.text(max_size=6),
+        "attributes": attribute_lists,
+        "events": st.lists(
+            st.fixed_dictionaries({"name": st.text(max_size=3), "attributes": attribute_lists}), max_size=2
+        ),
+        "links": st.lists(
+            st.fixed_dictionaries({"span_id": st.binary(max_size=8), "attributes": attribute_lists}),
+            max_size=2,
+        ),
+        "status": st.fixed_dictionaries({"message": st.text(max_size=3)}),
+    }
+)
+proto_requests = st.lists(
+    st.fixed_dictionaries(
+        {
+            "resource": st.fixed_dictionaries({"attributes": attribute_lists}),
+            "scope_spans": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "scope": st.fixed_dictionaries({"attributes": attribute_lists}),
+                        "spans": st.lists(proto_spans, max_size=3),
+                    }
+                ),
+                max_size=2,
+            ),
+        }
+    ),
+    max_size=2,
+)
+
+
+def _messages(message: object) -> int:
+    """The sub-messages of ``message`` at any depth, and the elements of its repeated strings."""
+    from google.protobuf.message import Message
+
+    total = 0
+    for _, value in message.ListFields():  # type: ignore[attr-defined]
+        if isinstance(value, Message):
+            total += 1 + _messages(value)
+        elif not isinstance(value, (str, bytes, int, float)):  # a repeated field
+            for item in value:
+                if isinstance(item, Message):
+                    total += 1 + _messages(item)
+                elif isinstance(item, (str, bytes)):
+                    total += 1
+    return total
+
+
+def _json_values(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(_json_values(item) for item in value.values())
+    if isinstance(value, list):
+        return 1 + sum(_json_values(item) for item in value)
+    return 1
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(resource_spans=proto_requests)
+def test_the_message_count_bounds_what_protobuf_decoding_builds(resource_spans: list) -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from pytest_tracechain import _otlp_decode
+
+    request = ExportTraceServiceRequest(resource_spans=resource_spans)
+    body = request.SerializeToString()
+    assert _otlp_decode._count(body, _otlp_decode._NOT_MESSAGE_TAGS) >= _messages(request)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(request=requests_json | json_values)
+def test_the_value_count_bounds_what_json_decoding_builds(request: object) -> None:
+    from pytest_tracechain import _otlp_decode
+
+    body = json.dumps(request).encode()
+    assert _otlp_decode._count(body, _otlp_decode._NOT_JSON_SEPARATORS) + 1 >= _json_values(request)

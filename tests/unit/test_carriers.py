@@ -419,6 +419,127 @@ def test_a_get_that_is_not_a_header_lookup() -> None:
     assert type_error(BadKeys({})) == TYPE_ERROR + "BadKeys: reading its headers raised KeyError('nope')"
 
 
+# --- hostile carriers: a clean error, never the carrier's exception -------------------------------
+
+
+class HostileRepr:
+    def __repr__(self) -> str:
+        raise ValueError("no repr for you")
+
+
+class Unprintable(Exception):
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for this one either")
+
+
+def nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_value_nested_past_the_recursion_limit_is_shown_cut() -> None:
+    # A RecursionError from repr() came out of the check before.
+    assert details({"traceparent": nested(100_000)}) == [
+        MALFORMED,
+        "  traceparent [[[[...]]]] is of type list, not str or bytes",
+    ]
+    assert type_error(nested(100_000)) == TYPE_ERROR + "list: item 0 is [[[[...]]]], not a (name, value) pair"
+
+
+def test_a_value_whose_repr_raises_is_shown_by_its_type() -> None:
+    # The ValueError of its __repr__ came out of the check before.
+    assert details({"traceparent": HostileRepr()}) == [
+        MALFORMED,
+        "  traceparent <HostileRepr object: repr() raised ValueError> is of type HostileRepr, not str or bytes",
+    ]
+    assert details({"traceparent": [HostileRepr()]}) == [
+        MALFORMED,
+        "  traceparent <HostileRepr object: repr() raised ValueError> is of type HostileRepr, not str or bytes",
+    ]
+    assert type_error([HostileRepr()]) == (
+        TYPE_ERROR
+        + "list: item 0 is <HostileRepr object: repr() raised ValueError>, not a (name, value) pair"
+    )
+    assert type_error([("a", "1"), ("b", "2", HostileRepr())]) == (
+        TYPE_ERROR + "list: item 1 is ('b', '2', <HostileRepr object: repr() raised ValueError>), not a "
+        "(name, value) pair"
+    )
+
+
+def test_names_and_values_of_str_and_bytes_subclasses_are_read_as_plain_text() -> None:
+    class Name(str):
+        def lower(self) -> str:
+            raise ValueError("not here")
+
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("nor here")
+
+        __hash__ = str.__hash__
+
+    class Value(str):
+        def strip(self, chars: str | None = None) -> str:
+            raise ValueError("not here")
+
+        def split(self, sep: str | None = None, maxsplit: int = -1) -> list[str]:
+            raise ValueError("nor here")
+
+    class Raw(bytes):
+        def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+            raise ValueError("not here")
+
+    assert_carrier_has_context({Name("traceparent"): Value(VALID)})
+    assert_carrier_has_context([(Name("traceparent"), Raw(VALID.encode()))])
+    assert_carrier_has_context([(Raw(b"traceparent"), Value(VALID))])
+    assert_carrier_has_context(Listed({"traceparent": Value(VALID)}, [Name("traceparent")]))
+
+
+def test_what_the_carriers_own_code_raises_is_a_type_error_that_says_so() -> None:
+    class Items(dict[str, str]):
+        def items(self):  # type: ignore[no-untyped-def,override]
+            raise ValueError("items are gone")
+
+    class Short(tuple[str, str]):
+        def __len__(self) -> int:
+            raise ValueError("no length")
+
+    class Unlisted(GetOnly):
+        def get(self, name: str, default: object = None) -> object:
+            raise Unprintable()
+
+    released = memoryview(VALID.encode())
+    released.release()
+    # Each came out as its own exception (ValueError, RuntimeError) before.
+    assert type_error(Items(traceparent=VALID)) == (
+        TYPE_ERROR + "Items: reading its headers raised ValueError('items are gone')"
+    )
+    assert type_error([Short(("traceparent", VALID))]) == (
+        TYPE_ERROR + "list: reading its headers raised ValueError('no length')"
+    )
+    assert type_error(Unlisted({})) == (
+        TYPE_ERROR + "Unlisted: reading its headers raised <Unprintable object: repr() raised RuntimeError>"
+    )
+    assert type_error({"traceparent": released}) == (
+        TYPE_ERROR
+        + "dict: reading its headers raised ValueError('operation forbidden on released memoryview "
+        "object')"
+    )
+
+
+def test_a_propagator_raising_an_exception_without_a_repr(textmap: SetTextmap) -> None:
+    class RaisingUnprintable(Recording):
+        def extract(self, carrier, context=None, getter=None):
+            raise Unprintable()
+
+    textmap(RaisingUnprintable({"x-context"}))
+    assert details({"x-context": "abc"}) == [
+        "the propagator could not read the carrier:",
+        "  the global propagator RaisingUnprintable raised <Unprintable object: repr() raised RuntimeError> "
+        "reading the carrier",
+    ]
+
+
 def test_what_is_not_a_span() -> None:
     with pytest.raises(TypeError) as raised:
         assert_carrier_has_context({"traceparent": VALID}, 42)  # type: ignore[arg-type]

@@ -6,11 +6,13 @@ import os
 import re
 import sys
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
+from pytest_tracechain import TraceCapture
 from pytest_tracechain._graph import SpanGraph
 from pytest_tracechain._origins import Origin
 from pytest_tracechain._render import (
@@ -26,6 +28,7 @@ from pytest_tracechain._render import (
     span_label,
     tree_rows,
 )
+from pytest_tracechain._state import CaptureState
 from tests.unit.spans import RESOURCE, ctx, span
 
 SPAN_LINE = re.compile(r"^(?P<indent>(?:│  |   )*)(?:├─ |└─ )(?P<name>s\d+)\b")
@@ -511,3 +514,78 @@ def test_past_the_limit_every_highlighted_span_is_shown_and_the_counts_add_up(
     assert set(chosen) <= set(shown)
     assert len(set(shown)) == len(shown)
     assert len(shown) + elided == len(spans)
+
+
+# -- the arguments of TraceCapture.render ------------------------------------------------
+
+
+def a_capture() -> TraceCapture:
+    state = CaptureState("test_x")
+    for finished in (span("root", 1), span("child", 2, 1)):
+        state.record_end(finished.context.span_id, finished)
+    return TraceCapture(state, _ispytest=True)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        (
+            {"highlight": [1, 2]},
+            TypeError,
+            "argument 'highlight' must be a mapping of span ids (int) to marks (str), not list",
+        ),
+        (
+            {"highlight": {"1": "here"}},
+            TypeError,
+            "argument 'highlight' must map span ids (int) to marks (str); it has a key of type str",
+        ),
+        (
+            {"highlight": {True: "here"}},
+            TypeError,
+            "argument 'highlight' must map span ids (int) to marks (str); it has a key of type bool",
+        ),
+        (
+            {"highlight": {1: 2}},
+            TypeError,
+            "argument 'highlight' must map span ids (int) to marks (str); the mark of span "
+            "0000000000000001 is int",
+        ),
+        ({"limit": "x"}, TypeError, "argument 'limit' must be an int or None, not str"),
+        ({"limit": 2.5}, TypeError, "argument 'limit' must be an int or None, not float"),
+        ({"limit": True}, TypeError, "argument 'limit' must be an int or None, not bool"),
+        ({"limit": -1}, ValueError, "argument 'limit' must be at least 0, not -1"),
+        ({"color": "x"}, TypeError, "argument 'color' must be True or False, not str"),
+        ({"color": None}, TypeError, "argument 'color' must be True or False, not NoneType"),
+        ({"color": 1}, TypeError, "argument 'color' must be True or False, not int"),
+    ],
+    ids=[
+        "highlight_list",
+        "highlight_str_key",
+        "highlight_bool_key",
+        "highlight_int_mark",
+        "limit_str",
+        "limit_float",
+        "limit_bool",
+        "limit_negative",
+        "color_str",
+        "color_none",
+        "color_int",
+    ],
+)
+def test_render_checks_its_arguments(
+    arguments: dict[str, object], error: type[Exception], message: str
+) -> None:
+    # highlight=[1, 2] was an AttributeError ('list' object has no attribute 'get') from inside,
+    # limit="x" a TypeError comparing int and str, color="x" painted the output.
+    with pytest.raises(error) as info:
+        a_capture().render(**arguments)  # type: ignore[arg-type]
+    assert type(info.value) is error
+    assert str(info.value) == "TraceCapture.render() " + message
+
+
+def test_render_takes_the_arguments_it_documents() -> None:
+    capture = a_capture()
+    assert capture.render(limit=0, color=False) == "... 2 more spans not shown"
+    assert capture.render(highlight={2: "here"}, limit=1).endswith("child · 0 µs  ← here")
+    assert capture.render(highlight={}, limit=None, color=True).count("\x1b[") > 0
+    assert capture.render(highlight={99: ""}) == capture.render()

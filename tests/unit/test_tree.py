@@ -437,6 +437,31 @@ def test_the_expected_tree_is_checked_first() -> None:
         assert_trace_tree("a", 3, timeout="x")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("spans", "message"),
+    [
+        ([1, 2], "holds int at index 0, not a span (ReadableSpan)"),
+        ((span("a", 1), "a"), "holds str at index 1, not a span (ReadableSpan)"),
+        (iter([span("a", 1), None]), "holds NoneType at index 1, not a span (ReadableSpan)"),
+    ],
+    ids=["ints", "a_name", "an_iterator"],
+)
+def test_spans_that_are_not_spans_are_a_type_error_naming_the_argument(spans: object, message: str) -> None:
+    # An AttributeError ('int' object has no attribute 'context') from inside the matching before.
+    with pytest.raises(TypeError) as info:
+        assert_trace_tree("a", spans)  # type: ignore[arg-type]
+    assert str(info.value) == "assert_trace_tree() argument 'spans' " + message
+
+
+def test_an_expected_tree_that_contains_itself_is_a_value_error_and_the_collector_runs_again() -> None:
+    # With the garbage collector paused for the parse, this looped for ever, growing, before.
+    expected: list[object] = ["a"]
+    expected.append(("b", expected))
+    with pytest.raises(ValueError, match=r"^assert_trace_tree\(\) argument 'expected' contains itself: "):
+        assert_trace_tree(expected, [span("a", 1)])
+    assert gc.isenabled()
+
+
 # -- properties ----------------------------------------------------------------------
 
 NAMES = st.sampled_from(["a", "b", "GET /x", "c.d", "[e] f"])

@@ -360,8 +360,13 @@ def test_subclasses_and_other_mappings_take_the_slow_path_to_the_same_nodes() ->
         ),
         (
             ("a", "bogus", []),
-            "kind='bogus' is not a span kind; use a SpanKind or one of: "
+            "assert_trace_tree(): expected: kind='bogus' is not a span kind; use a SpanKind or one of: "
             "internal, server, client, producer, consumer",
+        ),
+        (
+            {"a": [("b", "bogus", [])]},
+            "assert_trace_tree(): expected['a'][0]: kind='bogus' is not a span kind; use a SpanKind or "
+            "one of: internal, server, client, producer, consumer",
         ),
     ],
 )
@@ -380,6 +385,54 @@ def test_errors_are_value_or_type_errors() -> None:
         parse_expected([])
     with pytest.raises(ValueError, match="use two spaces per level"):
         parse_expected("a\n   b")
+
+
+def self_containing() -> list[tuple[object, str]]:
+    """Expected structures that hold themselves, and the error naming where."""
+    in_dict: dict[str, object] = {"a": None}
+    in_dict["a"] = in_dict
+    in_list: list[object] = ["a"]
+    in_list.append(in_list)
+    in_tuple: list[object] = []
+    in_tuple.append(("a", [("b", in_tuple)]))
+    deeper: dict[str, object] = {"a": {"b": ["c"]}}
+    deeper["a"]["b"].append({"d": deeper["a"]})  # type: ignore[index]
+    prefix = "assert_trace_tree() argument 'expected' contains itself: "
+    return [
+        (in_dict, prefix + "expected['a'] is expected again (a dict that holds itself has no end)"),
+        (in_list, prefix + "expected[1] is expected again (a list that holds itself has no end)"),
+        (
+            in_tuple,
+            prefix + "expected[0]['a'][0]['b'] is expected again (a list that holds itself has no end)",
+        ),
+        (
+            deeper,
+            prefix
+            + "expected['a']['b'][1]['d'] is expected['a'] again (a dict that holds itself has no end)",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("expected", "message"), self_containing(), ids=["dict", "list", "tuple", "deeper"])
+def test_an_expected_tree_that_contains_itself_is_an_error_not_an_endless_loop(
+    expected: object, message: str
+) -> None:
+    # It looped for ever (the garbage collector paused, every turn adding nodes) before.
+    with pytest.raises(ValueError, match="contains itself") as info:
+        parse_expected(expected)
+    assert str(info.value) == message
+
+
+def test_a_subtree_shared_by_siblings_is_no_cycle() -> None:
+    leaves = ["leaf", "leaf"]
+    group = ("group", leaves)
+    shared: dict[str, object] = {"x": leaves}
+    tree = [("root", [group, group, shared, shared])]
+    kids = shape(parse_expected(tree))[0][3]
+    assert [label for label, *_ in kids] == ["group", "group", "x", "x"]
+    assert all(len(kid[3]) == 2 for kid in kids)
+    # Left, then met again higher on the stack (a tuple of siblings grew it): still no cycle.
+    assert [label for label, *_ in shape(parse_expected([leaves, (leaves, leaves, leaves)]))] == ["leaf"] * 8
 
 
 def test_walk_is_pre_order() -> None:
@@ -431,3 +484,39 @@ def test_every_form_of_a_generated_tree_parses_to_the_same_nodes(forest: list[Tr
     assert shape(parse_expected(text)) == expected
     assert shape(parse_expected([as_tuple(tree) for tree in forest])) == expected
     assert shape(parse_expected(["\n".join(lines)])) == expected
+
+
+@st.composite
+def shared_forests(draw: st.DrawFn) -> list[object]:
+    """Nested forms whose subtrees are shared: each node's children are drawn from those made before."""
+    made: list[object] = [[], ()]
+    for _ in range(draw(st.integers(min_value=1, max_value=12))):
+        children = draw(st.lists(st.sampled_from(made), max_size=3))
+        wrap = draw(st.sampled_from(["tuple", "dict", "list", "tuple_of_children"]))
+        name = draw(NAMES)
+        if wrap == "tuple":
+            made.append((name, children))
+        elif wrap == "tuple_of_children":
+            made.append((name, tuple(children)))
+        elif wrap == "dict":
+            made.append({name: children})
+        else:
+            made.append([(name, children), name])
+    return draw(st.lists(st.sampled_from(made[2:]), min_size=1, max_size=3))
+
+
+def unshared(value: object) -> object:
+    """The same structure with no object in two places."""
+    if isinstance(value, dict):
+        return {key: unshared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unshared(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(unshared(item) for item in value)
+    return value
+
+
+@settings(max_examples=200, deadline=None)
+@given(shared_forests())
+def test_shared_subtrees_parse_as_their_copies_and_are_never_taken_for_a_cycle(forest: list[object]) -> None:
+    assert shape(parse_expected(forest)) == shape(parse_expected(unshared(forest)))
