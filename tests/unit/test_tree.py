@@ -535,3 +535,11 @@ def test_assert_trace_tree_rejects_timeouts_it_cannot_wait(timeout: float) -> No
         match=r"^assert_trace_tree\(\) argument 'timeout' must be a number of seconds from 0 to 9223372036, not ",
     ):
         assert_trace_tree("a", spans=TraceCapture(CaptureState("t"), _ispytest=True), timeout=timeout)
+
+
+def test_received_spans_on_a_parent_cycle_are_matched_not_a_key_error() -> None:
+    # a -> b -> c -> a by parent: the graph enters the cycle at 'a', the earliest.
+    a, b, c = span("a", 1, 3, start=10), span("b", 2, 1, start=20), span("c", 3, 2, start=30)
+    assert_trace_tree("a\n  b\n    c", spans=[a, b, c])
+    with pytest.raises(TraceAssertionError, match="1 extra"):
+        assert_trace_tree("a\n  b", spans=[a, b, c])
