@@ -553,10 +553,12 @@ def summary(findings: list[Finding], limit: int = REPORT_PER_KIND) -> str:
     return "; ".join(parts)
 
 
-def report(findings: list[Finding], state: CaptureState | None) -> str:
-    """The findings, then the rendered trees with each span at fault marked."""
+def report(findings: list[Finding], state: CaptureState | None, *, trees: bool = True) -> str:
+    """The findings, then (``trees``) the rendered trees with each span at fault marked."""
     headline = f"{len(findings)} broken trace chain{'s' if len(findings) != 1 else ''}:"
     lines = [headline, *_capped(findings)]
+    if not trees:
+        return "\n".join(lines)
     marks: Mapping[int, str] = {f.span.context.span_id: f.kind.value for f in findings if f.span is not None}
     if state is not None:
         rendered = state.render(highlight=marks, limit=MESSAGE_LIMIT)

@@ -146,11 +146,16 @@ class TestRun:
             except TraceChainWarning as error:  # -W error::...TraceChainWarning: the warning is the failure
                 error._tracechain_note = WARNING_AS_ERROR_NOTE  # type: ignore[attr-defined]
                 raise
+        if test_failed:
+            # The failure shows the traces (its message, or the captured-traces section, marked
+            # as here): the section lists the findings only, so nothing is said twice.
+            text = report(findings, self.state, trees=False)
         self.sections.append(("teardown" if self.state.closed else "call", text))
 
     def trees_section(self, *, color: bool = False) -> tuple[str, str]:
-        """The report section of ``--tracechain-show``: the captured trees."""
-        return (TREES_SECTION, self.state.render(limit=MESSAGE_LIMIT, color=color))
+        """The report section of ``--tracechain-show``: the captured trees, spans at fault marked."""
+        marks = {f.span.context.span_id: f.kind.value for f in self.findings if f.span is not None}
+        return (TREES_SECTION, self.state.render(highlight=marks, limit=MESSAGE_LIMIT, color=color))
 
     def take_sections(self, when: str) -> list[tuple[str, str]]:
         """The report sections of phase ``when``, once."""

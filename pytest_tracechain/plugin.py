@@ -31,6 +31,7 @@ _MARKER_ARGS = ("check", "single_trace", "lost_context")
 _PROPERTY = "tracechain"
 _LEAK_PROPERTY = "tracechain.leaked"
 _SILENT_PROPERTY = "tracechain.nothing_captured"
+_TREES_SECTION = "tracechain: captured traces"  # _session.TREES_SECTION
 _ACTIVE_HOOKS = "tracechain-active-hooks"
 
 
@@ -66,7 +67,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=SHOW_MODES,
         default=None,
         help="print the captured trace trees in a report section of failing tests (fail), of every "
-        "captured test (all), or never (off) (default: the tracechain_show ini value, else fail)",
+        "captured test (all: a passing test's trees in the terminal summary, or with -rP in pytest's "
+        "PASSES section), or never (off) (default: the tracechain_show ini value, else fail)",
     )
     group.addoption(
         "--tracechain-export",
@@ -113,7 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
         outputs = Outputs(config, export_dir=export_dir or None, html_file=html_file or None)
         config.stash[outputs_key] = outputs
         config.pluginmanager.register(outputs, "tracechain-outputs")
-    config.pluginmanager.register(_Summary(), "tracechain-summary")
+    config.pluginmanager.register(_Summary(show_passing=show == "all"), "tracechain-summary")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -270,10 +272,11 @@ class _ActiveHooks:
         if report.failed:
             run.failed = True
         show = item.config.stash[_show_key]
-        # A failed trace assertion already shows the traces involved in its message.
-        if (show == "all" and call.when == "call") or (
-            show == "fail" and report.failed and not isinstance(error, TraceAssertionError)
-        ):
+        wanted = (show == "all" and call.when == "call") or (show == "fail" and report.failed)
+        # A failed trace assertion, and a chain report raised as the failure, already show the
+        # traces in their message: said once.
+        shown = report.failed and (isinstance(error, TraceAssertionError) or note is not None)
+        if wanted and not shown:
             report.sections.append(run.trees_section(color=_color(item.config)))
         if call.when == "teardown":
             outputs = item.config.stash.get(outputs_key, None)
@@ -286,12 +289,18 @@ class _ActiveHooks:
 class _Summary:
     """Counts the reports with broken chains (on the controller under pytest-xdist)."""
 
-    def __init__(self) -> None:
+    def __init__(self, show_passing: bool = False) -> None:
+        self.show_passing = show_passing  # --tracechain-show=all: trees of passing tests, if pytest won't
+        self.passing: list[tuple[str, str]] = []  # (nodeid, trees)
         self.broken: dict[str, list[str]] = {}
         self.leaked: list[object] = []  # Leak.as_property() values, from every report
         self.silent: dict[str, None] = {}  # why nothing could be captured, in order
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.show_passing and report.when == "call" and report.passed:
+            self.passing += [
+                (report.nodeid, text) for name, text in report.sections if name == _TREES_SECTION
+            ]
         if not report.user_properties:
             return
         found = [str(value) for name, value in report.user_properties if name == _PROPERTY]
@@ -304,6 +313,13 @@ class _Summary:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         import sys
+
+        # pytest prints a passing test's sections only with -rP (or -rA).
+        if self.passing and "P" not in getattr(terminalreporter, "reportchars", ""):
+            terminalreporter.section("tracechain: captured traces of passing tests")
+            for nodeid, text in self.passing:
+                terminalreporter.write_sep("_", nodeid)
+                terminalreporter.line(text)
 
         provider = sys.modules.get("pytest_tracechain._provider")
         router = provider.existing_router() if provider is not None else None

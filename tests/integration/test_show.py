@@ -59,7 +59,8 @@ def test_all_and_off(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
     result.stdout.fnmatch_lines(
         ["*_ test_passes _*", SECTION, "trace * · 2 spans", "└─ passing.request · * · thread 'MainThread'"]
     )
-    assert sections_in(result) == 3
+    # The failed trace assertion's message shows its traces: they are not shown again.
+    assert sections_in(result) == 2
     result = run_pytest("--tb=short", "-rP", "--tracechain-show=off")
     assert sections_in(result) == 0
     result.assert_outcomes(passed=1, failed=2)
@@ -107,3 +108,23 @@ def test_colour_follows_the_terminal(
     # the span name in bold, its duration dimmed
     assert ("\x1b[1mfailing.child\x1b[0m" in tree_lines[0]) is coloured, tree_lines[0]
     assert ("\x1b[" in tree_lines[0]) is coloured
+
+
+def test_all_works_without_rP(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
+    pytester.makepyfile(SUITE)
+    result = run_pytest("--tb=short", "--tracechain-show=all", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=2)
+    # pytest shows a passing test's sections only with -rP: the plugin prints them itself.
+    result.stdout.fnmatch_lines(
+        [
+            "*= tracechain: captured traces of passing tests =*",
+            "*_ test_all_works_without_rP.py::test_passes _*",
+            "trace * · 2 spans",
+            "└─ passing.request · * · thread 'MainThread'",
+            "   └─ passing.child · * · thread 'MainThread'",
+        ]
+    )
+    # With -rP pytest shows them (once), and the plugin does not repeat them.
+    result = run_pytest("--tb=short", "--tracechain-show=all", "-rP")
+    assert result.stdout.str().count("passing.child") == 1
+    result.stdout.no_fnmatch_line("*captured traces of passing tests*")
