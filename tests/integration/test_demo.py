@@ -35,7 +35,7 @@ def test_the_demo_fails_exactly_its_two_broken_tests(
             "E         'mail.welcome' started in thread 'Thread-* (send_welcome)'; 'POST /users' in thread"
             " 'MainThread'",
             "E       ",
-            "E       hint: 'mail.welcome' was handed over through a thread at signup.py:27 from thread"
+            "E       hint: 'mail.welcome' was handed over through a thread at signup.py:30 from thread"
             " 'MainThread' without the context of 'POST /users': start the thread with"
             " contextvars.copy_context().run (Thread(target=ctx.run, args=(fn,))), or use the OpenTelemetry"
             " threading instrumentation.",
@@ -46,14 +46,14 @@ def test_the_demo_fails_exactly_its_two_broken_tests(
             "*- tracechain: broken trace chains -*",
             "1 broken trace chain:",
             "[[]lost context] 'mail.welcome' started a new trace in thread 'Thread-* (send_welcome)', but the"
-            " work was handed over through a thread at signup.py:27 from thread 'MainThread' while 'POST"
+            " work was handed over through a thread at signup.py:30 from thread 'MainThread' while 'POST"
             " /users' was current: the context did not cross the boundary",
             "  fix: start the thread with contextvars.copy_context().run (Thread(target=ctx.run,"
             " args=(fn,))), or use the OpenTelemetry threading instrumentation",
             "*_ test_signup_event_is_consumed _*",
             "1 broken trace chain:",
             "[[]dropped carrier] 'users process' is a consumer root span with neither a parent nor a link,"
-            " although 'users publish' (producer) injected its context into a carrier at signup.py:39 before"
+            " although 'users publish' (producer) injected its context into a carrier at signup.py:42 before"
             " it started and nothing continues its trace: the consumer did not extract what was injected",
         ],
         consecutive=False,

@@ -14,15 +14,18 @@ outbox: queue.Queue[dict[str, str]] = queue.Queue()
 
 def create_user(name: str) -> None:
     with tracer.start_as_current_span("POST /users", kind=SpanKind.SERVER):
-        with tracer.start_as_current_span("db.insert_user") as span:
-            span.set_attribute("user.name", name)
+        insert_user(name)
+
+
+def insert_user(name: str) -> None:
+    with tracer.start_as_current_span("db.insert_user") as span:
+        span.set_attribute("user.name", name)
 
 
 def sign_up(name: str) -> None:
     """Creates the user, then sends the welcome mail from a thread."""
     with tracer.start_as_current_span("POST /users", kind=SpanKind.SERVER):
-        with tracer.start_as_current_span("db.insert_user"):
-            pass
+        insert_user(name)
         mailer = threading.Thread(target=send_welcome, args=(name,))
         mailer.start()  # the thread starts with an empty context
         mailer.join()
