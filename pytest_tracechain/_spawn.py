@@ -301,6 +301,7 @@ def install(
         _patch_queues(is_capturing)
         from opentelemetry import context
 
+        context.get_current()  # before 1.25 the runtime context is loaded on first use
         _otel_var = getattr(context._RUNTIME_CONTEXT, "_current_context", None)
     if "submit" not in _originals and "concurrent.futures.thread" in sys.modules:
         _patch_executors(is_capturing)
