@@ -6,6 +6,12 @@ the page once (``page``). The waterfall is laid out here, in Python, with
 inline ``left``/``width`` percentages: the page reads without JavaScript. Its
 small script only records each bar's rendered position in the DOM
 (``data-px``), which the browser test checks.
+
+The page is read on a laptop's 1280×800: in a span's label the name, origin
+and note give way (ellipsis) and the defect's mark never does, deep rows stop
+indenting while there is room left, and the list of tests at the top is short
+(the tests to look at; the rest folded), so the first failure's waterfall is
+on the first screen.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import html
 import os
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,8 +35,16 @@ from pytest_tracechain._render import Elision, format_nanoseconds, plan_elision,
 # so they get the budget); the rest is counted in a "... N more spans" row.
 ROW_LIMIT = 2000
 PAGE_ROW_LIMIT = 50_000
-# Deeper spans are not indented further (the row says its depth).
-MAX_INDENT = 30
+# Deeper spans are not indented further (the row says its depth). The page's CSS
+# also keeps 20em of a label free of indentation, for the mark, the kind, the
+# duration and a part of the name: at 1280 px that is 12 levels.
+MAX_INDENT = 12
+INDENT_PX = 14
+# A longer list of tests at the top shows only the failed ones and those with
+# broken chains (at most this many), and folds the rest.
+INDEX_SHOWN = 10
+# Findings shown in a test's section; the rest are folded under them.
+FINDINGS_SHOWN = 3
 # Attributes shown in a span's tooltip, and the length of each value there.
 TOOLTIP_ATTRIBUTES = 20
 TOOLTIP_VALUE_LENGTH = 200
@@ -199,7 +214,10 @@ code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; 
 .legend { display: flex; flex-wrap: wrap; gap: .4em 1.1em; margin: .4em 0 1em; font-size: .9em; }
 .legend span { display: inline-flex; align-items: center; gap: .35em; }
 .swatch { display: inline-block; width: 1.6em; height: .8em; border-radius: 2px; }
-nav ol { margin: .2em 0 1em; padding-left: 1.6em; }
+nav { margin: 0 0 1em; }
+nav ol { margin: .2em 0; padding-left: 1.6em; }
+nav > details > summary, details.more-findings > summary { cursor: pointer; color: #57606a; }
+summary code, nav code { overflow-wrap: anywhere; }
 section.test { border: 1px solid #d0d7de; border-radius: 6px; margin: 0 0 1em; }
 section.test > details > summary { padding: .45em .7em; cursor: pointer; background: #f6f8fa;
   border-radius: 6px; }
@@ -209,14 +227,20 @@ section.test > details > summary { padding: .45em .7em; cursor: pointer; backgro
 .outcome.passed { color: #1a7f37; }
 .outcome.skipped, .outcome.xfailed, .outcome.xpassed { color: #9a6700; }
 .badge { background: #ffebe9; color: #b00020; border: 1px solid #ff8182; border-radius: 1em; padding: 0 .5em;
-  font-size: .8em; margin-left: .5em; }
+  font-size: .8em; margin-left: .5em; white-space: nowrap; }
 .meta { color: #57606a; font-size: .85em; margin-left: .5em; }
 ul.findings { margin: .5em .7em; padding-left: 1.2em; color: #6e0000; }
-ul.findings li { white-space: pre-wrap; }
+ul.findings li { white-space: pre-wrap; overflow-wrap: anywhere; }
+details.more-findings { margin: -.3em .7em .5em; }
+details.more-findings ul.findings { margin: .3em 0 0; }
 .wf { padding: .3em .7em .7em; }
 .row { display: grid; grid-template-columns: var(--label) 1fr; align-items: center; min-height: 1.35em; }
 .row:hover { background: #f3f6fa; }
-.lab { overflow: hidden; white-space: nowrap; text-overflow: ellipsis; padding-right: .6em; }
+.lab { display: flex; align-items: center; min-width: 0; overflow: hidden; white-space: nowrap;
+  padding: 0 .6em 0 min(var(--indent, 0px), 100% - 20em); }
+.lab > * { flex: 0 1 auto; min-width: 0; overflow: hidden; text-overflow: ellipsis; }
+.lab > .origin, .lab > .note { flex-shrink: 3; }
+.lab > .mark, .lab > .kind, .lab > .dur { flex: none; overflow: visible; }
 .track { position: relative; height: 1.05em; border-left: 1px solid #eaeef2; }
 .bar { position: absolute; top: 0; bottom: 0; min-width: 2px; border-radius: 2px; box-sizing: border-box; }
 .bar.open, .swatch.open { background-image:
@@ -257,6 +281,7 @@ _SCRIPT = """
 """
 
 _FAILED = ("failed", "error")
+_OUTCOMES = ("failed", "error", "passed", "skipped", "xfailed", "xpassed")
 
 
 def _esc(text: object) -> str:
@@ -304,7 +329,11 @@ def page(tests: Iterable[TestData], *, title: str = "pytest-tracechain report") 
 
 
 def _nav(tests: Sequence[TestData]) -> list[str]:
-    """The list of tests at the top, each linked to its section."""
+    """The list of tests at the top, each linked to its section.
+
+    A list longer than INDEX_SHOWN shows the failed tests and those with broken
+    chains (they come first; at most INDEX_SHOWN) and folds the rest under a count.
+    """
     items = [
         f'<li><a href="#t{index}"><span class="outcome {_esc(test["outcome"])}">'
         f"{_esc(test['outcome'])}</span></a> <code>{_esc(test['nodeid'])}</code>"
@@ -312,7 +341,37 @@ def _nav(tests: Sequence[TestData]) -> list[str]:
         + "</li>"
         for index, test in enumerate(tests)
     ]
-    return ["<nav><ol>", *items, "</ol></nav>"]
+    shown = len(tests)
+    if shown > INDEX_SHOWN:
+        shown = min(sum(1 for test in tests if _to_look_at(test)), INDEX_SHOWN)
+    if shown == len(tests):
+        return ["<nav><ol>", *items, "</ol></nav>"]
+    out = ["<nav><ol>", *items[:shown], "</ol>"] if shown else ["<nav>"]
+    rest = len(tests) - shown
+    more = " more" if shown else ""
+    return [
+        *out,
+        f"<details><summary>{rest}{more} test{'s' if rest != 1 else ''}: {_counts(tests[shown:])}</summary>",
+        f'<ol start="{shown + 1}">',
+        *items[shown:],
+        "</ol></details></nav>",
+    ]
+
+
+def _to_look_at(test: TestData) -> bool:
+    return test["outcome"] in _FAILED or bool(test["findings"])
+
+
+def _counts(tests: Sequence[TestData]) -> str:
+    """``60 passed, 2 skipped, 1 with broken trace chains``: outcomes in the order the docs list them."""
+    by_outcome = Counter(test["outcome"] for test in tests)
+    known = {outcome: rank for rank, outcome in enumerate(_OUTCOMES)}
+    order = sorted(by_outcome, key=lambda outcome: (known.get(outcome, len(known)), outcome))
+    counts = [f"{by_outcome[outcome]} {_esc(outcome)}" for outcome in order]
+    broken = sum(1 for test in tests if test["findings"])
+    if broken:
+        counts.append(f"{broken} with broken trace chains")
+    return ", ".join(counts)
 
 
 def _legend() -> str:
@@ -340,10 +399,7 @@ def _test_section(out: list[str], index: int, test: TestData, budget: int) -> in
     out.append("<details open>" if is_open else "<details>")
     out.append(_summary(test))
     if test["findings"]:
-        out.append('<ul class="findings">')
-        for kind, message in test["findings"]:
-            out.append(f"<li><b>[{_esc(kind)}]</b> {_esc(message)}</li>")
-        out.append("</ul>")
+        out += _findings(test["findings"])
     out.append('<div class="wf">')
     used = _waterfall(out, test, budget)
     left_out = test["spans"] - used
@@ -354,6 +410,21 @@ def _test_section(out: list[str], index: int, test: TestData, budget: int) -> in
         out.append('<div class="more">no spans captured</div>')
     out.append("</div></details></section>")
     return used
+
+
+def _findings(findings: Sequence[Sequence[str]]) -> list[str]:
+    """The list of a test's findings: the first FINDINGS_SHOWN, then the rest folded."""
+    items = [f"<li><b>[{_esc(kind)}]</b> {_esc(message)}</li>" for kind, message in findings]
+    out = ['<ul class="findings">', *items[:FINDINGS_SHOWN], "</ul>"]
+    rest = len(items) - FINDINGS_SHOWN
+    if rest > 0:
+        out += [
+            f'<details class="more-findings"><summary>{rest} more broken chain{"s" if rest != 1 else ""}'
+            '</summary><ul class="findings">',
+            *items[FINDINGS_SHOWN:],
+            "</ul></details>",
+        ]
+    return out
 
 
 def _summary(test: TestData) -> str:
@@ -413,10 +484,10 @@ def _span_row(row: Mapping[str, Any], t0: int, span_ns: int) -> str:
     if row["mark"]:
         classes.append("broken")
     tip = _esc(row["tip"])
-    indent = min(row["depth"], MAX_INDENT) * 14
+    indent = min(row["depth"], MAX_INDENT) * INDENT_PX
     bar_classes = "bar open" if row["open"] else "bar"
     return (
-        f'<div class="{" ".join(classes)}"><div class="lab" style="padding-left:{indent}px" title="{tip}">'
+        f'<div class="{" ".join(classes)}"><div class="lab" style="--indent:{indent}px" title="{tip}">'
         + _span_label(row)
         + f'</div><div class="track"><div class="{bar_classes}" title="{tip}" '
         f'style="left:{_percent(left)};width:{_percent(width)};background-color:{colour}"></div></div></div>'
@@ -424,15 +495,22 @@ def _span_row(row: Mapping[str, Any], t0: int, span_ns: int) -> str:
 
 
 def _span_label(row: Mapping[str, Any]) -> str:
-    """The name, kind, duration, origin, note and mark of a span row, as HTML."""
+    """The name, mark, kind, duration, origin and note of a span row, as HTML.
+
+    The mark comes right after the name. In a narrow label the name, origin and
+    note give way (ellipsis); the mark, kind and duration stay whole (CSS). A
+    ``bdi`` keeps a right-to-left name from reordering the label around it.
+    """
     depth, kind = row["depth"], row["kind"]
     deep = f"[depth {depth}] " if depth > MAX_INDENT else ""
     duration = "open" if row["open"] else format_nanoseconds(row["end"] - row["start"])
-    label = [f"{_esc(deep)}{_esc(row['name'])}"]
+    label = [f'<bdi class="name">{_esc(deep)}{_esc(row["name"])}</bdi>']
+    if row["mark"]:
+        label.append(f'<span class="mark">{_esc(row["mark"])}</span>')
     if kind != SpanKind.INTERNAL.name.lower():
         label.append(f'<span class="kind">{_esc(kind)}</span>')
     label.append(f'<span class="dur">{_esc(duration)}</span>')
-    for key in ("origin", "note", "mark"):
+    for key in ("origin", "note"):
         if row[key]:
             label.append(f'<span class="{key}">{_esc(row[key])}</span>')
     return " ".join(label)

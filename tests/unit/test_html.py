@@ -258,9 +258,10 @@ def test_a_span_row() -> None:
         "tip": 'a "tip"',
     }
     assert _html._span_row(row, 0, 4_000) == (
-        '<div class="row kind-client error broken"><div class="lab" style="padding-left:14px" '
-        'title="a &quot;tip&quot;">db &lt;q&gt; <span class="kind">client</span> <span class="dur">1 µs</span> '
-        '<span class="origin">pid 1</span> <span class="note">parent x</span> <span class="mark">orphan</span>'
+        '<div class="row kind-client error broken"><div class="lab" style="--indent:14px" '
+        'title="a &quot;tip&quot;"><bdi class="name">db &lt;q&gt;</bdi> <span class="mark">orphan</span> '
+        '<span class="kind">client</span> <span class="dur">1 µs</span> '
+        '<span class="origin">pid 1</span> <span class="note">parent x</span>'
         '</div><div class="track"><div class="bar" title="a &quot;tip&quot;" '
         'style="left:25.0000%;width:25.0000%;background-color:#d62728"></div></div></div>'
     )
@@ -281,14 +282,17 @@ def test_a_plain_open_span_row_and_deep_rows() -> None:
         "tip": "t",
     }
     assert _html._span_row(row, 0, 10) == (
-        '<div class="row kind-internal"><div class="lab" style="padding-left:0px" title="t">work '
-        '<span class="dur">open</span></div><div class="track"><div class="bar open" title="t" '
+        '<div class="row kind-internal"><div class="lab" style="--indent:0px" title="t">'
+        '<bdi class="name">work</bdi> <span class="dur">open</span></div><div class="track"><div class="bar open" title="t" '
         'style="left:0.0000%;width:100.0000%;background-color:#4c78a8"></div></div></div>'
     )
     at_max = _html._span_row({**row, "depth": _html.MAX_INDENT}, 0, 10)
     deeper = _html._span_row({**row, "depth": _html.MAX_INDENT + 1, "kind": "unknown"}, 0, 10)
-    assert 'style="padding-left:420px" title="t">work <span' in at_max
-    assert 'style="padding-left:420px" title="t">[depth 31] work <span class="kind">unknown</span>' in deeper
+    assert 'style="--indent:168px" title="t"><bdi class="name">work</bdi> <span' in at_max
+    assert (
+        'style="--indent:168px" title="t"><bdi class="name">[depth 13] work</bdi> <span class="kind">unknown</span>'
+        in deeper
+    )
     assert "background-color:#4c78a8" in deeper
 
 
@@ -367,3 +371,101 @@ def test_one_test_has_no_list_and_no_test_says_so() -> None:
     none = page([])
     assert "<p>No test used pytest-tracechain (the tracechain or tracer fixture, or the marker).</p>" in none
     assert none.endswith("</body></html>\n")
+
+
+def several(*outcomes: str, broken: int = 0) -> list[Reduced]:
+    """One test per outcome, in collection order; the first ``broken`` of them with a finding."""
+    finding = Finding(FindingKind.ORPHAN, None, "o")
+    return [
+        {
+            **reduced([], outcome=outcome, findings=[finding] if index < broken else []),
+            "nodeid": f"t{index}",
+            "order": index,
+        }
+        for index, outcome in enumerate(outcomes)
+    ]
+
+
+def nav(html: str) -> list[str]:
+    return html[html.index("<nav>") : html.index("</nav>")].splitlines()
+
+
+def item(index: int, outcome: str, nodeid: str, badge: bool = False) -> str:
+    return (
+        f'<li><a href="#t{index}"><span class="outcome {outcome}">{outcome}</span></a> <code>{nodeid}</code>'
+        + (' <span class="badge">broken chain</span>' if badge else "")
+        + "</li>"
+    )
+
+
+def test_a_list_of_up_to_ten_tests_shows_them_all() -> None:
+    assert nav(page(several(*["passed"] * 10))) == [
+        "<nav><ol>",
+        *(item(index, "passed", f"t{index}") for index in range(10)),
+        "</ol>",
+    ]
+
+
+def test_a_longer_list_shows_the_tests_to_look_at_and_folds_the_rest() -> None:
+    tests = several("failed", "passed", "error", "skipped", *["passed"] * 7, "xfailed", broken=2)
+    assert nav(page(tests)) == [
+        "<nav><ol>",
+        item(0, "failed", "t0", badge=True),
+        item(1, "error", "t2"),
+        item(2, "passed", "t1", badge=True),
+        "</ol>",
+        "<details><summary>9 more tests: 7 passed, 1 skipped, 1 xfailed</summary>",
+        '<ol start="4">',
+        item(3, "skipped", "t3"),
+        *(item(index, "passed", f"t{index}") for index in range(4, 11)),
+        item(11, "xfailed", "t11"),
+        "</ol></details>",
+    ]
+
+
+def test_a_longer_list_with_nothing_to_look_at_is_folded_whole() -> None:
+    assert nav(page(several(*["passed"] * 10, "xpassed"))) == [
+        "<nav>",
+        "<details><summary>11 tests: 10 passed, 1 xpassed</summary>",
+        '<ol start="1">',
+        *(item(index, "passed", f"t{index}") for index in range(10)),
+        item(10, "xpassed", "t10"),
+        "</ol></details>",
+    ]
+
+
+def test_at_most_ten_tests_to_look_at_are_listed() -> None:
+    tests = several(*["failed"] * 11, "passed", broken=12)
+    lines = nav(page(tests))
+    assert lines[:2] == ["<nav><ol>", item(0, "failed", "t0", badge=True)]
+    assert lines[11:14] == [
+        "</ol>",
+        "<details><summary>2 more tests: 1 failed, 1 passed, 2 with broken trace chains</summary>",
+        '<ol start="11">',
+    ]
+    one_more = nav(page(several(*["failed"] * 10, "passed")))
+    assert one_more[12] == "<details><summary>1 more test: 1 passed</summary>"
+
+
+def test_findings_past_the_third_are_folded() -> None:
+    findings = [Finding(FindingKind.ORPHAN, None, f"o{index}") for index in range(5)]
+    lines = body(page([reduced([], findings=findings)]))
+    start = lines.index('<ul class="findings">')
+    assert lines[start : start + 10] == [
+        '<ul class="findings">',
+        "<li><b>[orphan]</b> o0</li>",
+        "<li><b>[orphan]</b> o1</li>",
+        "<li><b>[orphan]</b> o2</li>",
+        "</ul>",
+        '<details class="more-findings"><summary>2 more broken chains</summary><ul class="findings">',
+        "<li><b>[orphan]</b> o3</li>",
+        "<li><b>[orphan]</b> o4</li>",
+        "</ul></details>",
+        '<div class="wf">',
+    ]
+    four = body(page([reduced([], findings=findings[:4])]))
+    assert (
+        '<details class="more-findings"><summary>1 more broken chain</summary><ul class="findings">' in four
+    )
+    three = body(page([reduced([], findings=findings[:3])]))
+    assert not any("more-findings" in line for line in three)
