@@ -1,8 +1,3 @@
-"""The first test on the getting-started page."""
-
-from __future__ import annotations
-
-# --8<-- [start:first]
 from orders import place_order
 
 from pytest_tracechain import TraceCapture, assert_child_of
@@ -12,6 +7,3 @@ def test_reserving_stock_is_part_of_the_order(tracechain: TraceCapture) -> None:
     place_order("book")
 
     assert_child_of("inventory.reserve", "POST /orders")
-
-
-# --8<-- [end:first]
