@@ -128,3 +128,28 @@ def test_all_works_without_rP(pytester: pytest.Pytester, run_pytest: RunPytest) 
     result = run_pytest("--tb=short", "--tracechain-show=all", "-rP")
     assert result.stdout.str().count("passing.child") == 1
     result.stdout.no_fnmatch_line("*captured traces of passing tests*")
+
+
+def test_a_chain_warning_turned_into_an_error_shows_its_trees_once(
+    pytester: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    pytester.makepyfile(
+        """
+        import threading
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("app")
+
+        def test_lost(tracechain):
+            with tracer.start_as_current_span("request"):
+                worker = threading.Thread(target=lambda: tracer.start_span("orphaned.job").end())
+                worker.start()
+                worker.join()
+        """
+    )
+    result = run_pytest("--tb=short", "-W", "error::pytest_tracechain.TraceChainWarning")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["[[]lost context] 'orphaned.job' started a new trace in thread *"])
+    # The report is the failure: its trees are not repeated in a captured-traces section.
+    assert sum(1 for line in result.stdout.lines if "└─ orphaned.job · " in line) == 1
+    assert sections_in(result) == 0
