@@ -53,3 +53,10 @@ def run_pytest(pytester: pytest.Pytester, request: pytest.FixtureRequest) -> Run
             return pytester.runpytest_subprocess(*base, *args)
 
     return run
+
+
+def before_short_summary(result: pytest.RunResult) -> list[str]:
+    """The output lines before pytest's short test summary (under CI=true it repeats each message whole)."""
+    lines = result.stdout.lines
+    end = next((n for n, line in enumerate(lines) if "short test summary info" in line), len(lines))
+    return lines[:end]
