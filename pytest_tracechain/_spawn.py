@@ -16,6 +16,7 @@ ProcessPoolExecutor is left alone (its jobs are pickled).
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import threading
 import time
@@ -213,19 +214,30 @@ def _spawner() -> str:
 
 
 def _record(boundary: Boundary) -> Spawn | None:
-    span = trace.get_current_span()
-    context = span.get_span_context()
-    if not context.is_valid:
+    """The record of a hand-off here, or None (no span current). Never raises into the code under test."""
+    try:
+        span = trace.get_current_span()
+        context = span.get_span_context()
+        if not context.is_valid:
+            return None
+        owner = _current_capture()
+        return Spawn(
+            boundary,
+            context,
+            getattr(span, "name", None),
+            _spawner(),
+            user_site(sys._getframe(2)),
+            _source(),
+            weakref.ref(owner) if owner is not None else None,
+        )
+    except Exception:
+        _recording_failed(boundary.label)
         return None
-    owner = _current_capture()
-    return Spawn(
-        boundary,
-        context,
-        getattr(span, "name", None),
-        _spawner(),
-        user_site(sys._getframe(2)),
-        _source(),
-        weakref.ref(owner) if owner is not None else None,
+
+
+def _recording_failed(what: str) -> None:
+    logging.getLogger("pytest_tracechain").exception(
+        "pytest-tracechain: recording %s failed; the hand-off is not recorded. Please report this.", what
     )
 
 
@@ -663,18 +675,20 @@ def _patch_inject(
         original(self, carrier, context, *args, **kwargs)
         if not is_capturing() or _injecting.__dict__.get("depth"):
             return
-        span = trace.get_current_span(context)
-        span_context = span.get_span_context()
-        if span_context.is_valid:
-            _injecting.depth = 1
-            try:
+        try:
+            span = trace.get_current_span(context)
+            span_context = span.get_span_context()
+            if span_context.is_valid:
+                _injecting.depth = 1
                 injected(
                     Injection(
                         span_context, getattr(span, "name", None), user_site(sys._getframe(1)), time.time_ns()
                     )
                 )
-            finally:
-                _injecting.depth = 0
+        except Exception:  # recording must never reach the code under test
+            _recording_failed("an injection")
+        finally:
+            _injecting.depth = 0
 
     _originals[key] = (cls, original)
     cls.inject = inject  # type: ignore[attr-defined]

@@ -197,3 +197,15 @@ def test_the_hint_for_a_received_span_talks_of_processes_and_carriers() -> None:
         "pass the context to that process in a carrier (message or HTTP headers, an environment variable) and "
         "start its first span there with context=opentelemetry.propagate.extract(carrier)."
     )
+
+
+def test_a_fault_in_recording_never_reaches_the_code_under_test(
+    tracer: Tracer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(frame: object) -> str:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_spawn, "user_site", broken)
+    with tracer.start_as_current_span("request"):
+        assert _spawn._record(Boundary.THREAD) is None
+    assert "recording a thread failed; the hand-off is not recorded" in caplog.text
