@@ -16,7 +16,6 @@ from typing import Any, final
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind
 
-from pytest_tracechain._filters import check_count, check_filters, check_seconds
 from pytest_tracechain._graph import Trace, is_root
 from pytest_tracechain._origins import Origin
 from pytest_tracechain._render import check_render_arguments
@@ -85,8 +84,9 @@ class TraceCapture:
         that must be a subset of the span's attributes.
         """
         __tracebackhide__ = True
-        check_filters("TraceCapture.find", name, kind=kind, trace_id=trace_id, attributes=attributes)
-        return self._state.find(name, kind=kind, trace_id=trace_id, attributes=attributes)
+        return self._state.find(
+            name, kind=kind, trace_id=trace_id, attributes=attributes, func="TraceCapture.find"
+        )
 
     def one(
         self,
@@ -98,8 +98,9 @@ class TraceCapture:
     ) -> ReadableSpan:
         """Exactly one finished span matching the filters, else ``TraceAssertionError``."""
         __tracebackhide__ = True
-        check_filters("TraceCapture.one", name, kind=kind, trace_id=trace_id, attributes=attributes)
-        return self._state.one(name, kind=kind, trace_id=trace_id, attributes=attributes)
+        return self._state.one(
+            name, kind=kind, trace_id=trace_id, attributes=attributes, func="TraceCapture.one"
+        )
 
     def wait_for(
         self,
@@ -117,11 +118,14 @@ class TraceCapture:
         ``TraceAssertionError`` showing the captured and still-open spans.
         """
         __tracebackhide__ = True
-        check_filters("TraceCapture.wait_for", name, kind=kind, trace_id=trace_id, attributes=attributes)
-        check_count(count, "TraceCapture.wait_for")
-        check_seconds(timeout, "TraceCapture.wait_for() argument 'timeout'")
         return self._state.wait_for(
-            name, count=count, timeout=timeout, kind=kind, trace_id=trace_id, attributes=attributes
+            name,
+            count=count,
+            timeout=timeout,
+            kind=kind,
+            trace_id=trace_id,
+            attributes=attributes,
+            func="TraceCapture.wait_for",
         )
 
     def traces(self) -> list[Trace]:

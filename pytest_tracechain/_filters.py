@@ -14,7 +14,6 @@ __all__ = [
     "SpanFilter",
     "argument",
     "check_count",
-    "check_filters",
     "check_seconds",
     "describe_filters",
     "parse_kind",
@@ -89,25 +88,6 @@ def _check_attributes(attributes: object, func: str | None) -> dict[str, Any]:
     return wanted
 
 
-def check_filters(
-    func: str,
-    name: object = None,
-    *,
-    kind: object = None,
-    trace_id: object = None,
-    attributes: object = None,
-) -> None:
-    """The filters of ``find``/``one``/``wait_for`` checked, errors naming ``func`` (the public entry)."""
-    __tracebackhide__ = True
-    _check_name(name, func)
-    if kind is not None:
-        parse_kind(kind, "kind", func)
-    if trace_id is not None:
-        parse_trace_id(trace_id, func)
-    if attributes is not None:
-        _check_attributes(attributes, func)
-
-
 def span_filter(
     name: str | re.Pattern[str] | None = None,
     *,
@@ -116,7 +96,8 @@ def span_filter(
     attributes: Mapping[str, Any] | None = None,
     func: str | None = None,
 ) -> SpanFilter:
-    """One predicate for the ``find``/``one``/``wait_for`` filters, arguments checked."""
+    """One predicate for the ``find``/``one``/``wait_for`` filters, arguments checked (``func`` in errors)."""
+    __tracebackhide__ = True
     _check_name(name, func)
     checks: list[SpanFilter] = []
     if isinstance(name, str):

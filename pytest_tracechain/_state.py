@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.trace import SpanContext, SpanKind
 
 from pytest_tracechain._errors import TraceAssertionError
-from pytest_tracechain._filters import check_seconds, describe_filters, span_filter
+from pytest_tracechain._filters import argument, check_count, check_seconds, describe_filters, span_filter
 from pytest_tracechain._graph import SpanGraph, Trace
 from pytest_tracechain._origins import Origin, OriginsView, current_table
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
@@ -222,8 +222,11 @@ class CaptureState:
         kind: SpanKind | str | None = None,
         trace_id: int | str | None = None,
         attributes: Mapping[str, Any] | None = None,
+        func: str | None = None,
     ) -> list[ReadableSpan]:
-        matches = span_filter(name, kind=kind, trace_id=trace_id, attributes=attributes)
+        """The finished spans matching the filters (checked; ``func``, the public entry, named in errors)."""
+        __tracebackhide__ = True
+        matches = span_filter(name, kind=kind, trace_id=trace_id, attributes=attributes, func=func)
         return [span for span in list(self.finished) if matches(span)]
 
     def one(
@@ -233,9 +236,10 @@ class CaptureState:
         kind: SpanKind | str | None = None,
         trace_id: int | str | None = None,
         attributes: Mapping[str, Any] | None = None,
+        func: str | None = None,
     ) -> ReadableSpan:
         __tracebackhide__ = True
-        found = self.find(name, kind=kind, trace_id=trace_id, attributes=attributes)
+        found = self.find(name, kind=kind, trace_id=trace_id, attributes=attributes, func=func)
         if len(found) == 1:
             return found[0]
         wanted = describe_filters(name, kind=kind, trace_id=trace_id, attributes=attributes)
@@ -263,14 +267,12 @@ class CaptureState:
         kind: SpanKind | str | None,
         trace_id: int | str | None,
         attributes: Mapping[str, Any] | None,
+        func: str | None = None,
     ) -> list[ReadableSpan]:
         __tracebackhide__ = True
-        if isinstance(count, bool) or not isinstance(count, int):
-            raise TypeError(f"count must be an int, not {type(count).__name__}")
-        if count < 1:
-            raise ValueError(f"count must be at least 1, not {count}")
-        check_seconds(timeout, "timeout")
-        matches = span_filter(name, kind=kind, trace_id=trace_id, attributes=attributes)
+        check_count(count, func)
+        check_seconds(timeout, argument(func, "timeout"))
+        matches = span_filter(name, kind=kind, trace_id=trace_id, attributes=attributes, func=func)
         found: list[ReadableSpan] = []
 
         def enough(finished: list[ReadableSpan]) -> bool:
