@@ -28,10 +28,10 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
+from tests._chromium import find_chromium, run_chromium
 from tests.conftest import RunPytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -223,19 +223,6 @@ def test_the_readme_example_fails_as_shown(pytester: pytest.Pytester, run_pytest
 
 WIDE_PAGES = ("getting-started.md", "broken-chains.md")
 WINDOW = (1280, 900)
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    f"--window-size={WINDOW[0]},{WINDOW[1]}",
-]
-
 # Every details block opened (as a reader opens "Full source"), then each code
 # block's widths, language, computed white-space and text.
 MEASURE = """
@@ -262,18 +249,9 @@ window.addEventListener("load", () => {
 """
 
 
-def _missing(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: CI installs it, see .ci/run)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = shutil.which("chromium") or (CHROMIUM if os.path.exists(CHROMIUM) else None)
-    if path is None:
-        _missing("chromium is not installed (Debian package chromium); the docs width test needs it")
-    return path
+    return find_chromium("the docs width test")
 
 
 @pytest.fixture(scope="module")
@@ -323,20 +301,14 @@ def _measure(chromium: str, site: Path, page: str) -> dict[str, object]:
     built = site / page.removesuffix(".md") / "index.html"
     measured = built.with_name("measured.html")
     measured.write_text(built.read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"), "utf-8")
-    dom = subprocess.run(
-        [
-            chromium,
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={site.parent / ('profile-' + page)}",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            measured.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    dom = run_chromium(
+        chromium,
+        site.parent / f"profile-{page}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        measured.as_uri(),
+        window=WINDOW,
+    )
     found = re.search(r'<pre id="measured">(.*?)</pre>', dom, re.DOTALL)
     assert found, dom[-2000:]
     result: dict[str, object] = json.loads(html.unescape(found[1]))

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import shutil
 import struct
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests._chromium import find_chromium, run_chromium
 from tests.conftest import RunPytest
 
 WIDTH, HEIGHT = 1280, 800
@@ -120,40 +118,9 @@ addEventListener('load', function () {
 </script>
 """
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--force-color-profile=srgb",
-    "--hide-scrollbars",
-    f"--window-size={WIDTH},{HEIGHT}",
-]
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or (CHROMIUM if os.path.exists(CHROMIUM) else None)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing; CI must install it (Debian package chromium, see .ci/run)")
-        pytest.skip("chromium is not installed (Debian package chromium); the HTML browser test needs it")
-    return path
-
 
 def _run_chromium(chromium: str, profile: Path, *args: str) -> str:
-    done = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return done.stdout
+    return run_chromium(chromium, profile, *args, window=(WIDTH, HEIGHT))
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
@@ -183,7 +150,7 @@ def report(pytester: pytest.Pytester, run_pytest: RunPytest) -> Path:
 def test_badges_whole_and_the_first_waterfall_above_the_fold_at_1280(
     report: Path, tmp_path: Path, pytester: pytest.Pytester
 ) -> None:
-    chromium = _chromium()
+    chromium = find_chromium("the HTML page test")
     text = report.read_text(encoding="utf-8")
     # Self-contained, every user string escaped.
     assert not re.search(r"""(src|href)\s*=\s*(?!["']?#t\d)""", text)

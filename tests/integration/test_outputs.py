@@ -5,11 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
 import re
-import shutil
 import struct
-import subprocess
 import zlib
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,6 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_tracechain._export import NAME_LIMIT, any_value, file_name
+from tests._chromium import find_chromium, run_chromium
 from tests.conftest import RunPytest
 
 # A suite with a broken chain (a thread that lost the context), a failing test
@@ -590,40 +588,9 @@ def test_xdist_workers_export_and_the_controller_writes_one_page(
 
 # -- the page in a real browser -----------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--force-color-profile=srgb",
-    "--hide-scrollbars",
-    "--window-size=1200,800",
-]
 
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or (CHROMIUM if os.path.exists(CHROMIUM) else None)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing; CI must install it (Debian package chromium, see .ci/run)")
-        pytest.skip("chromium is not installed (Debian package chromium); the HTML browser test needs it")
-    return path
-
-
-def _run_chromium(chromium: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
-    return subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+def _run_chromium(chromium: str, tmp: Path, *args: str) -> str:
+    return run_chromium(chromium, tmp / f"profile-{len(list(tmp.glob('profile-*')))}", *args)
 
 
 def _png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
@@ -677,12 +644,12 @@ def _count_colour(png: bytes, colour: str) -> int:
 
 
 def test_html_bars_render_in_headless_chromium(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
-    chromium = _chromium()
+    chromium = find_chromium("the HTML browser test")
     pytester.makepyfile(test_suite=SUITE)
     run_pytest("--tb=short", "--tracechain-html=page.html").assert_outcomes(passed=2, failed=2)
     url = (pytester.path / "page.html").as_uri()
 
-    dom = _run_chromium(chromium, pytester.path, "--virtual-time-budget=5000", "--dump-dom", url).stdout
+    dom = _run_chromium(chromium, pytester.path, "--virtual-time-budget=5000", "--dump-dom", url)
     page = _parse(dom)
     assert re.search(r'<body data-bars-rendered="7">', dom), dom[:2000]
     rendered = {row["name"]: tuple(map(float, row["px"].split(","))) for row in page.rows}
