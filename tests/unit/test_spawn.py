@@ -11,7 +11,6 @@ from types import SimpleNamespace
 
 import pytest
 from opentelemetry import context
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Tracer
 
 from pytest_tracechain import _spawn
@@ -23,19 +22,6 @@ from pytest_tracechain._sites import is_machinery_code, user_site
 from pytest_tracechain._spawn import Boundary, Spawn
 from pytest_tracechain._state import CaptureState
 from tests.unit.spans import ctx, span
-
-
-@pytest.fixture
-def router() -> Router:
-    return Router()
-
-
-@pytest.fixture
-def tracer(router: Router) -> Iterator[Tracer]:
-    provider = TracerProvider()  # not the global one: nothing leaks into other tests
-    provider.add_span_processor(router)
-    yield provider.get_tracer("unit")
-    provider.shutdown()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Tracer
 
 from pytest_tracechain import _router, _spawn
@@ -27,19 +26,6 @@ from pytest_tracechain._settings import CheckMode, Rules
 from pytest_tracechain._spawn import Boundary, Spawn
 from pytest_tracechain._state import CaptureState
 from tests.unit.spans import span
-
-
-@pytest.fixture
-def router() -> Router:
-    return Router()
-
-
-@pytest.fixture
-def tracer(router: Router) -> Iterator[Tracer]:
-    provider = TracerProvider()  # not the global one: nothing leaks into other tests
-    provider.add_span_processor(router)
-    yield provider.get_tracer("unit")
-    provider.shutdown()
 
 
 @pytest.fixture
