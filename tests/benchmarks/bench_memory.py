@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 from _common import clean_env, machine_info, progress, pytest_blockers, pytest_command, run_timed, table
+from bench_per_test import BARE_CONFTEST  # the same bare-SDK fixture as the per-test figures
 
 RSS_PROBE = """
 import os, pytest
@@ -44,24 +45,6 @@ def pytest_runtest_teardown(item):
     _count += 1
     if _count in ({first}, {last}):
         print(f"\\nRSS-AFTER {{_count}} {{_rss_mb():.1f}}", flush=True)
-"""
-
-BARE = """
-import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-_exporter = InMemorySpanExporter()
-_provider = TracerProvider()
-_provider.add_span_processor(SimpleSpanProcessor(_exporter))
-trace.set_tracer_provider(_provider)
-
-@pytest.fixture
-def spans():
-    yield _exporter
-    _exporter.clear()
 """
 
 SPANS_TEST = """
@@ -150,7 +133,9 @@ def measure_tests(python: str, root: Path, count: int, reps: int) -> list[list[s
     probe = RSS_PROBE.format(first=first, last=count)
     files = count // 100
     _suite(root / "plugin", probe, SPANS_TEST, files, 100, "def test_{n}(tracechain):\n    _spans()\n")
-    _suite(root / "bare", probe + BARE, SPANS_TEST, files, 100, "def test_{n}(spans):\n    _spans()\n")
+    _suite(
+        root / "bare", probe + BARE_CONFTEST, SPANS_TEST, files, 100, "def test_{n}(spans):\n    _spans()\n"
+    )
     rows = []
     results: dict[str, list[tuple[float, float]]] = {"plugin": [], "bare": []}
     for rep in range(reps):
