@@ -143,12 +143,7 @@ class TraceCapture:
         ``span`` is a span, a ``SpanContext``, or a span name (resolved with ``one``).
         """
         __tracebackhide__ = True
-        if not isinstance(span, (ReadableSpan, SpanContext, str)):
-            raise TypeError(
-                "TraceCapture.origin() argument 'span' must be a span (ReadableSpan), a SpanContext "
-                f"or a span name, not {type(span).__name__}"
-            )
-        return self._state.origin(span)
+        return self._state.origin(span, "TraceCapture.origin")
 
     def is_root(self, span: ReadableSpan) -> bool:
         """No parent, or only the test's ambient span."""

@@ -317,7 +317,7 @@ class CaptureState:
     def traces(self) -> list[Trace]:
         return self.graph(list(self.finished)).trace_list()
 
-    def origin(self, span: ReadableSpan | SpanContext | str) -> Origin:
+    def origin(self, span: ReadableSpan | SpanContext | str, func: str | None = None) -> Origin:
         __tracebackhide__ = True
         if isinstance(span, str):
             span = self.by_name(span)
@@ -327,7 +327,8 @@ class CaptureState:
             context = span
         else:
             raise TypeError(
-                f"span must be a ReadableSpan, a SpanContext or a span name, not {type(span).__name__}"
+                f"{argument(func, 'span')} must be a span (ReadableSpan), a SpanContext or a span name, "
+                f"not {type(span).__name__}"
             )
         origin = self.origin_of(context.span_id) if context is not None else None
         if origin is None:

@@ -120,7 +120,7 @@ def test_origin_of_a_span_name_and_errors(tracer: Tracer, state: CaptureState) -
     assert state.origin("work").thread_name == "MainThread"
     assert state.origin(work.get_span_context()).thread_name == "MainThread"
     with pytest.raises(
-        TypeError, match=r"^span must be a ReadableSpan, a SpanContext or a span name, not int$"
+        TypeError, match=r"^span must be a span \(ReadableSpan\), a SpanContext or a span name, not int$"
     ):
         state.origin(3)  # type: ignore[arg-type]
     stranger = span("stranger", 99)
