@@ -20,7 +20,6 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, get_current_span
 
 from pytest_tracechain import _origins, _spawn
-from pytest_tracechain._graph import is_root
 from pytest_tracechain._leaks import Leak
 from pytest_tracechain._origins import Origin, intern_origin
 from pytest_tracechain._spawn import Injection, Spawn
@@ -60,6 +59,12 @@ def _in_a_span(ambient: Collection[int]) -> bool:
 
 def _never() -> int:
     return 0
+
+
+def _has_links(span: Span) -> bool:
+    """Whether ``span`` has links: the SDK span's own list, not the copy ``links`` makes under its lock."""
+    links = getattr(span, "_links", None)
+    return bool(links if links is not None else span.links)
 
 
 class Router(SpanProcessor):
@@ -111,11 +116,13 @@ class Router(SpanProcessor):
                 else:
                     capture.record_start(span_id, span, self._origin())
                 return
-            self._start_elsewhere(span, parent, capture)
+            self._start_elsewhere(span, parent, capture, explicit=parent_context is not None)
         except Exception:
             _internal_error("on_start")
 
-    def _start_elsewhere(self, span: Span, parent: SpanContext | None, capture: CaptureState | None) -> None:
+    def _start_elsewhere(
+        self, span: Span, parent: SpanContext | None, capture: CaptureState | None, *, explicit: bool
+    ) -> None:
         """The slow path of ``on_start``: a root, or a parent the running test does not hold.
 
         The span goes to the test that holds its parent (running, or finished
@@ -132,11 +139,11 @@ class Router(SpanProcessor):
         spawn: Spawn | None = None
         fresh = False
         if owner is None:
-            owner, spawn, fresh = self._owner_of_root(span, capture)
+            owner, spawn, fresh = self._owner_of_root(span, parent, capture, explicit=explicit)
         if owner is None:
             return
         span_id = span.context.span_id
-        if not self._keeps(owner, span_id):
+        if owner.closed and not self._keeps_late(owner, span_id):
             return
         owner.record_start(span_id, span, self._origin_for(owner))
         if fresh:  # compared by origin with the spans open in this thread: after record_start
@@ -147,29 +154,33 @@ class Router(SpanProcessor):
             owner.spawns[span_id] = spawn
 
     def _owner_of_root(
-        self, span: Span, capture: CaptureState | None
+        self, span: Span, parent: SpanContext | None, capture: CaptureState | None, *, explicit: bool
     ) -> tuple[CaptureState | None, Spawn | None, bool]:
         """The owner of a span no finished test holds the parent of, its hand-off, and whether to look
         for a fresh context.
 
         Lost only if no span is current here: a root started with an explicit
         empty context where the context did arrive is deliberate (an ambient
-        span, a harness's per-test span, counts as none).
+        span, a harness's per-test span, counts as none). Without an explicit
+        context (``explicit``: the SDK passes it to ``on_start``) the parent is
+        the current span, so a root has none current to look up.
         """
         ambient = capture.ambient if capture is not None else ()
-        if not is_root(span, ambient) or span.links or _in_a_span(ambient):
+        if parent is not None and parent.span_id not in ambient:  # not a root (as _graph.is_root says)
             return capture, None, False
+        # The cheap look-ups first: most roots have no hand-off and no fresh context to blame,
+        # and then their links and the current span do not matter.
         spawn = current_spawn()
+        fresh = spawn is None and capture is not None and _spawn.in_fresh_context()
+        if (spawn is None and not fresh) or _has_links(span) or (explicit and _in_a_span(ambient)):
+            return capture, None, False
         spawner = spawn.spawned_by() if spawn is not None else None
         if isinstance(spawner, CaptureState) and spawner.closed:
             return spawner, spawn, False  # work a finished test handed over, started late: its own
-        fresh = spawn is None and capture is not None and _spawn.in_fresh_context()
         return capture, spawn, fresh
 
-    def _keeps(self, owner: CaptureState, span_id: int) -> bool:
-        """Whether ``owner`` records the span; a finished test's late spans are routed, then capped."""
-        if not owner.closed:
-            return True
+    def _keeps_late(self, owner: CaptureState, span_id: int) -> bool:
+        """Whether finished ``owner`` records the span: its late spans are routed, then capped."""
         self._retained[span_id] = owner
         owner.late += 1
         return owner.late <= LATE_SPANS_KEPT  # past it: routed (descendants follow) and counted
@@ -396,14 +407,16 @@ class Router(SpanProcessor):
 
     def _origin(self) -> int:
         """The interned origin index of the running thread or asyncio task."""
+        # One record per thread, cached thread-locally; renaming any thread
+        # (counted by _spawn) makes threads look theirs up again.
+        local = self._local
+        if getattr(local, "renames", -1) == _spawn.renames and (
+            not _spawn.asyncio_loaded or _spawn.running_loop() is None
+        ):
+            cached: int = local.origin
+            return cached
         task = _spawn.running_task()
         if task is None:
-            # One record per thread, cached thread-locally; renaming any thread
-            # (counted by _spawn) makes threads look theirs up again.
-            local = self._local
-            if getattr(local, "renames", -1) == _spawn.renames:
-                cached: int = local.origin
-                return cached
             thread = threading.current_thread()
             index = intern_origin(Origin(self._pid, thread.name, thread.ident, None))
             local.origin, local.renames = index, _spawn.renames

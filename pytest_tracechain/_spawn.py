@@ -157,6 +157,9 @@ _task_handoffs: weakref.WeakKeyDictionary[Any, Spawn] = weakref.WeakKeyDictionar
 _greenlets: weakref.WeakKeyDictionary[Any, Spawn] = weakref.WeakKeyDictionary()
 # Set in a contextvars.Context that a loop callback was given without the span.
 _callback_spawn: ContextVar[Spawn | None] = ContextVar("tracechain_callback_spawn", default=None)
+# Whether a record was ever put on a thread, an asyncio task or a greenlet: until then ``current``
+# skips those look-ups (every root span pays them, and a WeakKeyDictionary's len() is Python code).
+_on_threads = _on_tasks = _on_greenlets = False
 
 
 def _no_loop() -> None:
@@ -180,7 +183,7 @@ def running_task() -> Any:
 
 def current() -> Spawn | None:
     """The hand-off record of the running task, executor job, queue item, thread or greenlet."""
-    if (_tasks or _task_handoffs) and running_loop() is not None:
+    if _on_tasks and running_loop() is not None:
         task = current_task()
         if task is not None:
             spawn = _task_handoffs.get(task) or _tasks.get(task)
@@ -197,10 +200,12 @@ def current() -> Spawn | None:
     handoff: Spawn | None = state.get("handoff")
     if handoff is not None:
         return None if handoff is _UNRECORDED else handoff
-    if _greenlets:
+    if _on_greenlets:
         spawn = _greenlets.get(_getcurrent())
         if spawn is not None:
             return spawn
+    if not _on_threads:
+        return None
     found: Spawn | None = getattr(threading.current_thread(), _ATTRIBUTE, None)
     return found
 
@@ -344,7 +349,7 @@ def _patch_threads(is_capturing: Callable[[], bool]) -> None:
         if is_capturing() and not _takes_work_later(self):
             spawn = _record(Boundary.THREAD)
             if spawn is not None:
-                setattr(self, _ATTRIBUTE, spawn)
+                hand_to_thread(self, spawn)
         original_start(self)
 
     def set_name(self: threading.Thread, name: str) -> None:
@@ -356,6 +361,13 @@ def _patch_threads(is_capturing: Callable[[], bool]) -> None:
     _originals["start"], _originals["name"] = original_start, thread_class.__dict__.get("name")
     thread_class.start = start  # type: ignore[method-assign]
     thread_class.name = property(original_name.fget, set_name)  # type: ignore[assignment]
+
+
+def hand_to_thread(thread: threading.Thread, spawn: Spawn) -> None:
+    """``spawn`` is the hand-off of the work ``thread`` runs (``current`` returns it there)."""
+    global _on_threads
+    setattr(thread, _ATTRIBUTE, spawn)
+    _on_threads = True
 
 
 def _takes_work_later(thread: threading.Thread) -> bool:
@@ -404,11 +416,13 @@ def _patch_tasks(is_capturing: Callable[[], bool]) -> None:
     original_run_in_executor = loop_class.run_in_executor
 
     def create_task(self: asyncio.BaseEventLoop, coro: Any, *args: Any, **kwargs: Any) -> Any:
+        global _on_tasks
         task = original_create_task(self, coro, *args, **kwargs)
         if is_capturing():
             spawn = _record(Boundary.TASK)
             if spawn is not None:
                 _tasks[task] = spawn
+                _on_tasks = True
         return task
 
     def run_in_executor(self: asyncio.BaseEventLoop, executor: Any, func: Any, *args: Any) -> Any:
@@ -601,11 +615,13 @@ def _patch_asyncio_queue(is_capturing: Callable[[], bool], queue_class: Any) -> 
             raise
 
     def get_nowait(self: Any) -> Any:
+        global _on_tasks
         item = original_get(self)
         spawn = _take(self, item)
         task = current_task() if running_loop() is not None else None
         if task is not None and (spawn is None or spawn.source[1] != id(task)):
             _task_handoffs[task] = spawn if spawn is not None else _UNRECORDED
+            _on_tasks = True
         return item
 
     _originals["asyncio_queue"] = (queue_class, original_put, original_get)
@@ -627,11 +643,13 @@ def _patch_gevent(is_capturing: Callable[[], bool]) -> None:
         _originals[f"gevent.{name}"] = original
 
         def spawn(*args: Any, **kwargs: Any) -> Any:
+            global _on_greenlets
             greenlet = original(*args, **kwargs)
             if is_capturing():
                 record = _record(Boundary.GREENLET)
                 if record is not None:
                     _greenlets[greenlet] = record
+                    _on_greenlets = True
             return greenlet
 
         spawn.__name__ = spawn.__qualname__ = name

@@ -112,7 +112,7 @@ def test_an_unrecorded_item_overrides_the_threads_own_record() -> None:
         done.set()
 
     thread = threading.Thread(target=worker)
-    setattr(thread, _spawn._ATTRIBUTE, record("started in"))
+    _spawn.hand_to_thread(thread, record("started in"))
     thread.start()
     assert done.wait(10)
     assert seen == [record("started in"), None]

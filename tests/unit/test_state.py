@@ -296,7 +296,7 @@ def test_a_root_of_work_a_finished_test_handed_over_goes_to_that_test(router: Ro
         done.set()
 
     thread = threading.Thread(target=worker)
-    setattr(thread, _spawn._ATTRIBUTE, handed)
+    _spawn.hand_to_thread(thread, handed)
     thread.start()
     assert done.wait(10)
     router.close(second)
