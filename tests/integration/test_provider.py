@@ -65,6 +65,34 @@ def test_installs_one_sdk_provider_at_first_use(pytester: pytest.Pytester, run_p
     run_pytest("-p", "no:randomly").assert_outcomes(passed=3)
 
 
+def test_a_proxy_tracer_taken_at_import_is_bound_to_the_real_tracer(
+    pytester: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    pytester.makepyfile(
+        """
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("app")  # a ProxyTracer: no provider yet
+
+        @tracer.start_as_current_span("decorated at import")
+        def handler():
+            with tracer.start_as_current_span("inside"):
+                pass
+
+        def test_spans_of_the_proxy_are_captured(tracechain):
+            with tracer.start_as_current_span("first"):
+                handler()
+            # The first call bound the proxy: later spans skip its delegation.
+            assert isinstance(tracer, trace.ProxyTracer)
+            assert vars(tracer)["start_as_current_span"] == tracer._tracer.start_as_current_span
+            tracer.start_span("second").end()
+            assert [s.name for s in tracechain.spans] == ["inside", "decorated at import", "first", "second"]
+            assert len({s.context.trace_id for s in tracechain.spans[:3]}) == 1
+        """
+    )
+    run_pytest().assert_outcomes(passed=1)
+
+
 def test_attaches_to_the_applications_sdk_provider(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
     pytester.makeconftest(
         """
