@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 
 from pytest_tracechain._graph import SpanGraph
+from pytest_tracechain._tree_details import NOT_CAPTURED
 from pytest_tracechain._tree_parse import KeyMode, Node, walk
 
 __all__ = ["Matcher", "captured_keys", "expected_keys", "pop_unused"]
@@ -58,7 +59,7 @@ def expected_keys(roots: list[Node], table: _Table) -> set[KeyMode]:
             )
         else:
             child_keys = ()
-        if type(node.name) is not str:
+        if type(node.name) is not str or node.details is not None:
             continue
         entry = (node.name, node.kind, child_keys)
         index = table.get(entry)
@@ -105,6 +106,10 @@ def _pre_order(graph: SpanGraph) -> list[int]:
     return order
 
 
+def _kinds_first(node: Node) -> bool:
+    return node.key is not None and node.key[0] != "k"
+
+
 class Matcher:
     """Exact, order-insensitive matching of expected trees against the graph's spans."""
 
@@ -132,24 +137,41 @@ class Matcher:
             kids = self.graph.kids(span)
             known = (
                 node.fits(span)
+                and (node.details is None or self.differences(node, span) is None)
                 and len(kids) == len(node.children)
                 and self.assign(node.children, kids) is not None
             )
             self._memo[memo_key] = known
         return known
 
+    def differences(self, node: Node, span: ReadableSpan) -> str | None:
+        """How ``span`` differs from the ``{...}`` details ``node`` gives, or None."""
+        if node.details is None:
+            return None
+        by_id = self.graph.by_id
+        names = []
+        for link in span.links or ():
+            linked = by_id.get(link.context.span_id)
+            names.append(linked.name if linked is not None else NOT_CAPTURED)
+        return node.details.differences(span, names)
+
     def assign(self, nodes: Sequence[Node], spans: Sequence[ReadableSpan]) -> dict[int, ReadableSpan] | None:
         """A one-to-one assignment of ``nodes`` to ``spans`` with full matches (node id -> span), or None."""
         if len(nodes) != len(spans):
             return None
         result: dict[int, ReadableSpan] = {}
-        free = self._assign_keyed([node for node in nodes if node.key is not None], spans, result)
-        if free is None:
-            return None
+        # Names and kinds ("k") before names alone ("n"): spans of one "k" key are alike for every
+        # "n" key, so taking them first never takes a span a names-only node needed.
+        keyed = sorted((node for node in nodes if node.key is not None), key=_kinds_first)
+        free = self._assign_keyed(keyed, spans, result)
         rest = [node for node in nodes if node.key is None]
-        if rest and not self._assign_rest(rest, free, result):
+        if free is not None and (not rest or self._assign_rest(rest, free, result)):
+            return result
+        if not rest:
             return None
-        return result
+        # The keyed nodes may have taken a span only a pattern fits: match all of them, span by span.
+        result = {}
+        return result if self._assign_rest(list(nodes), list(spans), result) else None
 
     def _assign_keyed(
         self, keyed: list[Node], spans: Sequence[ReadableSpan], result: dict[int, ReadableSpan]

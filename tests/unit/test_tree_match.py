@@ -94,6 +94,21 @@ def test_names_only_and_kinds_keys_in_one_expectation() -> None:
     assert not matches("a [server]\n  b [internal]\nc [server]", spans)
 
 
+def test_a_names_only_node_never_takes_the_span_a_node_with_its_kind_needs() -> None:
+    # Found by the round trip of TraceCapture.tree(): 'a' took 'a [server]' and left the
+    # kinds node nothing, whatever the order of the spans.
+    for spans in ([span("a", 1), span("a", 2, kind=SERVER)], [span("a", 1, kind=SERVER), span("a", 2)]):
+        assert matches("a\na [server]", spans)
+        assert matches("a [server]\na", spans)
+
+
+def test_a_keyed_node_never_takes_the_span_only_a_pattern_fits() -> None:
+    for spans in ([span("a", 1), span("a", 2, kind=SERVER)], [span("a", 1, kind=SERVER), span("a", 2)]):
+        assert matches("a\n~a [server]", spans)
+        assert matches("a [internal]\n~a [server]", spans)
+    assert not matches("a\n~a [client]", [span("a", 1), span("a", 2, kind=SERVER)])
+
+
 def test_a_span_under_the_ambient_span_is_a_root() -> None:
     spans = [span("test", 9), span("a", 1, 9), span("b", 2, 1)]
     assert matches("a\n  b\ntest", spans, frozenset({9}))
