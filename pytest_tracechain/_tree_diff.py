@@ -21,16 +21,27 @@ from pytest_tracechain._state import CaptureState
 from pytest_tracechain._tree_match import Matcher, pop_unused
 from pytest_tracechain._tree_parse import Node
 
-__all__ = ["EXTRA", "MATCHED", "MISPLACED", "MISSING", "STATUS_ORDER", "WRONG_KIND", "Diff", "Status"]
+__all__ = [
+    "DIFFERS",
+    "EXTRA",
+    "MATCHED",
+    "MISPLACED",
+    "MISSING",
+    "STATUS_ORDER",
+    "WRONG_KIND",
+    "Diff",
+    "Status",
+]
 
-Status = Literal["matched", "missing", "extra", "misplaced", "wrong kind"]
+Status = Literal["matched", "missing", "extra", "misplaced", "wrong kind", "differs"]
 MATCHED: Status = "matched"
 MISSING: Status = "missing"
 EXTRA: Status = "extra"
 MISPLACED: Status = "misplaced"
 WRONG_KIND: Status = "wrong kind"
+DIFFERS: Status = "differs"  # in place, but not with the attributes, links or remote parent given
 # The order of the counts in the headline of a failure.
-STATUS_ORDER: tuple[Status, ...] = (MISPLACED, MISSING, WRONG_KIND, EXTRA)
+STATUS_ORDER: tuple[Status, ...] = (MISPLACED, MISSING, WRONG_KIND, DIFFERS, EXTRA)
 
 # Expected siblings and the captured spans they are aligned with.
 _Level = tuple[list[Node], list[ReadableSpan]]
@@ -91,9 +102,13 @@ class Diff:
             stack += kid_ids.get(span_id, ())
 
     def _take_by_label(self, node: Node, span: ReadableSpan) -> None:
-        """Pair a node with a span of its name (the children are aligned next); note a wrong kind."""
+        """Pair a node with a span of its name (the children are aligned next); note a wrong kind, or
+        details that differ."""
         if node.kind is None or span.kind is node.kind:
-            self._take(node, span, MATCHED)
+            differences = self.m.differences(node, span)
+            self._take(node, span, MATCHED if differences is None else DIFFERS)
+            if differences is not None:
+                self.note[id(node)] = differences
             return
         self._take(node, span, WRONG_KIND)
         expected_kind, found_kind = node.kind.name.lower(), span.kind.name.lower()

@@ -17,8 +17,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from pytest_tracechain._filters import parse_kind
+from pytest_tracechain._tree_details import Details, split_details
 
-__all__ = ["FUNC", "KeyMode", "Node", "parse_expected", "parse_text", "walk"]
+__all__ = ["FUNC", "KeyMode", "Node", "label_parses_as", "parse_expected", "parse_text", "walk"]
 
 FUNC = "assert_trace_tree"
 _KINDS = {kind.name.lower(): kind for kind in SpanKind}
@@ -35,6 +36,7 @@ class Node:
     name: str | re.Pattern[str]
     kind: SpanKind | None
     children: list[Node] = field(default_factory=list)
+    details: Details | None = None  # the ``{...}`` group: remote parent, links, attributes
     # Structural keys (see _tree_match): set when the subtree has no pattern
     # and either every kind given ("k") or none given ("n").
     key: tuple[KeyMode, int] | None = None
@@ -75,15 +77,19 @@ def _label(text: str, where: str | _Where) -> Node:
     parsed = _parse_label(text)
     if isinstance(parsed, str):
         raise ValueError(f"{FUNC}(): {_where_text(where)}: {parsed}")
-    label, name, kind = parsed
-    return Node(label, name, kind)
+    label, name, kind, details = parsed
+    return Node(label, name, kind, details=details)
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_label(text: str) -> tuple[str, str | re.Pattern[str], SpanKind | None] | str:
-    """(label, name or pattern, kind) of ``name [kind]``, or what is wrong with it (cached: generated
-    trees repeat their labels)."""
-    text = text.strip()
+def _parse_label(text: str) -> tuple[str, str | re.Pattern[str], SpanKind | None, Details | None] | str:
+    """(label, name or pattern, kind, details) of ``name [kind] {details}``, or what is wrong with it
+    (cached: generated trees repeat their labels)."""
+    text = label = text.strip()
+    split = split_details(text)
+    if isinstance(split, str):
+        return split
+    text, details = split
     name, kind = text, None
     match = _KIND_SUFFIX.match(text)
     if match is not None and match["kind"].lower() in _KINDS:
@@ -91,13 +97,23 @@ def _parse_label(text: str) -> tuple[str, str | re.Pattern[str], SpanKind | None
     if not name:
         return f"a span name is missing before {text!r}"
     if not name.startswith("~"):
-        return text, name, kind
+        return label, name, kind, details
     if len(name) == 1:
         return "'~' must be followed by a regular expression"
     try:
-        return text, re.compile(name[1:]), kind
+        return label, re.compile(name[1:]), kind, details
     except re.error as exc:
         return f"{name[1:]!r} is not a valid regular expression: {exc}"
+
+
+def label_parses_as(label: str, name: str, kind: SpanKind, details: Details | None) -> bool:
+    """Whether ``label`` reads back as exactly this name, kind (none for INTERNAL) and details."""
+    parsed = _parse_label(label)
+    if isinstance(parsed, str):
+        return False
+    _, parsed_name, parsed_kind, parsed_details = parsed
+    shown_kind = None if kind is SpanKind.INTERNAL else kind
+    return parsed_name == name and parsed_kind is shown_kind and parsed_details == details
 
 
 # -- the text form -----------------------------------------------------------------

@@ -12,6 +12,7 @@ from pytest_tracechain._graph import SpanGraph
 from pytest_tracechain._origins import Origin, intern_origin
 from pytest_tracechain._state import CaptureState
 from pytest_tracechain._tree_diff import (
+    DIFFERS,
     EXTRA,
     MATCHED,
     MISPLACED,
@@ -59,14 +60,15 @@ def note_of(expected: str, spans: Sequence[ReadableSpan], label: str) -> str | N
 
 
 def test_statuses_are_the_words_of_the_table() -> None:
-    assert (MATCHED, MISSING, EXTRA, MISPLACED, WRONG_KIND) == (
+    assert (MATCHED, MISSING, EXTRA, MISPLACED, WRONG_KIND, DIFFERS) == (
         "matched",
         "missing",
         "extra",
         "misplaced",
         "wrong kind",
+        "differs",
     )
-    assert STATUS_ORDER == ("misplaced", "missing", "wrong kind", "extra")
+    assert STATUS_ORDER == ("misplaced", "missing", "wrong kind", "differs", "extra")
 
 
 # -- alignment -----------------------------------------------------------------------
