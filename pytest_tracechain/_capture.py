@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, final
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -21,6 +21,7 @@ from pytest_tracechain._origins import Origin
 from pytest_tracechain._render import check_render_arguments
 from pytest_tracechain._router import Router
 from pytest_tracechain._state import CaptureState
+from pytest_tracechain._tree_text import capture_tree
 
 __all__ = ["Origin", "Router", "Trace", "TraceCapture", "state_of", "view_of"]
 
@@ -168,6 +169,42 @@ class TraceCapture:
         __tracebackhide__ = True
         check_render_arguments("TraceCapture.render", highlight, limit, color)
         return self._state.render(highlight=highlight, limit=limit, color=color)
+
+    def tree(
+        self,
+        *,
+        attributes: Sequence[str] = (),
+        normalize: bool | Callable[[str], str] = False,
+        where: Callable[[ReadableSpan], bool] | None = None,
+        trace: Trace | ReadableSpan | int | str | None = None,
+    ) -> str:
+        """The finished traces as text in ``assert_trace_tree``'s syntax, for snapshots.
+
+        One line a span, two spaces a level, each trace from its root; kinds
+        where not INTERNAL; ``{remote}`` on a span whose parent context is
+        remote and ``{links=[...]}`` with the names of the spans it links to.
+        No ids, timings, threads or processes; siblings and traces in an order
+        that depends only on the text, so the same shape gives the same text in
+        every run. ``assert_trace_tree(capture.tree())`` passes.
+
+        ``attributes`` lists attributes to show (``{http.route="/users"}``);
+        ``normalize=True`` replaces UUIDs, hex ids, temporary queue names and
+        numbers in names by placeholders (``<uuid>``, ``<hex>``, ``<n>``), or a
+        function of a name returns the name to show; ``where`` keeps the spans
+        it returns true for (spans whose parent it drops stand at the top);
+        ``trace`` keeps one trace: a ``Trace``, a span of it, or its id.
+        """
+        __tracebackhide__ = True
+        state = self._state
+        return capture_tree(
+            state.spans,
+            state.ambient,
+            attributes=attributes,
+            normalize=normalize,
+            where=where,
+            trace=trace,
+            func="TraceCapture.tree",
+        )
 
     def clear(self) -> None:
         """Forget the finished spans captured so far (open spans stay tracked)."""

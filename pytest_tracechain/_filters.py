@@ -52,16 +52,16 @@ def parse_kind(kind: object, argname: str = "kind", func: str | None = None) -> 
     raise TypeError(f"{argument(func, argname)} must be a SpanKind or its name, not {type(kind).__name__}")
 
 
-def parse_trace_id(trace_id: object, func: str | None = None) -> int:
+def parse_trace_id(trace_id: object, func: str | None = None, argname: str = "trace_id") -> int:
     __tracebackhide__ = True
     if isinstance(trace_id, bool) or not isinstance(trace_id, (int, str)):
         raise TypeError(
-            f"{argument(func, 'trace_id')} must be an int or a 32-digit hex string, "
+            f"{argument(func, argname)} must be an int or a 32-digit hex string, "
             f"not {type(trace_id).__name__}"
         )
     if isinstance(trace_id, str):
         if not re.fullmatch(r"[0-9a-fA-F]{32}", trace_id):
-            raise ValueError(f"{_assigned(func, 'trace_id', trace_id)} is not a 32-digit hex trace id")
+            raise ValueError(f"{_assigned(func, argname, trace_id)} is not a 32-digit hex trace id")
         return int(trace_id, 16)
     return trace_id
 

@@ -105,6 +105,14 @@ def cases() -> list[Case]:
         Case("TraceCapture.render", "limit", lambda: cap.render(limit="x")),  # type: ignore[arg-type]
         Case("TraceCapture.render", "limit", lambda: cap.render(limit=-1), error=ValueError),
         Case("TraceCapture.render", "color", lambda: cap.render(color="x")),  # type: ignore[arg-type]
+        Case("TraceCapture.tree", "attributes", lambda: cap.tree(attributes="http.route")),  # type: ignore[arg-type]
+        Case("TraceCapture.tree", "attributes", lambda: cap.tree(attributes=[1])),  # type: ignore[list-item]
+        Case("TraceCapture.tree", "attributes", lambda: cap.tree(attributes=["links"]), error=ValueError),
+        Case("TraceCapture.tree", "attributes", lambda: cap.tree(attributes=["a b"]), error=ValueError),
+        Case("TraceCapture.tree", "normalize", lambda: cap.tree(normalize="hex")),  # type: ignore[arg-type]
+        Case("TraceCapture.tree", "where", lambda: cap.tree(where="db")),  # type: ignore[arg-type]
+        Case("TraceCapture.tree", "trace", lambda: cap.tree(trace=1.5)),  # type: ignore[arg-type]
+        Case("TraceCapture.tree", "trace", lambda: cap.tree(trace="abc"), error=ValueError),
         Case("Origin.describe", "this_pid", lambda: Origin(1, "MainThread", 1).describe(this_pid="1")),  # type: ignore[arg-type]
     ]
 
