@@ -1,0 +1,184 @@
+"""The OTLP decoder's shortcuts build what the SDK's own constructors build, and errors still name the span."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+pytest.importorskip("opentelemetry.proto")  # the otlp extra
+pytest.importorskip("opentelemetry.exporter.otlp.proto.common")  # its encoder makes the bodies
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
+
+from pytest_tracechain import _otlp_decode
+from pytest_tracechain._otlp_decode import BadRequest, decode
+
+
+def _exported() -> list[ReadableSpan]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"process.pid": 4242, "service.name": "job"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("unit", "1.0")
+    with tracer.start_as_current_span("root", kind=SpanKind.SERVER, attributes={"job.id": 7, "q": "x"}):
+        for _ in range(2):
+            with tracer.start_as_current_span("child") as child:
+                child.add_event("step", {"n": 1})
+                with tracer.start_as_current_span("leaf"):
+                    pass
+                with tracer.start_as_current_span("leaf") as leaf:
+                    leaf.set_status(StatusCode.ERROR, "boom")
+    remote = SpanContext(0xABC, 0xDEF, True, TraceFlags(1), TraceState([("k", "v")]))
+    with tracer.start_as_current_span("linked", links=[Link(remote, {"why": "batch"})]):
+        pass
+    provider.shutdown()
+    return list(exporter.get_finished_spans())
+
+
+def _body(spans: list[ReadableSpan]) -> bytes:
+    return bytes(encode_spans(spans).SerializeToString())
+
+
+def test_the_direct_span_context_is_the_one_the_constructor_builds() -> None:
+    fields = (2**128 - 1, 2**64 - 1, False, TraceFlags(1), TraceState(), True)
+    direct = _otlp_decode._new_context(fields)
+    built = SpanContext(*fields[:5])
+    assert type(direct) is SpanContext
+    assert direct == built
+    assert (direct.trace_id, direct.span_id, direct.is_remote, direct.is_valid) == (
+        2**128 - 1,
+        2**64 - 1,
+        False,
+        True,
+    )
+
+
+def test_readable_span_is_built_by_position_with_the_sdk_s_parameter_order() -> None:
+    parameters = tuple(inspect.signature(ReadableSpan).parameters)
+    assert parameters[: len(_otlp_decode._READABLE_SPAN_PARAMETERS)] == _otlp_decode._READABLE_SPAN_PARAMETERS
+    assert _otlp_decode._new_readable_span is ReadableSpan
+
+
+def test_decoded_spans_are_the_exported_ones() -> None:
+    sent = _exported()
+    received = [span for span, _ in decode(_body(sent), "protobuf").spans]
+    assert len(received) == len(sent)
+    for original, span in zip(sent, received, strict=True):
+        assert span.name == original.name
+        assert span.context == SpanContext(
+            original.context.trace_id,
+            original.context.span_id,
+            False,
+            TraceFlags(1),
+            original.context.trace_state,
+        )
+        assert span.context.is_valid
+        assert (span.parent.span_id if span.parent else None) == (
+            original.parent.span_id if original.parent else None
+        )
+        assert span.kind is original.kind
+        assert span.status.status_code is original.status.status_code
+        assert span.status.description == original.status.description
+        assert dict(span.attributes or {}) == dict(original.attributes or {})
+        assert [(e.name, dict(e.attributes or {}), e.timestamp) for e in span.events] == [
+            (e.name, dict(e.attributes or {}), e.timestamp) for e in original.events
+        ]
+        assert (span.start_time, span.end_time) == (original.start_time, original.end_time)
+        assert span.resource.attributes["service.name"] == "job"
+        assert span.instrumentation_scope is not None
+        assert (span.instrumentation_scope.name, span.instrumentation_scope.version) == ("unit", "1.0")
+    (linked,) = [span for span in received if span.name == "linked"]
+    (link,) = linked.links
+    assert link.context == SpanContext(
+        0xABC, 0xDEF, True, TraceFlags(1)
+    )  # the exporter sends no link trace state
+    assert dict(link.attributes or {}) == {"why": "batch"}
+
+
+def test_siblings_share_their_parent_s_context_which_the_parent_takes_as_its_own() -> None:
+    received = {span.context.span_id: span for span, _ in decode(_body(_exported()), "protobuf").spans}
+    children = [span for span in received.values() if span.parent is not None]
+    for span in children:
+        parent = received[span.parent.span_id]  # type: ignore[union-attr]
+        assert span.parent is parent.context
+        assert span.parent.is_remote is False  # type: ignore[union-attr]
+    leaves = [span for span in children if span.name == "leaf"]
+    assert len({id(span.parent) for span in leaves}) == 2
+
+
+needs_flags = pytest.mark.skipif(
+    not _otlp_decode._HAS_FLAGS, reason="opentelemetry-proto before 1.25 has no span flags"
+)
+
+
+@needs_flags
+def test_a_sibling_with_other_flags_gets_a_parent_context_of_its_own() -> None:
+    sent = _exported()
+    request = encode_spans(sent)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    first, second = [span for span in spans if span.name == "leaf"][:2]
+    second.flags = second.flags & ~0xFF  # no W3C flags: decoded as sampled, the same TraceFlags
+    first.trace_state = "k=v"
+    received = {
+        span.context.span_id: span for span, _ in decode(request.SerializeToString(), "protobuf").spans
+    }
+    one = received[int.from_bytes(first.span_id, "big")]
+    other = received[int.from_bytes(second.span_id, "big")]
+    assert one.parent == SpanContext(
+        one.context.trace_id, one.parent.span_id, False, TraceFlags(1), TraceState([("k", "v")])
+    )  # type: ignore[union-attr]
+    assert one.parent is not other.parent
+    assert other.parent is received[other.parent.span_id].context  # type: ignore[union-attr]
+
+
+@needs_flags
+def test_a_remote_parent_is_never_shared() -> None:
+    sent = _exported()
+    request = encode_spans(sent)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    leaf = next(span for span in spans if span.name == "leaf")
+    leaf.flags |= 0x200  # SPAN_FLAGS_CONTEXT_IS_REMOTE, with HAS_IS_REMOTE already set
+    received = {
+        span.context.span_id: span for span, _ in decode(request.SerializeToString(), "protobuf").spans
+    }
+    span = received[int.from_bytes(leaf.span_id, "big")]
+    assert span.parent is not None
+    assert span.parent.is_remote
+    assert received[span.parent.span_id].context.is_remote is False
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("trace_id", b"abc", "traceId must be 16 bytes, got 3"),
+        ("trace_id", bytes(16), "traceId is all zeros (an invalid id)"),
+        ("span_id", bytes(9), "spanId must be 8 bytes, got 9"),
+        ("span_id", bytes(8), "spanId is all zeros (an invalid id)"),
+        ("parent_span_id", b"\x01", "parentSpanId must be 8 bytes, got 1"),
+        ("parent_span_id", bytes(8), "parentSpanId is all zeros (an invalid id)"),
+        ("kind", 9, "kind is 9, not an OTLP span kind (0-5)"),
+    ],
+)
+def test_a_bad_field_is_named_with_the_index_of_its_span(field: str, value: object, reason: str) -> None:
+    request = encode_spans(_exported())
+    setattr(request.resource_spans[0].scope_spans[0].spans[2], field, value)
+    with pytest.raises(BadRequest) as raised:
+        decode(request.SerializeToString(), "protobuf")
+    assert str(raised.value) == f"resourceSpans[0].scopeSpans[0].spans[2].{reason}"
+
+
+def test_a_bad_link_is_named_with_its_span_and_its_index() -> None:
+    request = encode_spans(_exported())
+    spans = request.resource_spans[0].scope_spans[0].spans
+    index = next(i for i, span in enumerate(spans) if span.links)
+    spans[index].links[0].span_id = bytes(8)
+    with pytest.raises(BadRequest) as raised:
+        decode(request.SerializeToString(), "protobuf")
+    assert str(raised.value) == (
+        f"resourceSpans[0].scopeSpans[0].spans[{index}].links[0].spanId is all zeros (an invalid id)"
+    )
