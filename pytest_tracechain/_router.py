@@ -251,6 +251,8 @@ class Router(SpanProcessor):
 
     def drain_leaks(self) -> list[Leak]:
         """Per test, the spans that outlived it since the last call."""
+        if not self.leaked:  # the common case, without the lock (a leak added meanwhile waits for the next)
+            return []
         with self._leak_lock:
             drained, self.leaked = list(self.leaked.values()), {}
         return drained
@@ -289,55 +291,92 @@ class Router(SpanProcessor):
         such a parent counts as remote when it is a captured span of another
         process. Called from the receiver's threads; returns the number of
         spans dropped.
+
+        One pass over the request, with the look-ups inline (this runs for every
+        received span): the captures to search are listed once per call, and a
+        trace's owner is looked up once per call, then kept up to date as its
+        spans are taken. Children arrive before their parents, so most spans'
+        parents are held nowhere yet and their trace decides.
         """
         dropped = 0
-        notify: dict[int, CaptureState] = {}
+        taken: dict[int, CaptureState] = {}
         with self._receive_lock:
             current = self.current
             recent = self._recent
             if current is not None and not any(entry.capture is current for entry in recent):
                 recent.append(_Received(current))  # the test that started the receiver
             self._refreshed = False  # the trace-id indexes are refreshed once per call, at most
+            retained = self._retained
+            current_origins = current.origins if current is not None else {}
+            # Where a parent is looked for after the running test and the retained spans: the latest first.
+            searched = [(entry.capture.origins, entry.capture) for entry in reversed(recent)]
+            entries = {id(entry.capture): entry for entry in recent}
+            rank = {id(entry.capture): position for position, entry in enumerate(recent)}
+            # trace id -> the latest recent capture holding it (or None): looked up once per call
+            trace_owners: dict[int, CaptureState | None] = {}
+            last_owner: CaptureState | None = None
+            last_origin: Origin | None = None
+            origin_index = 0
             for span, origin in spans:
-                if span.context is None:
+                context = span.context
+                if context is None:
                     continue
-                owner = self._receiver_of(span, current)
+                trace_id = context.trace_id
+                parent = span.parent
+                owner: CaptureState | None = None
+                if parent is not None:
+                    parent_id = parent.span_id
+                    if parent_id in current_origins:
+                        owner = current
+                    else:
+                        owner = retained.get(parent_id)
+                        if owner is None:
+                            for origins, capture in searched:
+                                if parent_id in origins:
+                                    owner = capture
+                                    break
+                try:
+                    known = trace_owners[trace_id]
+                except KeyError:  # the trace's first span in this call
+                    known = trace_owners[trace_id] = self._trace_owner(trace_id)
                 if owner is None:
-                    dropped += 1
-                elif self._take(owner, span, origin, span.context.span_id in undecided):
-                    notify[id(owner)] = owner
-                    for entry in recent:  # later spans of this call find the trace
-                        if entry.capture is owner:
-                            entry.add(span.context.trace_id)
+                    owner = known or current
+                    if owner is None:
+                        dropped += 1
+                        continue
+                span_id = context.span_id
+                if span_id in owner.origins:
+                    continue  # sent twice: an exporter's retry
+                if owner is not last_owner or origin is not last_origin:
+                    last_owner, last_origin = owner, origin
+                    origin_index = owner.table.intern(origin)
+                    taken[id(owner)] = owner
+                if parent is not None and undecided and span_id in undecided:
+                    self._settle_parent(owner, span, parent, origin)
+                owner.record_received(span_id, span, origin_index)
+                if owner.closed and (span.end_time or 0) > owner.closed_at:
+                    self._leaked(owner, span)
+                if known is not owner:  # index the trace for later spans, of this call and later ones
+                    entry = entries.get(id(owner))
+                    if entry is not None:
+                        entry.add(trace_id)
+                        if known is None or rank[id(owner)] > rank[id(known)]:
+                            trace_owners[trace_id] = owner
             self.dropped += dropped
-        for owner in notify.values():
+        for owner in taken.values():
             if owner.waiters:
                 owner.notify()
         return dropped
 
-    def _receiver_of(self, span: ReadableSpan, current: CaptureState | None) -> CaptureState | None:
-        """The capture a received span belongs to: its parent's, its trace's, or the running test's."""
-        parent = span.parent
-        owner = self._holder_of(parent.span_id, current) if parent is not None else None
-        return owner or self._trace_owner(span.context.trace_id) or current
-
-    def _take(self, owner: CaptureState, span: ReadableSpan, origin: Origin, undecided: bool) -> bool:
-        """Add a received span to ``owner``; False for a span sent twice (an exporter's retry)."""
-        span_id = span.context.span_id
-        origins = owner.origins
-        if span_id in origins:
-            return False
-        parent = span.parent
-        if parent is not None and undecided:
-            index = origins.get(parent.span_id)
-            if index is not None and owner.table.at(index).pid != origin.pid:
-                span._parent = SpanContext(
-                    parent.trace_id, parent.span_id, True, parent.trace_flags, parent.trace_state
-                )
-        owner.record_received(span_id, span, owner.table.intern(origin))
-        if owner.closed and (span.end_time or 0) > owner.closed_at:
-            self._leaked(owner, span)
-        return True
+    def _settle_parent(
+        self, owner: CaptureState, span: ReadableSpan, parent: SpanContext, origin: Origin
+    ) -> None:
+        """A parent whose remoteness the exporter did not say is remote when another process captured it."""
+        index = owner.origins.get(parent.span_id)
+        if index is not None and owner.table.at(index).pid != origin.pid:
+            span._parent = SpanContext(
+                parent.trace_id, parent.span_id, True, parent.trace_flags, parent.trace_state
+            )
 
     def _leaked(self, owner: CaptureState, span: ReadableSpan) -> None:
         """``span`` of a finished test ended after that test's teardown."""
@@ -354,18 +393,6 @@ class Router(SpanProcessor):
         with self._receive_lock:
             self.receiving = False
             self._recent.clear()
-
-    def _holder_of(self, span_id: int, current: CaptureState | None) -> CaptureState | None:
-        """The capture that holds span ``span_id`` (running, retained or recent)."""
-        if current is not None and span_id in current.origins:
-            return current
-        holder = self._retained.get(span_id)
-        if holder is not None:
-            return holder
-        for entry in reversed(self._recent):
-            if span_id in entry.capture.origins:
-                return entry.capture
-        return None
 
     def _trace_owner(self, trace_id: int) -> CaptureState | None:
         """The latest recent capture holding a span of ``trace_id``.
@@ -468,17 +495,27 @@ class _Received:
 
     def trace_ids(self, *, refresh: bool) -> set[int]:
         if refresh:
+            from itertools import islice
+            from operator import attrgetter
+
             capture = self.capture
             finished = capture.finished
             start = self._seen if self._seen <= len(finished) else 0  # 0: cleared since
             ids = self._ids
-            ids.update(span.context.trace_id for span in finished[start:])
-            # Only the spans started since the last look: the open ones among them.
-            started = list(capture.origins)
+            ids.update(map(attrgetter("context.trace_id"), finished[start:]))
+            # Only the spans started since the last look, the open ones among them: read from
+            # the end of capture.origins (start order), not by copying it, which grows with
+            # every received span (a copy per call made a long ingest quadratic).
+            origins = capture.origins
+            started = len(origins)
+            new = started - self._started if self._started <= started else started  # all: cleared since
+            span_ids = list(islice(reversed(origins), new))
+            if len(origins) != started:  # the test's thread started a span meanwhile: read them all
+                span_ids, started = list(origins), len(origins)
             open_spans = capture.open
-            for span_id in started[self._started :] if self._started <= len(started) else started:
+            for span_id in span_ids:
                 span = open_spans.get(span_id)
                 if span is not None:
                     ids.add(span.context.trace_id)
-            self._seen, self._started = len(finished), len(started)
+            self._seen, self._started = len(finished), started
         return self._ids

@@ -106,8 +106,12 @@ class TestRun:
         # report, so the controller's summary lists them under pytest-xdist too.
         for leak in self.router.drain_leaks():
             self.item.user_properties.append((LEAK_PROPERTY, leak.as_property()))
-        findings = self._ended_since_call() + unended(self.state)
-        findings += self._new_scope_findings() + scope_leaks(leftovers)
+        findings = self._ended_since_call()
+        if self.state.open:
+            findings += unended(self.state)
+        findings += self._new_scope_findings()
+        if leftovers:
+            findings += scope_leaks(leftovers)
         self._act_on(findings, test_failed=False)
 
     def _ended_since_call(self) -> list[Finding]:
@@ -121,6 +125,8 @@ class TestRun:
         return [finding for finding in analyze(self.state) if _key(finding) not in seen]
 
     def _new_scope_findings(self) -> list[Finding]:
+        if len(self.state.scope_events) == self.reported_scope_events:
+            return []
         events = self.state.scope_events[self.reported_scope_events :]
         self.reported_scope_events += len(events)
         return scope_leaks(events)

@@ -298,6 +298,9 @@ def _nothing() -> object | None:
 _current_capture: Callable[[], object | None] = _nothing  # the running test's capture state
 
 
+_modules_seen = 0  # len(sys.modules) at the last install
+
+
 def install(
     is_capturing: Callable[[], bool],
     injected: Callable[[Injection], None],
@@ -311,8 +314,10 @@ def install(
     other propagators when the code under test has imported them (it
     normally has, at collection), so the plugin never imports them itself.
     """
-    global _otel_var, _current_capture
+    global _otel_var, _current_capture, _modules_seen
     _current_capture = current
+    if len(sys.modules) == _modules_seen and "start" in _originals:
+        return  # nothing imported since the last test: nothing new to patch
     if "start" not in _originals:
         _patch_threads(is_capturing)
         _patch_queues(is_capturing)
@@ -327,6 +332,7 @@ def install(
     if "gevent.spawn" not in _originals and "gevent" in sys.modules:
         _patch_gevent(is_capturing)
     _patch_propagators(is_capturing, injected)
+    _modules_seen = len(sys.modules)
 
 
 def _name_property(cls: type) -> property:
@@ -714,6 +720,8 @@ def _patch_inject(
 
 def uninstall() -> None:
     """Undo every patch (the asyncio and gevent helpers stay bound: they are only read)."""
+    global _modules_seen
+    _modules_seen = 0
     if "start" in _originals:
         thread_class = _originals.pop("thread_class")
         thread_class.start = _originals.pop("start")
