@@ -220,3 +220,30 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def parse_pythons(values: Sequence[str] | None) -> dict[str, str]:
+    """``--python LABEL=PATH`` options (an A/B comparison of two venvs); default: this interpreter.
+
+    Every variant is run under every interpreter, interleaved with the others
+    (``alternate`` over the pairs), so both sides see the same machine.
+    """
+    if not values:
+        return {"": sys.executable}
+    pythons: dict[str, str] = {}
+    for value in values:
+        label, sep, path = value.partition("=")
+        if not sep or not label or not path:
+            raise SystemExit(
+                f"--python takes LABEL=PATH (e.g. base=/work/bench-base/bin/python), not {value!r}"
+            )
+        pythons[label] = path
+    return pythons
+
+
+def fingerprint_of(python: str) -> str:
+    """``package_fingerprint()`` as seen by another interpreter (the tree its venv installs)."""
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import _common; print(_common.package_fingerprint())"
+    return subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, check=True, env=clean_env()
+    ).stdout.strip()

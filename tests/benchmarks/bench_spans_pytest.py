@@ -1,0 +1,293 @@
+"""Cost per span as a user pays it: N spans made in one test, through pytest.
+
+``bench_spans.py`` times an isolated loop on ``provider.get_tracer()``; this
+one runs a generated one-test suite in a fresh ``pytest`` process per
+repetition, the way a suite makes spans:
+
+    bare      conftest.py sets an SDK provider with SimpleSpanProcessor(InMemorySpanExporter())
+              at import (so the module-level tracer is a real one); -p no:tracechain
+    proxy     the tracechain fixture; the module-level tracer was taken at import,
+              before the plugin installed its provider: a ProxyTracer, as in the README
+    fixture   the tracechain and tracer fixtures: spans made with the ``tracer`` fixture
+    testbase  peer: opentelemetry-test-utils' TestBase (unittest), spans from its
+              ``self.tracer_provider``; -p no:tracechain (run only if it is installed)
+
+Two shapes of trace: ``tenth`` (a root, 3 children, 2 grandchildren each: one
+root in 10 spans, as bench_spans.py) and ``half`` (a root and one child: half
+the spans are roots, the plugin's slow path). The test times its own span
+loop (wall and CPU), the driver the whole process (wall, CPU, peak RSS).
+
+A/B: ``--python base=/work/bench-base/bin/python --python new=/work/bench-new/bin/python``
+runs every variant under both interpreters, interleaved.
+
+    python tests/benchmarks/bench_spans_pytest.py                 # N=100,000, 5 repetitions
+    python tests/benchmarks/bench_spans_pytest.py --quick         # N=20,000, 3 repetitions
+    python tests/benchmarks/bench_spans_pytest.py -n 1000000 --reps 3 --shape tenth   # the 1M row
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+from _common import (
+    Series,
+    alternate,
+    clean_env,
+    fingerprint_of,
+    machine_info,
+    parse_pythons,
+    progress,
+    pytest_blockers,
+    pytest_command,
+    run_timed,
+    table,
+)
+
+VARIANTS = {
+    "bare": "bare SDK: SimpleSpanProcessor(InMemorySpanExporter()) in conftest.py",
+    "proxy": "tracechain, module-level ProxyTracer",
+    "fixture": "tracechain, `tracer` fixture",
+    "testbase": "peer: opentelemetry-test-utils TestBase",
+}
+SHAPES = {"tenth": 10, "half": 2}  # spans per root
+
+BARE_CONFTEST = """\
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+_exporter = InMemorySpanExporter()
+_provider = TracerProvider()
+_provider.add_span_processor(SimpleSpanProcessor(_exporter))
+trace.set_tracer_provider(_provider)
+
+
+@pytest.fixture
+def spans():
+    yield _exporter
+    _exporter.clear()
+"""
+
+# The span loops, by shape: ``span`` is the tracer's start_as_current_span.
+LOOPS = {
+    "tenth": """\
+    for _ in range(N // 10):
+        with span("root"):
+            for _ in range(3):
+                with span("child"):
+                    with span("grandchild"):
+                        pass
+                    with span("grandchild"):
+                        pass
+""",
+    "half": """\
+    for _ in range(N // 2):
+        with span("root"):
+            with span("child"):
+                pass
+""",
+}
+
+TIMING = """\
+import json, os, time
+
+def _report(wall, cpu):
+    with open(os.environ["BENCH_REPORT"], "w") as out:
+        json.dump({"loop": wall, "loop_cpu": cpu}, out)
+"""
+
+FUNCTION_TEST = """\
+{timing}
+from opentelemetry import trace
+
+N = {n}
+tracer = trace.get_tracer("bench")
+
+
+def test_spans({args}):
+    span = {tracer}.start_as_current_span
+    wall, cpu = time.perf_counter(), time.process_time()
+{loop}
+    _report(time.perf_counter() - wall, time.process_time() - cpu)
+    assert len({finished}) == N
+"""
+
+TESTBASE_TEST = """\
+{timing}
+from opentelemetry.test.test_base import TestBase
+
+N = {n}
+
+
+class TestSpans(TestBase):
+    def test_spans(self):
+        span = self.tracer_provider.get_tracer("bench").start_as_current_span
+        wall, cpu = time.perf_counter(), time.process_time()
+{loop}
+        _report(time.perf_counter() - wall, time.process_time() - cpu)
+        assert len(self.memory_exporter.get_finished_spans()) == N
+"""
+
+
+def write_suite(root: Path, variant: str, shape: str, n: int) -> Path:
+    suite = root / f"{variant}-{shape}"
+    suite.mkdir()
+    (suite / "pytest.ini").write_text("[pytest]\n")  # its own rootdir: no outside config
+    loop = LOOPS[shape]
+    if variant == "testbase":
+        body = TESTBASE_TEST.format(timing=TIMING, n=n, loop=re.sub("^", "    ", loop, flags=re.M))
+    else:
+        if variant == "bare":
+            (suite / "conftest.py").write_text(BARE_CONFTEST)
+        args, tracer, finished = {
+            "bare": ("spans", "tracer", "spans.get_finished_spans()"),
+            "proxy": ("tracechain", "tracer", "tracechain.spans"),
+            "fixture": ("tracechain, tracer", "tracer", "tracechain.spans"),
+        }[variant]
+        body = FUNCTION_TEST.format(
+            timing=TIMING, n=n, args=args, tracer=tracer, loop=loop, finished=finished
+        )
+    (suite / "test_spans.py").write_text(body)
+    return suite
+
+
+def has_testbase(python: str) -> bool:
+    code = "import opentelemetry.test.test_base"
+    return subprocess.run([python, "-c", code], capture_output=True, env=clean_env()).returncode == 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N=20,000, 3 repetitions")
+    parser.add_argument("-n", type=int, help="spans in the test (default 100,000)")
+    parser.add_argument("--reps", type=int, help="repetitions (default 5)")
+    parser.add_argument("--shape", choices=[*SHAPES, "both"], default="both")
+    parser.add_argument("--variants", help=f"comma-separated, of {', '.join(VARIANTS)} (default: all)")
+    parser.add_argument("--python", action="append", help="LABEL=PATH, repeatable: an A/B of venvs")
+    args = parser.parse_args()
+    n = args.n or (20_000 if args.quick else 100_000)
+    reps = args.reps or (3 if args.quick else 5)
+    shapes = list(SHAPES) if args.shape == "both" else [args.shape]
+    if any(n % SHAPES[shape] for shape in shapes):
+        parser.error("-n must be a multiple of 10")
+    pythons = parse_pythons(args.python)
+    wanted = args.variants.split(",") if args.variants else list(VARIANTS)
+    unknown = set(wanted) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
+    if "testbase" in wanted and not all(has_testbase(p) for p in pythons.values()):
+        progress("note: opentelemetry-test-utils is not installed (the bench group): no TestBase row")
+        wanted.remove("testbase")
+
+    print(machine_info())
+    for label, python in pythons.items():
+        if label:
+            print(f"{label}: {python}: {fingerprint_of(python)}")
+    print(f"\nN={n:,} spans in one test, {reps} repetitions, variants alternated, medians [min–max]\n")
+
+    cases = [(label, variant, shape) for label in pythons for shape in shapes for variant in wanted]
+    series = {case: Series("/".join(filter(None, case))) for case in cases}
+    loops: dict[tuple[str, str, str], list[tuple[float, float]]] = {case: [] for case in cases}
+    with tempfile.TemporaryDirectory(prefix="tracechain-bench-spans-") as tmp:
+        suites = {(v, s): write_suite(Path(tmp), v, s, n) for v in wanted for s in shapes}
+        report = Path(tmp) / "report.json"
+        commands = {}
+        for label, python in pythons.items():
+            blockers = pytest_blockers(python)
+            for variant in wanted:
+                no_plugin = ["-p", "no:tracechain"] if variant in ("bare", "testbase") else []
+                commands[label, variant] = [
+                    *pytest_command(python),
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    *blockers,
+                    *no_plugin,
+                ]
+        keys = {"|".join(case): case for case in cases}
+        for rep, key in alternate(keys, reps):
+            label, variant, shape = keys[key]
+            run = run_timed(
+                commands[label, variant],
+                cwd=str(suites[variant, shape]),
+                env=clean_env({"BENCH_REPORT": str(report)}),
+            )
+            if not re.search(r"\b1 passed\b", run.stdout):
+                raise SystemExit(f"{key}: unexpected result\n{run.stdout[-3000:]}")
+            timing = json.loads(report.read_text())
+            progress(
+                f"  rep {rep:>2} {key}: wall {run.wall:.3f} s, cpu {run.cpu:.3f} s, "
+                f"loop {timing['loop']:.3f} s (cpu {timing['loop_cpu']:.3f}), peak {run.maxrss_mb:.0f} MB"
+            )
+            if rep >= 0:
+                series[keys[key]].runs.append(run)
+                loops[keys[key]].append((timing["loop"], timing["loop_cpu"]))
+
+    def loop_median(case: tuple[str, str, str], index: int) -> float:
+        return statistics.median(pair[index] for pair in loops[case])
+
+    def spread(values: list[float], unit: str = "s") -> str:
+        return f"{min(values):.2f}–{max(values):.2f} {unit}"
+
+    rows = []
+    for case in cases:
+        label, variant, shape = case
+        s = series[case]
+        base = (label, "bare", shape)
+        has_base = base in series
+        lo_ratio = [x.cpu / y.cpu for x, y in zip(s.runs, series[base].runs, strict=True)] if has_base else []
+        rows.append(
+            [
+                label or "—",
+                shape,
+                VARIANTS[variant],
+                f"{s.median('wall'):.2f} s",
+                f"{s.median('cpu'):.2f} s",
+                spread([r.cpu for r in s.runs]),
+                f"{loop_median(case, 0):.2f} s",
+                f"{loop_median(case, 1):.2f} s",
+                spread([pair[1] for pair in loops[case]]),
+                f"{s.median('maxrss_mb'):.0f} MB",
+                f"{s.median('cpu') / series[base].median('cpu'):.3f}" if has_base else "—",
+                f"[{min(lo_ratio):.2f}–{max(lo_ratio):.2f}]" if lo_ratio else "—",
+                f"{loop_median(case, 1) / loop_median(base, 1):.3f}" if has_base else "—",
+                f"{s.median('maxrss_mb') / series[base].median('maxrss_mb'):.2f}" if has_base else "—",
+            ]
+        )
+    print(
+        table(
+            [
+                "python",
+                "shape",
+                "variant",
+                "wall",
+                "CPU",
+                "CPU min–max",
+                "loop wall",
+                "loop CPU",
+                "loop CPU min–max",
+                "peak RSS",
+                "CPU ÷ bare",
+                "per-rep CPU ÷ bare",
+                "loop CPU ÷ bare",
+                "RSS ÷ bare",
+            ],
+            rows,
+        )
+    )
+    print("\ntarget: tracechain ÷ bare ≤ 1.00 (whole-process CPU and RSS, and the loop)")
+    print("commands (each in its generated suite directory):")
+    for (label, variant), command in commands.items():
+        print(f"  {label or 'this python'} {variant}: {' '.join(command)}")
+
+
+if __name__ == "__main__":
+    main()
