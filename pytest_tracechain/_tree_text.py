@@ -10,9 +10,11 @@ the subtrees below them.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import re
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -23,7 +25,7 @@ from pytest_tracechain._render import kind_tag
 from pytest_tracechain._tree_details import ATTRIBUTE_KEY, NOT_CAPTURED, RESERVED, Details, attribute_text
 from pytest_tracechain._tree_parse import label_parses_as
 
-__all__ = ["Normalizer", "capture_tree", "normalize_name", "tree_text"]
+__all__ = ["Normalizer", "capture_tree", "compare_trees", "normalize_name", "tree_text"]
 
 Normalizer = Callable[[str], str]
 
@@ -59,6 +61,37 @@ def normalize_name(name: str) -> str:
     return name
 
 
+# The texts tree() returned last, held so that a failed ``tree() == expected`` can be told
+# from other string comparisons by identity (a str cannot be weakly referenced).
+_RETURNED: deque[str] = deque(maxlen=8)
+_DIFF_LINES = 400
+
+
+def compare_trees(left: object, right: object) -> list[str] | None:
+    """A line-by-line diff for a failed ``==`` of a text ``tree()`` returned, or None for other values.
+
+    pytest's own diff of two long strings skips their common start ("Skipping
+    117 identical leading characters"), which cuts tree lines in half; this one
+    shows whole lines, ``-`` expected and ``+`` captured.
+    """
+    if not (isinstance(left, str) and isinstance(right, str)):
+        return None
+    if any(left is text for text in _RETURNED):
+        captured, expected = left, right
+    elif any(right is text for text in _RETURNED):
+        captured, expected = right, left
+    else:
+        return None
+    lines = [
+        line.rstrip()
+        for line in difflib.ndiff(expected.splitlines(), captured.splitlines())
+        if not line.startswith("?")
+    ]
+    if len(lines) > _DIFF_LINES:
+        lines = [*lines[:_DIFF_LINES], f"... {len(lines) - _DIFF_LINES} more lines"]
+    return ["tree() == expected", "the captured trace tree differs (- expected, + captured):", *lines]
+
+
 def capture_tree(
     spans: list[ReadableSpan],
     ambient: Collection[int],
@@ -82,7 +115,9 @@ def capture_tree(
                 f"it, not {type(where).__name__}"
             )
         spans = [span for span in spans if where(span)]
-    return tree_text(spans, ambient, attributes=keys, normalize=normalizer, func=func)
+    text = tree_text(spans, ambient, attributes=keys, normalize=normalizer, func=func)
+    _RETURNED.append(text)
+    return text
 
 
 def _attribute_keys(attributes: object, func: str) -> tuple[str, ...]:

@@ -418,3 +418,13 @@ def tracer() -> Tracer:
     from pytest_tracechain import _provider
 
     return _provider.tracer()
+
+
+def pytest_assertrepr_compare(op: str, left: object, right: object) -> list[str] | None:
+    """Whole lines for a failed ``tracechain.tree() == expected`` (pytest would cut them)."""
+    if op != "==":
+        return None
+    from pytest_tracechain._tree_text import compare_trees
+
+    return compare_trees(left, right)
+

@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind
 
 from pytest_tracechain import TraceAssertionError, TraceCapture, assert_trace_tree
 from pytest_tracechain._state import CaptureState
-from pytest_tracechain._tree_text import normalize_name, tree_text
+from pytest_tracechain._tree_text import compare_trees, normalize_name, tree_text
 from tests.unit.spans import ctx, span
 
 SERVER, CLIENT, PRODUCER, CONSUMER = SpanKind.SERVER, SpanKind.CLIENT, SpanKind.PRODUCER, SpanKind.CONSUMER
@@ -369,3 +369,32 @@ def test_assert_trace_tree_passes_for_the_tree_of_any_capture_and_the_text_is_ca
     shuffled = list(spans)
     rng.shuffle(shuffled)
     assert tree_text(shuffled, (), attributes=attributes) == tree
+
+
+# -- the diff of a failed tree() == expected -------------------------------------------
+
+
+def test_a_failed_comparison_with_a_returned_tree_shows_whole_lines() -> None:
+    tree = capture_of(signup()).tree()
+    expected = tree.replace("  users.create\n", "  users.created\n")
+    lines = compare_trees(tree, expected)
+    assert lines is not None
+    assert lines[:2] == ["tree() == expected", "the captured trace tree differs (- expected, + captured):"]
+    assert "-   users.created" in lines
+    assert "+   users.create" in lines
+    assert not any(line.startswith("?") for line in lines)
+    assert compare_trees(expected, tree) == lines  # either side
+
+
+def test_other_strings_get_no_tree_diff() -> None:
+    capture_of(signup()).tree()
+    assert compare_trees("a\nb\n", "a\nc\n") is None
+    assert compare_trees(capture_of(signup()).tree(), 1) is None
+
+
+def test_a_long_tree_diff_is_cut() -> None:
+    tree = capture_of([span(f"s{i}", i + 1) for i in range(600)]).tree()
+    lines = compare_trees(tree, "")
+    assert lines is not None
+    assert len(lines) == 2 + 400 + 1
+    assert lines[-1] == "... 200 more lines"

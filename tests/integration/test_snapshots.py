@@ -1,0 +1,296 @@
+"""TraceCapture.tree() with the snapshot libraries, driven as users run them.
+
+inline-snapshot's create and fix flows, syrupy's ``--snapshot-update``, and
+the failure each shows when a span moves to a trace of its own, disappears,
+or changes kind. inline-snapshot runs with ``--inline-snapshot=disable`` by
+default when ``CI`` is set; the runs here set or clear ``CI`` themselves, so
+they read the same on a laptop and in CI.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunPytest
+
+pytest.importorskip("inline_snapshot", reason="needs the test group (inline-snapshot)")
+pytest.importorskip("syrupy", reason="needs the test group (syrupy)")
+
+# The service under test. variant.txt picks a breakage: "moved" starts the
+# worker thread without the request's context, "gone" skips the insert,
+# "kind" publishes with an INTERNAL span.
+APP = """
+import contextvars
+import pathlib
+import threading
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+
+tracer = trace.get_tracer("shop")
+
+
+def variant():
+    return (pathlib.Path(__file__).parent / "variant.txt").read_text().strip()
+
+
+def place_order(order_id):
+    broken = variant()
+    with tracer.start_as_current_span(f"POST /orders/{order_id}", kind=SpanKind.SERVER) as span:
+        span.set_attribute("http.route", "/orders/{order_id}")
+        ctx = contextvars.copy_context()
+        worker = threading.Thread(target=save if broken == "moved" else lambda: ctx.run(save))
+        worker.start()
+        worker.join()
+        headers = {}
+        kind = SpanKind.INTERNAL if broken == "kind" else SpanKind.PRODUCER
+        with tracer.start_as_current_span("orders publish", kind=kind):
+            propagate.inject(headers)
+    with tracer.start_as_current_span("orders process", kind=SpanKind.CONSUMER,
+                                      context=propagate.extract(headers)):
+        pass
+
+
+def save():
+    with tracer.start_as_current_span("orders.save"):
+        if variant() != "gone":
+            with tracer.start_as_current_span("INSERT orders", kind=SpanKind.CLIENT):
+                pass
+"""
+
+TREE = """\
+POST /orders/<n> [server] {http.route="/orders/{order_id}"}
+  orders publish [producer]
+    orders process [consumer] {remote}
+  orders.save
+    INSERT orders [client]
+"""
+
+INLINE_TEST = """
+from inline_snapshot import snapshot
+
+import app
+
+
+def test_place_order(tracechain):
+    app.place_order(1234)
+    assert tracechain.tree(attributes=["http.route"], normalize=True) == snapshot({value})
+"""
+
+SYRUPY_TEST = """
+import app
+
+
+def test_place_order(tracechain, snapshot):
+    app.place_order(1234)
+    assert tracechain.tree(attributes=["http.route"], normalize=True) == snapshot
+"""
+
+
+def inline_value(tree: str) -> str:
+    """The literal inline-snapshot writes for a multi-line string."""
+    return '"""\\\n' + tree + '"""'
+
+
+@pytest.fixture
+def shop(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    pytester.makepyfile(app=APP)
+    pytester.path.joinpath("variant.txt").write_text("ok\n")
+    monkeypatch.delenv("CI", raising=False)  # inline-snapshot disables itself under CI
+    return pytester
+
+
+def set_variant(pytester: pytest.Pytester, variant: str) -> None:
+    pytester.path.joinpath("variant.txt").write_text(variant + "\n")
+
+
+def read(path: Path) -> str:
+    return path.read_text()
+
+
+def run(run_pytest: RunPytest, *args: str) -> pytest.RunResult:
+    return run_pytest("--tracechain-check=fail", *args)
+
+
+# -- inline-snapshot -------------------------------------------------------------------
+
+
+def test_inline_snapshot_create_writes_the_tree_into_the_test_which_then_passes(
+    shop: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    test_file = shop.makepyfile(test_shop=INLINE_TEST.format(value=""))
+    created = run(run_pytest, "--inline-snapshot=create")
+    created.stdout.fnmatch_lines(["*your snapshot is missing one value.*"])
+    assert inline_value(TREE) in read(test_file)
+
+    passed = run(run_pytest)
+    passed.assert_outcomes(passed=1)
+
+
+def test_inline_snapshot_fix_rewrites_the_snapshot_after_a_span_disappears(
+    shop: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    test_file = shop.makepyfile(test_shop=INLINE_TEST.format(value=inline_value(TREE)))
+    run(run_pytest).assert_outcomes(passed=1)
+    set_variant(shop, "gone")
+
+    failed = run(run_pytest)
+    failed.assert_outcomes(failed=1, errors=1)  # the assertion, and inline-snapshot's teardown report
+    failed.stdout.fnmatch_lines(
+        [
+            "*Fix snapshots*",
+            "*  orders.save *",
+            "* -    INSERT orders [[]client] *",
+            '* """) *',
+            "*These changes are not applied.*",
+        ],
+        consecutive=False,
+    )
+    assert inline_value(TREE) in read(test_file)
+
+    run(run_pytest, "--inline-snapshot=fix")
+    fixed = TREE.replace("    INSERT orders [client]\n", "")
+    assert inline_value(fixed) in read(test_file)
+    run(run_pytest).assert_outcomes(passed=1)
+
+
+# -- syrupy ------------------------------------------------------------------------------
+
+
+def test_syrupy_snapshot_update_writes_an_ambr_file_which_then_passes(
+    shop: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    shop.makepyfile(test_shop=SYRUPY_TEST)
+    failed = run(run_pytest)
+    failed.assert_outcomes(failed=1)
+    failed.stdout.fnmatch_lines(["*1 snapshot failed*"])
+
+    updated = run(run_pytest, "--snapshot-update")
+    updated.assert_outcomes(passed=1)
+    updated.stdout.fnmatch_lines(["1 snapshot generated."])
+    ambr = read(shop.path / "__snapshots__" / "test_shop.ambr")
+    assert (
+        ambr
+        == "# serializer version: 1\n# name: test_place_order\n  '''\n"
+        + textwrap.indent(TREE, "  ")
+        + "  \n  '''\n# ---\n"
+    )
+
+    run(run_pytest).assert_outcomes(passed=1)
+
+
+# -- what a user reads when the trace changes ---------------------------------------------
+
+# The lines of the diff syrupy shows for each breakage (it elides unchanged lines with "...").
+SYRUPY_DIFFS = {
+    "moved": [
+        "E           '''",
+        "E             ...",
+        "E               orders process [[]consumer] {remote}",
+        "E         -   orders.save",
+        "E         + orders.save",
+        "E         -     INSERT orders [[]client]",
+        "E         +   INSERT orders [[]client]",
+    ],
+    "gone": [
+        "E           '''",
+        "E            ...",
+        "E             orders.save",
+        "E         -     INSERT orders [[]client]",
+    ],
+    "kind": [
+        "E           '''",
+        'E           POST /orders/<n> [[]server] {http.route="/orders/{order_id}"}',
+        "E         -   orders publish [[]producer]",
+        "E         +   orders publish",
+        "E               orders process [[]consumer] {remote}",
+        "E             ...",
+    ],
+}
+
+# And the whole-line diff the plugin gives for a plain ``tree() == "..."`` (inline-snapshot under CI).
+PLAIN_DIFFS = {
+    "moved": [
+        'E           POST /orders/<n> [[]server] {http.route="/orders/{order_id}"}',
+        "E             orders publish [[]producer]",
+        "E               orders process [[]consumer] {remote}",
+        "E         -   orders.save",
+        "E         + orders.save",
+        "E         -     INSERT orders [[]client]",
+        "E         +   INSERT orders [[]client]",
+    ],
+    "gone": [
+        'E           POST /orders/<n> [[]server] {http.route="/orders/{order_id}"}',
+        "E             orders publish [[]producer]",
+        "E               orders process [[]consumer] {remote}",
+        "E             orders.save",
+        "E         -     INSERT orders [[]client]",
+    ],
+    "kind": [
+        'E           POST /orders/<n> [[]server] {http.route="/orders/{order_id}"}',
+        "E         -   orders publish [[]producer]",
+        "E         +   orders publish",
+        "E               orders process [[]consumer] {remote}",
+        "E             orders.save",
+        "E               INSERT orders [[]client]",
+    ],
+}
+
+
+def checks(variant: str) -> list[str]:
+    """A lost context is also a chain finding: fail mode would report it beside the diff."""
+    return ["--tracechain-check=warn"] if variant == "moved" else []
+
+
+@pytest.mark.parametrize("variant", sorted(SYRUPY_DIFFS))
+def test_syrupy_shows_the_lines_that_changed(
+    shop: pytest.Pytester, run_pytest: RunPytest, variant: str
+) -> None:
+    shop.makepyfile(test_shop=SYRUPY_TEST)
+    run(run_pytest, "--snapshot-update").assert_outcomes(passed=1)
+    set_variant(shop, variant)
+
+    failed = run(run_pytest, *checks(variant))
+    failed.assert_outcomes(failed=1)
+    failed.stdout.fnmatch_lines(
+        ["E       *assert [[]+ received] == [[]- snapshot]", *SYRUPY_DIFFS[variant]],
+        consecutive=True,
+    )
+    failed.stdout.fnmatch_lines(["1 snapshot failed."])
+
+
+@pytest.mark.parametrize("variant", sorted(PLAIN_DIFFS))
+def test_a_plain_comparison_shows_whole_lines_as_under_inline_snapshot_in_ci(
+    shop: pytest.Pytester, run_pytest: RunPytest, monkeypatch: pytest.MonkeyPatch, variant: str
+) -> None:
+    shop.makepyfile(test_shop=INLINE_TEST.format(value=inline_value(TREE)))
+    set_variant(shop, variant)
+    monkeypatch.setenv("CI", "true")  # inline-snapshot disabled: snapshot(x) is x, a plain str
+
+    failed = run(run_pytest, *checks(variant))
+    failed.assert_outcomes(failed=1)
+    failed.stdout.fnmatch_lines(
+        [
+            "E       assert tree() == expected",
+            "E         the captured trace tree differs (- expected, + captured):",
+            *PLAIN_DIFFS[variant],
+            "",
+        ],
+        consecutive=True,
+    )
+
+
+def test_other_string_comparisons_keep_pytests_own_diff(shop: pytest.Pytester, run_pytest: RunPytest) -> None:
+    shop.makepyfile(
+        test_shop="""
+        def test_words(tracechain):
+            tree = tracechain.tree()
+            assert "a\\nb\\n" + tree == "a\\nc\\n"
+        """
+    )
+    failed = run(run_pytest)
+    failed.assert_outcomes(failed=1)
+    failed.stdout.fnmatch_lines(["E       AssertionError: assert 'a\\nb\\n' == 'a\\nc\\n'"])
+    failed.stdout.no_fnmatch_line("*captured trace tree*")
