@@ -1,0 +1,130 @@
+"""Router.receive: which capture a span from another process joins, with a trace's owner looked up once per call."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer, set_span_in_context
+
+from pytest_tracechain._origins import Origin
+from pytest_tracechain._router import Router
+from pytest_tracechain._state import CaptureState
+
+from .spans import span
+
+CHILD = Origin(4242, None, None, None)
+
+
+def _trace(trace_id: int, first_id: int) -> list:
+    """A root, 2 children, 2 grandchildren each: in end order, children before parents (as exported)."""
+    root = first_id
+    spans = []
+    for child in (root + 1, root + 4):
+        spans += [
+            span("leaf", child + 1, child, trace_id=trace_id),
+            span("leaf", child + 2, child, trace_id=trace_id),
+        ]
+        spans.append(span("child", child, root, trace_id=trace_id))
+    spans.append(span("root", root, trace_id=trace_id))
+    return spans
+
+
+def _open(router: Router, name: str) -> CaptureState:
+    capture = CaptureState(name)
+    router.open(capture)
+    return capture
+
+
+@pytest.fixture
+def receiving(router: Router) -> Router:
+    router.receiving = True  # as otlp_receiver sets it before the first test opens
+    return router
+
+
+def _count_lookups(router: Router, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    looked_up: list[int] = []
+    lookup = router._trace_owner
+
+    def counted(trace_id: int) -> CaptureState | None:
+        looked_up.append(trace_id)
+        return lookup(trace_id)
+
+    monkeypatch.setattr(router, "_trace_owner", counted)
+    return looked_up
+
+
+def test_children_before_their_parents_all_join_the_running_test_with_one_lookup_per_trace(
+    receiving: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capture = _open(receiving, "t")
+    looked_up = _count_lookups(receiving, monkeypatch)
+    spans = _trace(0xA, 100) + _trace(0xB, 200)
+    assert receiving.receive([(one, CHILD) for one in spans]) == 0
+    assert capture.finished == spans
+    assert sorted(looked_up) == [0xA, 0xB]
+    assert {capture.table.at(index) for index in capture.origins.values()} == {CHILD}
+
+
+def test_a_span_sent_twice_is_taken_once(receiving: Router) -> None:
+    capture = _open(receiving, "t")
+    spans = _trace(0xA, 100)
+    receiving.receive([(one, CHILD) for one in spans])
+    receiving.receive([(one, CHILD) for one in spans[:3]])  # an exporter's retry
+    assert capture.finished == spans
+
+
+def test_between_tests_spans_are_dropped_and_counted(receiving: Router) -> None:
+    capture = _open(receiving, "t")
+    receiving.close(capture)
+    assert receiving.receive([(one, CHILD) for one in _trace(0xA, 100)]) == 7
+    assert receiving.dropped == 7
+    assert capture.finished == []
+
+
+def test_a_late_trace_of_a_finished_test_joins_it_not_the_running_one(receiving: Router) -> None:
+    first = _open(receiving, "first")
+    spans = _trace(0xA, 100)
+    receiving.receive([(one, CHILD) for one in spans[:3]])  # a child's first export
+    receiving.close(first)
+    second = _open(receiving, "second")
+    receiving.receive([(one, CHILD) for one in spans[3:] + _trace(0xB, 200)])
+    assert first.finished == spans
+    assert [one.context.trace_id for one in second.finished] == [0xB] * 7
+
+
+def test_a_parent_held_by_one_test_wins_over_the_trace_and_a_trace_goes_to_its_latest_holder(
+    receiving: Router, tracer: Tracer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _open(receiving, "first")
+    receiving.receive([(span("root", 100, trace_id=0xA), CHILD)])
+    receiving.close(first)
+    second = _open(receiving, "second")
+    remote = NonRecordingSpan(SpanContext(0xA, 0x999, True, TraceFlags(TraceFlags.SAMPLED)))
+    consumer = tracer.start_span("consumer", context=set_span_in_context(remote))
+    consumer.end()
+    looked_up = _count_lookups(receiving, monkeypatch)
+    late_child = span("child", 101, 100, trace_id=0xA)  # its parent is the first test's
+    job = span(
+        "job", 601, consumer.get_span_context().span_id, trace_id=0xA
+    )  # the second's: now its trace too
+    orphan = span("orphan", 401, 400, trace_id=0xA)  # its parent held nowhere: the trace's latest holder
+    leaf = span("leaf", 402, 401, trace_id=0xA)
+    receiving.receive([(late_child, CHILD), (job, CHILD), (orphan, CHILD), (leaf, CHILD)])
+    assert first.finished == [first.finished[0], late_child]
+    assert [one.name for one in second.finished] == ["consumer", "job", "orphan", "leaf"]
+    assert looked_up == [0xA]
+
+
+def test_a_trace_whose_span_is_still_open_in_a_finished_test_is_found(
+    receiving: Router, tracer: Tracer
+) -> None:
+    first = _open(receiving, "first")
+    receiving.receive([(span("warm-up", 900, trace_id=0xF), CHILD)])  # the index is read once before
+    handler = tracer.start_span("handler")  # stays open past the test: the child's spans are its trace's
+    receiving.close(first)
+    second = _open(receiving, "second")
+    trace_id = handler.get_span_context().trace_id
+    received = span("job", 501, 500, trace_id=trace_id)
+    receiving.receive([(received, CHILD)])
+    handler.end()
+    assert received in first.finished
+    assert received not in second.finished
