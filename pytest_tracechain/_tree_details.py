@@ -28,6 +28,7 @@ __all__ = ["NOT_CAPTURED", "RESERVED", "Details", "attribute_text", "parse_detai
 NOT_CAPTURED = "?"
 RESERVED = frozenset({"remote", "links"})
 ATTRIBUTE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/:@]*")
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 _ITEM_START = re.compile(r"\s*(?P<key>[A-Za-z_][A-Za-z0-9_.\-/:@]*)\s*(?P<eq>=)?\s*")
 
 
@@ -89,8 +90,8 @@ def _plain(value: object) -> object:
 
 def value_text(value: object) -> str:
     """A value as the Python literal a tree line holds (strings in double quotes)."""
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):  # escaped where a line would break (JSON leaves these three)
+        return json.dumps(value, ensure_ascii=False).translate(_LINE_BREAKS)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(value_text(item) for item in value) + "]"
     if value is _ABSENT:

@@ -152,6 +152,7 @@ def test_chosen_attributes_in_the_order_given_and_only_where_a_span_has_them() -
         (2.5, "2.5"),
         (("a", "b"), '["a", "b"]'),
         ((1, 2), "[1, 2]"),
+        ("line\u2028break\x85", r'"line\u2028break\u0085"'),  # JSON leaves them, str.splitlines breaks there
     ],
 )
 def test_attribute_values_are_python_literals(value: object, shown: str) -> None:
