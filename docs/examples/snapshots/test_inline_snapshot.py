@@ -21,7 +21,7 @@ from inline_snapshot import snapshot
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-from pytest_tracechain import TraceCapture, assert_trace_tree
+from pytest_tracechain import TraceAssertionError, TraceCapture, assert_trace_tree
 
 
 # --8<-- [start:fixtures]
@@ -158,6 +158,32 @@ def test_a_snapshot_is_an_expected_tree(
 
 
 # --8<-- [end:round-trip]
+
+
+# --8<-- [start:differs]
+@pytest.mark.xfail(
+    strict=True,
+    raises=TraceAssertionError,
+    reason="the expectation differs on purpose: another route, a link too many",
+)
+def test_details_differ(
+    tracechain: TraceCapture, broker: Broker, jobs: BackgroundJobs
+) -> None:
+    place_order(broker, jobs, ["book"])
+    jobs.join()
+    settle([broker.receive()])
+
+    assert_trace_tree("""
+        POST /orders [server] {http.route="/api/orders"}
+          orders publish [producer]
+          stock.reserve
+            UPDATE stock [client]
+        orders settle [consumer] {links=["orders publish", "orders publish"]}
+          UPDATE orders [client]
+    """)
+
+
+# --8<-- [end:differs]
 
 
 # --8<-- [start:late]
