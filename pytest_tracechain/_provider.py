@@ -61,6 +61,8 @@ def shutdown() -> None:
     _spawn.uninstall()
     _scope.uninstall()
     _unbind_proxy_tracers()
+    if _router is not None:
+        _router.let_go()
     _patched = False
 
 

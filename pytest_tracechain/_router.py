@@ -242,6 +242,16 @@ class Router(SpanProcessor):
         if capture is not None:
             capture.injections.setdefault(injection.span_context.span_id, injection)
 
+    def let_go(self) -> None:
+        """The session is over: let go of the finished tests kept for late spans.
+
+        Else their spans live on into pytest's final garbage collections (five
+        full passes at unconfigure), which then walk every one of them. Not
+        while a test runs (an in-process pytester session ending inside it).
+        """
+        if self.current is None:
+            self._closed.clear()
+
     def still_open(self) -> dict[str, int]:
         """Per finished test, how many of its spans are still open (at the end of the session)."""
         counts: dict[str, int] = {}
@@ -317,6 +327,9 @@ class Router(SpanProcessor):
             last_owner: CaptureState | None = None
             last_origin: Origin | None = None
             origin_index = 0
+            # The last owner's entry, and how many spans it took since (for ``_Received.taken``).
+            run_entry: _Received | None = None
+            run = 0
             for span, origin in spans:
                 context = span.context
                 if context is None:
@@ -338,6 +351,9 @@ class Router(SpanProcessor):
                 try:
                     known = trace_owners[trace_id]
                 except KeyError:  # the trace's first span in this call
+                    if run_entry is not None:  # counted before the look-up may refresh the indexes
+                        run_entry.taken += run
+                        run = 0
                     known = trace_owners[trace_id] = self._trace_owner(trace_id)
                 if owner is None:
                     owner = known or current
@@ -348,9 +364,13 @@ class Router(SpanProcessor):
                 if span_id in owner.origins:
                     continue  # sent twice: an exporter's retry
                 if owner is not last_owner or origin is not last_origin:
+                    if run_entry is not None:
+                        run_entry.taken += run
                     last_owner, last_origin = owner, origin
                     origin_index = owner.table.intern(origin)
                     taken[id(owner)] = owner
+                    run_entry, run = entries.get(id(owner)), 0
+                run += 1
                 if parent is not None and undecided and span_id in undecided:
                     self._settle_parent(owner, span, parent, origin)
                 owner.record_received(span_id, span, origin_index)
@@ -362,6 +382,8 @@ class Router(SpanProcessor):
                         entry.add(trace_id)
                         if known is None or rank[id(owner)] > rank[id(known)]:
                             trace_owners[trace_id] = owner
+            if run_entry is not None:
+                run_entry.taken += run
             self.dropped += dropped
         for owner in taken.values():
             if owner.waiters:
@@ -482,13 +504,16 @@ def _fresh_context_spawn(owner: CaptureState, span_id: int) -> Spawn | None:
 class _Received:
     """A capture and the trace ids of its spans, indexed incrementally for ``Router.receive``."""
 
-    __slots__ = ("_ids", "_seen", "_started", "capture")
+    __slots__ = ("_ids", "_seen", "_started", "capture", "taken")
 
     def __init__(self, capture: CaptureState) -> None:
         self.capture = capture
         self._ids: set[int] = set()
         self._seen = 0  # how many of capture.finished are indexed
         self._started = 0  # how many of capture.origins (spans started, in order) were looked at
+        # Spans ``Router.receive`` added since the last refresh: each one joined both lists, its trace
+        # already indexed (``add``). Where they are all that is new, a refresh has nothing to read.
+        self.taken = 0
 
     def add(self, trace_id: int) -> None:
         self._ids.add(trace_id)
@@ -500,16 +525,19 @@ class _Received:
 
             capture = self.capture
             finished = capture.finished
-            start = self._seen if self._seen <= len(finished) else 0  # 0: cleared since
+            ended = len(finished)
+            received, self.taken = self.taken, 0
+            start = self._seen if self._seen <= ended else 0  # 0: cleared since
             ids = self._ids
-            ids.update(map(attrgetter("context.trace_id"), finished[start:]))
+            if ended - start != received or not start:
+                ids.update(map(attrgetter("context.trace_id"), finished[start:ended]))
             # Only the spans started since the last look, the open ones among them: read from
             # the end of capture.origins (start order), not by copying it, which grows with
             # every received span (a copy per call made a long ingest quadratic).
             origins = capture.origins
             started = len(origins)
             new = started - self._started if self._started <= started else started  # all: cleared since
-            span_ids = list(islice(reversed(origins), new))
+            span_ids = list(islice(reversed(origins), new)) if new != received or not self._started else []
             if len(origins) != started:  # the test's thread started a span meanwhile: read them all
                 span_ids, started = list(origins), len(origins)
             open_spans = capture.open
@@ -517,5 +545,5 @@ class _Received:
                 span = open_spans.get(span_id)
                 if span is not None:
                     ids.add(span.context.trace_id)
-            self._seen, self._started = len(finished), started
+            self._seen, self._started = ended, started
         return self._ids
