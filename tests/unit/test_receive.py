@@ -128,3 +128,19 @@ def test_a_trace_whose_span_is_still_open_in_a_finished_test_is_found(
     handler.end()
     assert received in first.finished
     assert received not in second.finished
+
+
+def test_a_trace_of_a_local_span_that_ended_between_two_receives_is_found(
+    receiving: Router, tracer: Tracer
+) -> None:
+    first = _open(receiving, "first")
+    receiving.receive([(span("z", 700, trace_id=0x7), CHILD)])
+    receiving.receive([(span("w", 800, trace_id=0x8), CHILD)])  # the indexes are read up to here
+    tracer.start_span("local").end()  # then a span of the test itself ends
+    trace_id = first.finished[-1].context.trace_id
+    receiving.close(first)
+    second = _open(receiving, "second")
+    received = span("job", 901, 900, trace_id=trace_id)
+    receiving.receive([(received, CHILD)])
+    assert first.finished[-1] is received
+    assert second.finished == []
