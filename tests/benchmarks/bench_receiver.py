@@ -1,27 +1,37 @@
-"""Ingestion rate of ``otlp_receiver``: a child process exporting N spans, receiver against a null endpoint.
+"""What ``otlp_receiver`` costs a child process that exports to it: its export time against a null endpoint's.
 
-The same child script runs in both variants: it creates N spans (one root per
+The same child script runs in every variant: it creates N spans (one root per
 10 spans: root -> 3 children -> 2 grandchildren each) on a ``TracerProvider``
 with ``BatchSpanProcessor(OTLPSpanExporter())`` (OTLP/HTTP protobuf, default
 batch size 512, the receiver's 50 ms schedule delay, a queue of N so that no
-span is dropped), then shuts the provider down, which exports what is left.
-The child times itself from its first span to the end of the shutdown: every
-export waits for its HTTP answer, so at that point the endpoint has taken
-every span.
+span is dropped), as a user's child does, then shuts the provider down, which
+exports what is left. The child times itself from its first span to the end
+of the shutdown: every export waits for its HTTP answer, so at that point the
+endpoint has taken every span.
 
-    null      the child exports to a null endpoint: a stdlib HTTP/1.1 server in
-              a process of its own that reads each body and answers 200
-    receiver  the child runs inside a pytest test and exports to the test's
-              ``otlp_receiver``; the test then checks that its capture holds all
-              N spans
+Every endpoint runs in the same layout: a thread of a pytest process, whose
+test starts the child with ``subprocess.run`` and waits for it.
 
-Spans per second are N divided by the child's time; the ratio says how much
-longer the child takes when the receiver decodes and captures every span.
-The receiver's CPU time per span is the pytest process's CPU time while the
-child ran, divided by N.
+    null      an HTTP/1.1 server (keep-alive, as the receiver) that reads each
+              body and answers 200 (``-p no:tracechain``)
+    receiver  the test's ``otlp_receiver``; the test then checks that its
+              capture holds all N spans
+    oteltest  oteltest's ``HttpSink`` with its ``AccumulatingHandler`` (parses
+              each request and keeps it; HTTP/1.0, a connection per export), a
+              peer, where oteltest is installed (``-p no:tracechain``)
+
+"÷ null" is the child's export time over the null endpoint's in the same
+repetition (median and range of those ratios). The endpoint's CPU is the pytest
+process's CPU time while the child ran, divided by N; against the null
+endpoint's it gives what decoding and capturing add. Garbage collection in that
+process is timed with ``gc.callbacks``. Variants (and venvs, with ``--python``)
+are interleaved in rotating order.
+
+A/B: ``--python base=/work/bench-recv-base/bin/python --python new=/work/bench-recv-new/bin/python``
 
     python tests/benchmarks/bench_receiver.py            # N=50,000, 5 repetitions
     python tests/benchmarks/bench_receiver.py --quick    # N=10,000, 3 repetitions
+    python tests/benchmarks/bench_receiver.py --in-process   # decode and receive only, no HTTP
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +48,8 @@ from pathlib import Path
 
 VARIANTS = {
     "null": "child -> null endpoint (answers 200, discards)",
-    "receiver": "child -> otlp_receiver inside a pytest test",
+    "receiver": "child -> otlp_receiver (decodes, captures)",
+    "oteltest": "child -> oteltest's HttpSink (parses, keeps)",
 }
 SPANS_PER_ROOT = 10
 
@@ -76,78 +88,23 @@ def child(n: int) -> None:
     )
 
 
-def null_server() -> None:
-    """Answer 200 (an empty protobuf response) to every POST; print the port, serve until killed."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+# The pytest tests of the three variants; the endpoint runs in this process, on a thread.
+TEST = '''
+import gc, json, os, socket, subprocess, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
+N = int(os.environ["BENCH_N"])
 
 
-def decode_cost() -> tuple[float, float]:
-    """Microseconds per span to encode a 512-span batch (the exporter's encoder) and to decode it.
-
-    Best of 5 rounds, in this process: the decoding alone, without HTTP or routing.
-    """
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from pytest_tracechain import _otlp_decode
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    span = provider.get_tracer("bench").start_as_current_span
-    for _ in range(52):
-        with span("root", attributes={"job.id": 7, "queue": "user.events"}):
-            for _ in range(3):
-                with span("child"):
-                    with span("grandchild"):
-                        pass
-                    with span("grandchild"):
-                        pass
-    spans = exporter.get_finished_spans()[:512]
-    body = encode_spans(spans).SerializeToString()
-
-    def best(fn: object, rounds: int = 5, reps: int = 20) -> float:
-        results = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            for _ in range(reps):
-                fn()  # type: ignore[operator]
-            results.append((time.perf_counter() - start) / reps / len(spans) * 1e6)
-        return min(results)
-
-    return (
-        best(lambda: encode_spans(spans).SerializeToString()),
-        best(lambda: _otlp_decode.decode(body, "protobuf")),
-    )
+def otel_env(traces_endpoint):
+    env = dict(os.environ)
+    env.update(json.loads(os.environ["BENCH_OTEL_ENV"]), OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=traces_endpoint)
+    return env
 
 
-# The pytest test of the receiver variant.
-TEST = """
-import gc, json, os, subprocess, sys, time
-
-def test_ingest(tracechain, otlp_receiver):
-    n = int(os.environ["BENCH_N"])
-    gc_time = [0.0, 0.0]  # observed, never tuned: collections while spans arrive
+def run_child(env):
+    """Run the child; its report plus this process's CPU and GC time while it ran."""
+    gc_time = [0.0, 0.0]  # observed, never tuned
 
     def on_gc(phase, info):
         now = time.perf_counter()
@@ -159,32 +116,232 @@ def test_ingest(tracechain, otlp_receiver):
     gc.callbacks.append(on_gc)
     cpu = time.process_time()
     out = subprocess.run(
-        [sys.executable, os.environ["BENCH_SCRIPT"], "--child", "-n", str(n)],
-        env=otlp_receiver.env, capture_output=True, text=True, check=True,
+        [sys.executable, os.environ["BENCH_SCRIPT"], "--child", "-n", str(N)],
+        env=env, capture_output=True, text=True, check=True,
     ).stdout
-    receiver_cpu = time.process_time() - cpu
+    endpoint_cpu = time.process_time() - cpu
     gc.callbacks.remove(on_gc)
     report = json.loads(out)
+    report.update(endpoint_cpu=endpoint_cpu, endpoint_gc=gc_time[0])
+    return report
+
+
+def test_null():
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        report = run_child(otel_env(f"http://127.0.0.1:{server.server_address[1]}/v1/traces"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    print("RESULT " + json.dumps(dict(report, received=N)))
+
+
+def test_receiver(tracechain, otlp_receiver):
+    report = run_child(otlp_receiver.env)
     received = len(tracechain.spans)
-    assert received == n, f"captured {received} of {n} spans"
-    report.update(receiver_cpu=receiver_cpu, receiver_gc=gc_time[0], received=received)
-    print("RESULT " + json.dumps(report))
-"""
+    assert received == N, f"captured {received} of {N} spans"
+    print("RESULT " + json.dumps(dict(report, received=received)))
 
 
-def otel_env(traces_endpoint: str) -> dict[str, str]:
-    """What ``otlp_receiver.env`` adds, for the null endpoint."""
+def test_oteltest():
+    import logging
+
+    from oteltest.sink import HttpSink
+    from oteltest.sink.handler import AccumulatingHandler
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = AccumulatingHandler()
+    sink = HttpSink(handler, logging.getLogger("bench"), port=port)
+    sink.start()
+    for _ in range(500):  # it binds in its thread: wait until it listens
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.01)
+    try:
+        report = run_child(otel_env(f"http://127.0.0.1:{port}/v1/traces"))
+    finally:
+        sink.stop()
+    received = sum(
+        len(scope.spans)
+        for request in handler.telemetry.get_trace_requests()
+        for resource in request.pbreq.resource_spans
+        for scope in resource.scope_spans
+    )
+    assert received == N, f"oteltest kept {received} of {N} spans"
+    print("RESULT " + json.dumps(dict(report, received=received)))
+'''
+
+
+def otel_env() -> dict[str, str]:
+    """What ``otlp_receiver.env`` sets besides the endpoint, for the null and oteltest endpoints."""
     return {
         "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": traces_endpoint,
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
         "OTEL_BSP_SCHEDULE_DELAY": "50",
+        "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "process",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
 
 
+# -- in this process: decoding and receiving without HTTP ------------------------------
+
+
+def _exported_spans(n: int) -> list:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"process.pid": 4242}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    span = provider.get_tracer("bench").start_as_current_span
+    for _ in range(n // SPANS_PER_ROOT):
+        with span("root", attributes={"job.id": 7, "queue": "user.events"}):
+            for _ in range(3):
+                with span("child"):
+                    with span("grandchild"):
+                        pass
+                    with span("grandchild"):
+                        pass
+    provider.shutdown()
+    return list(exporter.get_finished_spans())
+
+
+def _json_body(request: object) -> bytes:
+    """The OTLP JSON of a request: proto3 JSON with hex trace and span ids."""
+    import base64
+
+    from google.protobuf import json_format
+
+    data = json_format.MessageToDict(request)
+    for resource in data["resourceSpans"]:
+        for scope in resource["scopeSpans"]:
+            for span in scope["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return json.dumps(data).encode()
+
+
+def in_process(n: int) -> list[str]:
+    """Per span, in this process (best of 5): encoding and decoding one 512-span batch, and decoding and
+    receiving N spans in 512-span batches into one capture, as the receiver's thread does."""
+    import gc
+
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from pytest_tracechain import _otlp_decode
+    from pytest_tracechain._router import Router
+    from pytest_tracechain._state import CaptureState
+
+    spans = _exported_spans(n)
+    batch = spans[:512]
+    body = encode_spans(batch).SerializeToString()
+    json_body = _json_body(encode_spans(batch))
+    bodies = [encode_spans(spans[i : i + 512]).SerializeToString() for i in range(0, len(spans), 512)]
+    del spans
+
+    def best(fn: object, per: int, rounds: int = 5) -> float:
+        results = []
+        for _ in range(rounds):
+            start = time.process_time()
+            fn()  # type: ignore[operator]
+            results.append((time.process_time() - start) / per * 1e6)
+        return min(results)
+
+    kept: list[float] = []
+
+    def ingest() -> None:
+        router = Router()
+        router.receiving = True
+        capture = CaptureState("bench")
+        router.open(capture)
+        before = len(gc.get_objects())
+        for one in bodies:
+            decoded = _otlp_decode.decode(one, "protobuf")
+            router.receive(decoded.spans, decoded.undecided)
+        assert len(capture.finished) == n
+        kept.append((len(gc.get_objects()) - before) / n)
+
+    def decoded_all() -> list:
+        return [_otlp_decode.decode(one, "protobuf") for one in bodies]
+
+    def receive_all() -> None:
+        router = Router()
+        router.receiving = True
+        router.open(CaptureState("bench"))
+        for decoded in ready:
+            router.receive(decoded.spans, decoded.undecided)
+
+    lines = [
+        f"one 512-span batch: the exporter encodes it in {best(lambda: [encode_spans(batch).SerializeToString() for _ in range(20)], 20 * 512):.2f} µs per span; "
+        f"the receiver decodes it from protobuf in {best(lambda: [_otlp_decode.decode(body, 'protobuf') for _ in range(20)], 20 * 512):.2f} µs, "
+        f"from OTLP JSON in {best(lambda: [_otlp_decode.decode(json_body, 'json') for _ in range(5)], 5 * 512):.2f} µs",
+    ]
+    ingest_cpu = best(ingest, n)
+    gc.disable()
+    try:
+        ingest_no_gc = best(ingest, n)
+        ready = decoded_all()
+        receive_cpu = best(receive_all, n)
+    finally:
+        gc.enable()
+    lines.append(
+        f"{n:,} spans in {len(bodies)} batches, decoded and received into one capture: {ingest_cpu:.2f} µs per span "
+        f"({ingest_no_gc:.2f} µs with the garbage collector off; Router.receive alone {receive_cpu:.2f} µs); "
+        f"{min(kept):.2f} GC-tracked objects kept per span"
+    )
+    return lines
+
+
 # -- the driver -----------------------------------------------------------------------
+
+
+def fingerprint(python: str) -> str:
+    """Which pytest_tracechain ``python`` imports: run outside the repository, whose tree would shadow a venv's."""
+    from _common import clean_env
+
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import _common; print(_common.package_fingerprint())"
+    return subprocess.run(
+        [python, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clean_env(),
+        cwd=tempfile.gettempdir(),
+    ).stdout.strip()
+
+
+def has_oteltest(python: str) -> bool:
+    from _common import clean_env
+
+    return (
+        subprocess.run(
+            [python, "-c", "import oteltest.sink"], capture_output=True, env=clean_env()
+        ).returncode
+        == 0
+    )
 
 
 def main() -> None:
@@ -192,95 +349,114 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N=10,000, 3 repetitions")
     parser.add_argument("-n", type=int, help="spans exported by the child (default 50,000)")
     parser.add_argument("--reps", type=int, help="repetitions (default 5)")
+    parser.add_argument("--python", action="append", help="LABEL=PATH, repeatable: an A/B of venvs")
+    parser.add_argument("--in-process", action="store_true", help="only the in-process figures")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--null-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--in-process-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     n = args.n or (10_000 if args.quick else 50_000)
     if args.child:
         child(n)
         return
-    if args.null_server:
-        null_server()
+    if args.in_process_child:
+        print("\n".join(in_process(n)))
         return
     reps = args.reps or (3 if args.quick else 5)
     if n % SPANS_PER_ROOT:
         parser.error(f"-n must be a multiple of {SPANS_PER_ROOT}")
 
-    import statistics
-
-    from _common import alternate, clean_env, machine_info, progress, pytest_blockers, pytest_command, table
-
-    print(machine_info())
-    print(f"N={n:,} spans per child, {reps} repetitions, variants alternated, medians\n")
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--null-server"], stdout=subprocess.PIPE, text=True, env=clean_env()
+    from _common import (
+        alternate,
+        clean_env,
+        machine_info,
+        parse_pythons,
+        progress,
+        pytest_blockers,
+        pytest_command,
+        table,
     )
-    try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline())
-        null_env = clean_env(otel_env(f"http://127.0.0.1:{port}/v1/traces"))
-        with tempfile.TemporaryDirectory() as tmp:
-            Path(tmp, "test_bench_receiver.py").write_text(TEST)
-            pytest_cmd = [
-                *pytest_command(sys.executable),
+
+    pythons = parse_pythons(args.python)
+    print(machine_info())
+    for label, python in pythons.items():
+        if label:
+            print(f"{label}: {python}: {fingerprint(python)}")
+    if args.in_process:
+        for label, python in pythons.items():
+            done = subprocess.run(
+                [python, __file__, "--in-process-child", "-n", str(n)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=clean_env(),
+            )
+            print(f"\nin process{f' ({label})' if label else ''}:\n" + done.stdout.rstrip())
+        return
+    keys = []
+    for label, python in pythons.items():
+        keys += [
+            f"{label}:{variant}" for variant in VARIANTS if variant != "oteltest" or has_oteltest(python)
+        ]
+    print(f"N={n:,} spans per child, {reps} repetitions, variants interleaved in rotating order\n")
+    results: dict[str, list[dict[str, float]]] = {key: [] for key in keys}
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "test_bench_receiver.py").write_text(TEST)
+        env = clean_env(
+            {
+                "BENCH_N": str(n),
+                "BENCH_SCRIPT": os.path.abspath(__file__),
+                "BENCH_OTEL_ENV": json.dumps(otel_env()),
+            }
+        )
+        blockers = {label: pytest_blockers(python) for label, python in pythons.items()}
+        for rep, key in alternate(keys, reps):
+            label, variant = key.split(":")
+            python = pythons[label]
+            command = [
+                *pytest_command(python),
                 "-q",
                 "-s",
                 "-p",
                 "no:cacheprovider",
-                *pytest_blockers(sys.executable),
-                "test_bench_receiver.py",
+                *blockers[label],
+                *(["-p", "no:tracechain"] if variant != "receiver" else []),
+                f"test_bench_receiver.py::test_{variant}",
             ]
-            pytest_env = clean_env({"BENCH_N": str(n), "BENCH_SCRIPT": os.path.abspath(__file__)})
-            results: dict[str, list[dict[str, float]]] = {key: [] for key in VARIANTS}
-            for rep, key in alternate(VARIANTS, reps):
-                if key == "null":
-                    out = subprocess.run(
-                        [sys.executable, __file__, "--child", "-n", str(n)],
-                        env=null_env,
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                    ).stdout
-                    report = json.loads(out)
-                else:
-                    done = subprocess.run(pytest_cmd, cwd=tmp, env=pytest_env, capture_output=True, text=True)
-                    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-                    if done.returncode != 0 or not lines:
-                        raise SystemExit(
-                            f"the receiver run failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-                        )
-                    report = json.loads(lines[0][len("RESULT ") :])
-                progress(
-                    f"  rep {rep:>2} {key}: child {report['export']:.3f} s "
-                    f"(span loop {report['loop']:.3f} s, drain {report['drain']:.3f} s, cpu {report['cpu']:.3f} s)"
-                    + (
-                        f", receiver cpu {report['receiver_cpu']:.3f} s (gc {report['receiver_gc']:.3f} s), "
-                        f"{report['received']:,} spans captured"
-                        if key == "receiver"
-                        else ""
-                    )
-                )
-                if rep >= 0:
-                    results[key].append(report)
-    finally:
-        server.terminate()
-        server.wait()
+            done = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True)
+            lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+            if done.returncode != 0 or not lines:
+                raise SystemExit(f"the {key} run failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+            report = json.loads(lines[0][len("RESULT ") :])
+            progress(
+                f"  rep {rep:>2} {key}: child {report['export']:.3f} s (span loop {report['loop']:.3f} s, "
+                f"drain {report['drain']:.3f} s, cpu {report['cpu']:.3f} s), endpoint cpu "
+                f"{report['endpoint_cpu']:.3f} s (gc {report['endpoint_gc']:.3f} s), {report['received']:,} spans"
+            )
+            if rep >= 0:
+                results[key].append(report)
 
     def med(key: str, name: str) -> float:
         return statistics.median(r[name] for r in results[key])
 
+    def spread(values: list[float], fmt: str) -> str:
+        return f"{format(statistics.median(values), fmt)} [{format(min(values), fmt)}–{format(max(values), fmt)}]"
+
     rows = []
-    for key, label in VARIANTS.items():
-        times = [r["export"] for r in results[key]]
+    for key in keys:
+        label, variant = key.split(":")
+        null = results[f"{label}:null"]
+        ratios = [r["export"] / base["export"] for r, base in zip(results[key], null, strict=True)]
         rows.append(
             [
-                f"{key}: {label}",
-                f"{med(key, 'export'):.2f} s",
-                f"{min(times):.2f}–{max(times):.2f} s",
+                f"{label + ': ' if label else ''}{variant}: {VARIANTS[variant]}",
+                spread([r["export"] for r in results[key]], ".2f") + " s",
+                spread(ratios, ".2f"),
                 f"{n / med(key, 'export'):,.0f}",
                 f"{med(key, 'drain'):.2f} s",
-                f"{med(key, 'cpu'):.2f} s",
-                f"{med(key, 'export') / med('null', 'export'):.2f}",
+                f"{med(key, 'cpu') / n * 1e6:.1f} µs",
+                spread([r["endpoint_cpu"] / n * 1e6 for r in results[key]], ".1f") + " µs",
+                f"{med(key, 'endpoint_gc') / n * 1e6:.1f} µs",
+                f"{(med(key, 'endpoint_cpu') - med(f'{label}:null', 'endpoint_cpu')) / n * 1e6:+.1f} µs",
             ]
         )
     print(
@@ -288,28 +464,26 @@ def main() -> None:
             [
                 "variant",
                 "child: first span to shutdown",
-                "min–max",
+                "÷ null",
                 "spans/s",
                 "drain",
-                "child CPU",
-                "÷ null",
+                "child CPU per span",
+                "endpoint CPU per span",
+                "of it GC",
+                "endpoint CPU over null's",
             ],
             rows,
         )
     )
-    receiver_cpu = med("receiver", "receiver_cpu")
-    child_cpu = med("null", "cpu")
-    print(
-        f"\nreceiver CPU (pytest process while the child ran): {receiver_cpu:.2f} s "
-        f"(garbage collector {med('receiver', 'receiver_gc'):.2f} s), "
-        f"{receiver_cpu / n * 1e6:.1f} µs per span; the child's own CPU against the null endpoint: "
-        f"{child_cpu / n * 1e6:.1f} µs per span"
-    )
-    encode, decode = decode_cost()
-    print(
-        f"one 512-span batch, in this process: the exporter encodes it in {encode:.1f} µs per span, "
-        f"the receiver decodes it in {decode:.1f} µs per span"
-    )
+    for label, python in pythons.items():
+        done = subprocess.run(
+            [python, __file__, "--in-process-child", "-n", str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=clean_env(),
+        )
+        print(f"\nin process{f' ({label})' if label else ''}:\n" + done.stdout.rstrip())
 
 
 if __name__ == "__main__":
