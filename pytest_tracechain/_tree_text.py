@@ -11,13 +11,12 @@ the subtrees below them.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import itertools
 import re
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import Link, SpanKind
 
 from pytest_tracechain._filters import parse_trace_id
 from pytest_tracechain._graph import SpanGraph, Trace, collection_paused
@@ -25,7 +24,7 @@ from pytest_tracechain._render import kind_tag
 from pytest_tracechain._tree_details import ATTRIBUTE_KEY, NOT_CAPTURED, RESERVED, Details, attribute_text
 from pytest_tracechain._tree_parse import label_parses_as
 
-__all__ = ["Normalizer", "capture_tree", "compare_trees", "normalize_name", "tree_text"]
+__all__ = ["MAX_DEPTH", "Normalizer", "capture_tree", "compare_trees", "normalize_name", "tree_text"]
 
 Normalizer = Callable[[str], str]
 
@@ -52,6 +51,9 @@ _UNSURE = re.compile(r"^(?:$|~|\s)|\s$|[\]}]$")
 # What str.splitlines() breaks a line at: a name holding one is always written as a pattern.
 _LINE_BREAK = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 _SPECIAL = frozenset("\\.^$*+?{}[]|()")
+_UNSURE_NAME = "\0unsure"  # a marker: the name is checked with its suffix, label by label
+_TAGS = {kind: kind_tag(kind) for kind in SpanKind}
+_NO_LINKS: Sequence[Link] = [Link.__new__(Link)]  # a sentinel of the attribute's type
 
 
 def normalize_name(name: str) -> str:
@@ -65,6 +67,8 @@ def normalize_name(name: str) -> str:
 # from other string comparisons by identity (a str cannot be weakly referenced).
 _RETURNED: deque[str] = deque(maxlen=8)
 _DIFF_LINES = 400
+# Deeper than this, the text (two spaces a level) would grow with the square of the depth.
+MAX_DEPTH = 1000
 
 
 def compare_trees(left: object, right: object) -> list[str] | None:
@@ -202,16 +206,30 @@ class _Labels:
         self.attributes = attributes
         self.normalize = normalize
         self.func = func
-        self.by_id: dict[int, str] = {}
+        self._names: dict[str, str] = {}  # a span name -> its name as written (normalised, escaped)
 
-    def of(self, span: ReadableSpan) -> str:
-        span_id = span.context.span_id
-        label = self.by_id.get(span_id)
-        if label is None:
-            label = self.by_id[span_id] = self._make(span)
-        return label
+    def all(self) -> dict[int, str]:
+        """Span id -> label, for every span of the graph (one loop: it runs once per span)."""
+        labels: dict[int, str] = {}
+        plain: dict[tuple[str, SpanKind], str] = {}  # labels without details, by name and kind
+        chosen = self.attributes
+        for span_id, span in self.graph.by_id.items():
+            parent = span.parent
+            links = getattr(span, "_links", _NO_LINKS)  # the SDK's own list: span.links copies it
+            if links is _NO_LINKS:
+                links = span.links
+            if not (links or chosen or (parent is not None and parent.is_remote)):
+                key = (span.name, span.kind)
+                label = plain.get(key)
+                if label is None:
+                    label = plain[key] = self._make(span, None)
+                labels[span_id] = label
+                continue
+            labels[span_id] = self._make(span, self._details(span, links))
+        return labels
 
     def name(self, name: str) -> str:
+        """The name as the normaliser gives it (checked to be a str)."""
         normalize = self.normalize
         if normalize is None:
             return name
@@ -223,20 +241,30 @@ class _Labels:
             )
         return normalized
 
-    def _make(self, span: ReadableSpan) -> str:
-        name, tag = self.name(span.name), kind_tag(span.kind)
-        details = self._details(span)
-        suffix = tag + (" " + details.text() if details is not None else "")
-        if _LINE_BREAK.search(name) is None and (
-            _UNSURE.search(name) is None or label_parses_as(name + suffix, name, span.kind, details)
-        ):
+    def _make(self, span: ReadableSpan, details: Details | None) -> str:
+        suffix = _TAGS[span.kind] + (" " + details.text() if details is not None else "")
+        written = self._names.get(span.name)
+        if written is None:
+            written = self._names[span.name] = self._written(span.name)
+        if written is not _UNSURE_NAME:
+            return written + suffix
+        name = self.name(span.name)
+        if label_parses_as(name + suffix, name, span.kind, details):
             return name + suffix
         return "~" + _escaped(name) + suffix
 
-    def _details(self, span: ReadableSpan) -> Details | None:
+    def _written(self, raw: str) -> str:
+        """The name as written in every label, or ``_UNSURE_NAME`` where that depends on the suffix."""
+        name = self.name(raw)
+        if _LINE_BREAK.search(name) is not None:
+            return "~" + _escaped(name)
+        if _UNSURE.search(name) is not None:
+            return _UNSURE_NAME
+        return name
+
+    def _details(self, span: ReadableSpan, links: Sequence[Link] | None) -> Details | None:
         parent = span.parent
         remote = parent is not None and parent.is_remote
-        links = span.links
         chosen = attribute_text(span.attributes or {}, self.attributes) if self.attributes else []
         if not (remote or links or chosen):
             return None
@@ -269,61 +297,109 @@ def _escaped(name: str) -> str:
 
 
 class _Layout:
-    """The lines of the trees, siblings in canonical order."""
+    """The lines of the trees, siblings in canonical order: by label, then by shape.
+
+    Siblings of one label are ordered by ``(height, rank)`` of their subtrees:
+    lower subtrees first, and among subtrees of one height by their label and
+    their children's ranks. Ranks depend on the labels and the shape alone,
+    never on span ids or start times; identical subtrees tie (their order
+    cannot show). They are computed once, and only if some label ties.
+    """
 
     def __init__(self, graph: SpanGraph, labels: _Labels) -> None:
         self.graph = graph
-        self.labels = labels
-        self.digests: dict[int, bytes] = {}
+        self.func = labels.func
+        self.label = labels.all()
+        self.kid_ids = graph.kid_ids
+        self._order: dict[int, int] | None = None  # see _rank_all
 
     def text(self) -> str:
-        graph, label_of = self.graph, self.labels.of
-        kids = graph.children
+        label, kid_ids, ordered = self.label, self.kid_ids, self._ordered
         lines: list[str] = []
-        stack = [(span, 0) for span in reversed(self._ordered(graph.tops))]
+        stack = [
+            (span_id, 0) for span_id in reversed(ordered([top.context.span_id for top in self.graph.tops]))
+        ]
+        pop, push = stack.pop, stack.extend
         while stack:
-            span, depth = stack.pop()
-            lines.append("  " * depth + label_of(span))
-            below = kids.get(span.context.span_id)
-            if below:
-                stack += [(kid, depth + 1) for kid in reversed(self._ordered(below))]
-        return "".join(line + "\n" for line in lines)
+            span_id, depth = pop()
+            if depth == MAX_DEPTH:
+                raise ValueError(
+                    f"{self.func}(): {self.graph.by_id[span_id].name!r} is {MAX_DEPTH + 1:,} levels deep; "
+                    "the text indents two spaces a level, so it would grow with the square of the depth. "
+                    "Leave levels out with where=, or assert the shape with assert_trace_tree and nested "
+                    "tuples"
+                )
+            lines.append("  " * depth + label[span_id] + "\n")
+            kids = kid_ids.get(span_id)
+            if kids:
+                deeper = depth + 1
+                push([(kid, deeper) for kid in reversed(ordered(kids))])
+        return "".join(lines)
 
-    def _ordered(self, spans: list[ReadableSpan]) -> list[ReadableSpan]:
-        """By label; spans of one label by the digest of their subtrees (identical subtrees tie)."""
-        if len(spans) == 1:
-            return spans
-        label_of, kids = self.labels.of, self.graph.children
-        ordered: list[ReadableSpan] = []
-        for _, same in itertools.groupby(sorted(spans, key=label_of), key=label_of):
-            group = list(same)
-            if len(group) > 1 and any(span.context.span_id in kids for span in group):
-                group.sort(key=self._tie_break)
-            ordered += group
-        return ordered
+    def _ordered(self, span_ids: list[int]) -> list[int]:
+        if len(span_ids) == 1:
+            return span_ids
+        if self._order is not None:
+            return sorted(span_ids, key=self._order.__getitem__)
+        label = self.label
+        ordered = sorted(span_ids, key=label.__getitem__)
+        if len({label[span_id] for span_id in span_ids}) == len(span_ids):
+            return ordered
+        kid_ids = self.kid_ids
+        below = [kid_ids.get(span_id) for span_id in span_ids]
+        if not any(below):
+            return ordered  # tied leaves are identical
+        if not any(kid in kid_ids for kids in below if kids for kid in kids):
+            # Children that are all leaves: their sorted labels order these as the ranks would.
+            keys = {
+                span_id: (
+                    label[span_id],
+                    1 if kids else 0,
+                    sorted([label[kid] for kid in kids]) if kids else [],
+                )
+                for span_id, kids in zip(span_ids, below, strict=True)
+            }
+            return sorted(span_ids, key=keys.__getitem__)
+        return sorted(span_ids, key=self._rank_all().__getitem__)
 
-    def _tie_break(self, span: ReadableSpan) -> tuple[list[str], bytes]:
-        """Siblings of one label: by their children's labels, then by a digest of what lies deeper."""
-        label_of = self.labels.of
-        below = sorted(label_of(kid) for kid in self.graph.children.get(span.context.span_id, ()))
-        return below, self._digest(span)
-
-    def _digest(self, top: ReadableSpan) -> bytes:
-        """A digest of the subtree of ``top`` (its labels and shape, sibling order aside), memoised."""
-        digests, kids, label_of = self.digests, self.graph.children, self.labels.of
-        stack = [(top, False)]
+    def _rank_all(self) -> dict[int, int]:
+        """Span id -> the place of its subtree in the canonical order (label, height, then the children's
+        places); equal for identical subtrees. Computed once, without recursion."""
+        label, kid_ids = self.label, self.kid_ids
+        order: list[int] = []
+        stack = [top.context.span_id for top in self.graph.tops]
         while stack:
-            span, expanded = stack.pop()
-            span_id = span.context.span_id
-            if span_id in digests:
-                continue
-            below = kids.get(span_id, ())
-            if not expanded and below:
-                stack.append((span, True))
-                stack += [(kid, False) for kid in below]
-                continue
-            digest = hashlib.blake2b(label_of(span).encode("utf-8", "surrogatepass") + b"\0", digest_size=16)
-            for child in sorted(digests[kid.context.span_id] for kid in below):
-                digest.update(child)
-            digests[span_id] = digest.digest()
-        return digests[top.context.span_id]
+            span_id = stack.pop()
+            order.append(span_id)
+            kids = kid_ids.get(span_id)
+            if kids:
+                stack += kids
+        # Subtrees by structure: (label, sorted child shapes) -> shape number, children first.
+        shape_of: dict[int, int] = {}
+        shapes: dict[tuple[str, tuple[int, ...]], int] = {}
+        heights: list[int] = []
+        for span_id in reversed(order):
+            kids = kid_ids.get(span_id)
+            below = tuple(sorted([shape_of[kid] for kid in kids])) if kids else ()
+            key = (label[span_id], below)
+            shape = shapes.get(key)
+            if shape is None:
+                shape = shapes[key] = len(heights)
+                heights.append(1 + max([heights[kid] for kid in below]) if below else 0)
+            shape_of[span_id] = shape
+        # Shapes ranked height by height: by label, then by their children's ranks.
+        rank: dict[int, tuple[int, int]] = {}
+        by_height: dict[int, list[tuple[str, tuple[int, ...], int]]] = {}
+        for (name, below), shape in shapes.items():
+            by_height.setdefault(heights[shape], []).append((name, below, shape))
+        for height in sorted(by_height):
+            keyed = sorted(
+                by_height[height], key=lambda item: (item[0], sorted([rank[kid] for kid in item[1]]))
+            )
+            for position, (_, _, shape) in enumerate(keyed):
+                rank[shape] = (height, position)
+        # One number per shape: siblings sort by label first, then by rank.
+        canonical = sorted(shapes.items(), key=lambda item: (item[0][0], rank[item[1]]))
+        place = {shape: index for index, (_, shape) in enumerate(canonical)}
+        self._order = placed = {span_id: place[shape] for span_id, shape in shape_of.items()}
+        return placed

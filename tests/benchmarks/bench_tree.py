@@ -1,4 +1,8 @@
-"""Cost of ``assert_trace_tree`` and ``render`` on 100,000 spans (target: under 1 s each).
+"""Cost of ``assert_trace_tree``, ``render`` and ``tree()`` on 100,000 spans.
+
+Targets, as ratios to the time the bare SDK took to make the same spans (so
+that a slow machine does not move them): every case at most 0.5x that time,
+and ``TraceCapture.tree()`` faster than ``render()`` of the same capture.
 
 The spans are real SDK spans, made by a bare ``TracerProvider`` with
 ``SimpleSpanProcessor(InMemorySpanExporter())``; the time that takes is the
@@ -12,7 +16,9 @@ Three shapes of 100,000 spans:
 Per shape: the passing assertion (expected as nested tuples, and for ``wide`` as
 text too), the failing one with its whole message (one span moved into a trace
 of its own: one misplaced, the typical broken chain), ``render()`` unlimited
-and ``render(limit=200)`` as failure messages cut it.
+and ``render(limit=200)`` as failure messages cut it; for ``wide`` and ``traces``,
+``TraceCapture.tree()`` plain and with ``attributes=`` and ``normalize=True``
+(a 100,000-deep chain has no text form: ``tree()`` refuses past 1,000 levels).
 
     python tests/benchmarks/bench_tree.py             # 5 repetitions, median
     python tests/benchmarks/bench_tree.py --quick     # 10,000 spans, 3 repetitions
@@ -32,6 +38,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import machine_info, table
+
+TARGET = 0.5  # at most this many times the time the bare SDK took to make the spans
 
 
 def make_spans(shape: str, count: int) -> tuple[list[Any], float, object]:
@@ -131,11 +139,13 @@ def main() -> None:
     count = 10_000 if args.quick else 100_000
     repeat = 3 if args.quick else 5
 
-    from pytest_tracechain import TraceAssertionError, assert_trace_tree
+    from pytest_tracechain import TraceAssertionError, TraceCapture, assert_trace_tree
     from pytest_tracechain._render import render_spans
+    from pytest_tracechain._state import CaptureState
 
     print(machine_info())
     rows = []
+    missed: list[str] = []
     for shape in ("wide", "deep", "traces"):
         spans, made, expected = make_spans(shape, count)
         bad = broken(spans)
@@ -166,12 +176,35 @@ def main() -> None:
             ("render(), all spans", lambda spans=spans: render_spans(spans)),
             ("render(limit=200)", lambda spans=spans: render_spans(spans, limit=200)),
         ]
+        if shape != "deep":
+            state = CaptureState("bench")
+            state.finished.extend(spans)
+            capture = TraceCapture(state, _ispytest=True)
+            cases += [
+                ("tree()", capture.tree),
+                (
+                    "tree(attributes=, normalize=True)",
+                    lambda capture=capture: capture.tree(attributes=["http.route"], normalize=True),
+                ),
+            ]
         rows.append([f"{shape}: {len(spans):,} spans made by the bare SDK", f"{made:.3f}", "1.00", ""])
+        medians: dict[str, float] = {}
         for label, fn in cases:
             median, low, high = timed(fn, repeat)
+            medians[label] = median
             rows.append([f"  {label}", f"{median:.3f}", f"{median / made:.2f}", f"{low:.3f}-{high:.3f}"])
+            if median > TARGET * made:
+                missed.append(f"{shape}: {label} took {median / made:.2f}x the time making the spans")
+        if "tree()" in medians and medians["tree()"] >= medians["render(), all spans"]:
+            missed.append(
+                f"{shape}: tree() took {medians['tree()']:.3f} s, render() {medians['render(), all spans']:.3f} s"
+            )
         print(f"done: {shape}", file=sys.stderr)
     print(table(["case", "median s", "÷ SDK making them", "min-max s"], rows))
+    print(
+        f"targets (each case at most {TARGET}x the time making the spans; tree() faster than render()): "
+        + ("met" if not missed else "MISSED: " + "; ".join(missed))
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind
 
 from pytest_tracechain import TraceAssertionError, TraceCapture, assert_trace_tree
 from pytest_tracechain._state import CaptureState
-from pytest_tracechain._tree_text import compare_trees, normalize_name, tree_text
+from pytest_tracechain._tree_text import MAX_DEPTH, compare_trees, normalize_name, tree_text
 from tests.unit.spans import ctx, span
 
 SERVER, CLIENT, PRODUCER, CONSUMER = SpanKind.SERVER, SpanKind.CLIENT, SpanKind.PRODUCER, SpanKind.CONSUMER
@@ -127,6 +127,13 @@ def test_links_show_the_names_of_the_linked_spans_sorted_and_a_question_mark_for
         orders send [producer]
     """)
     assert_trace_tree(tree_text(spans, ()), spans)
+
+
+def test_a_trace_deeper_than_the_text_can_hold_is_an_error_naming_the_span() -> None:
+    chain = [span("step", 1)] + [span("step", i, i - 1) for i in range(2, MAX_DEPTH + 2)]
+    assert tree_text(chain[:MAX_DEPTH], ()).count("\n") == MAX_DEPTH
+    with pytest.raises(ValueError, match=r"TraceCapture.tree\(\): 'step' is 1,001 levels deep; .* where="):
+        tree_text(chain, ())
 
 
 # -- chosen attributes -------------------------------------------------------------
@@ -359,7 +366,7 @@ def captures(draw: st.DrawFn) -> tuple[list[ReadableSpan], list[str]]:
     return spans, draw(st.sampled_from([[], ["k"], ["route", "k"]]))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(captures(), st.randoms())
 def test_assert_trace_tree_passes_for_the_tree_of_any_capture_and_the_text_is_canonical(
     capture: tuple[list[ReadableSpan], list[str]], rng: random.Random
