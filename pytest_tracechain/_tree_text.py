@@ -189,7 +189,8 @@ def tree_text(
     normalize: Normalizer | None = None,
     func: str = "TraceCapture.tree",
 ) -> str:
-    """The text tree of ``spans``, one line a span, two spaces a level, ending in a newline."""
+    """The text tree of ``spans``, one line a span, two spaces a level (no newline at the end: syrupy
+    would keep it as a line of two spaces, which editors and hooks strip)."""
     with collection_paused():
         graph = SpanGraph(spans, ambient)
         labels = _Labels(graph, attributes, normalize, func)
@@ -329,12 +330,12 @@ class _Layout:
                     "Leave levels out with where=, or assert the shape with assert_trace_tree and nested "
                     "tuples"
                 )
-            lines.append("  " * depth + label[span_id] + "\n")
+            lines.append("  " * depth + label[span_id])
             kids = kid_ids.get(span_id)
             if kids:
                 deeper = depth + 1
                 push([(kid, deeper) for kid in reversed(ordered(kids))])
-        return "".join(lines)
+        return "\n".join(lines)
 
     def _ordered(self, span_ids: list[int]) -> list[int]:
         if len(span_ids) == 1:

@@ -65,7 +65,7 @@ POST /orders/<n> [server] {http.route="/orders/{order_id}"}
   orders publish [producer]
     orders process [consumer] {remote}
   orders.save
-    INSERT orders [client]
+    INSERT orders [client]\
 """
 
 INLINE_TEST = """
@@ -90,8 +90,8 @@ def test_place_order(tracechain, snapshot):
 
 
 def inline_value(tree: str) -> str:
-    """The literal inline-snapshot writes for a multi-line string."""
-    return '"""\\\n' + tree + '"""'
+    """The literal inline-snapshot writes for a multi-line string (without a newline at its end)."""
+    return '"""\\\n' + tree + '\\\n"""'
 
 
 @pytest.fixture
@@ -141,17 +141,25 @@ def test_inline_snapshot_fix_rewrites_the_snapshot_after_a_span_disappears(
     failed.stdout.fnmatch_lines(
         [
             "*Fix snapshots*",
-            "*  orders.save *",
-            "* -    INSERT orders [[]client] *",
-            '* """) *',
-            "*These changes are not applied.*",
+            "*test_shop.py*",
+            "*@@ -9,6 +9,5 @@*",
+            "*",
+            '*  POST /orders/<n> [[]server] {http.route="/orders/{order_id}"} *',
+            "*    orders publish [[]producer] *",
+            "*      orders process [[]consumer] {remote} *",
+            "* -  orders.save *",
+            "* -    INSERT orders [[]client]\\ *",
+            "* +  orders.save\\ *",
+            '*  """) *',
+            "*",
+            "These changes are not applied.",
         ],
-        consecutive=False,
+        consecutive=True,
     )
     assert inline_value(TREE) in read(test_file)
 
     run(run_pytest, "--inline-snapshot=fix")
-    fixed = TREE.replace("    INSERT orders [client]\n", "")
+    fixed = TREE.replace("\n    INSERT orders [client]", "")
     assert inline_value(fixed) in read(test_file)
     run(run_pytest).assert_outcomes(passed=1)
 
@@ -175,8 +183,9 @@ def test_syrupy_snapshot_update_writes_an_ambr_file_which_then_passes(
         ambr
         == "# serializer version: 1\n# name: test_place_order\n  '''\n"
         + textwrap.indent(TREE, "  ")
-        + "  \n  '''\n# ---\n"
+        + "\n  '''\n# ---\n"
     )
+    assert not [line for line in ambr.splitlines() if line != line.rstrip()]  # nothing a hook would strip
 
     run(run_pytest).assert_outcomes(passed=1)
 

@@ -55,7 +55,7 @@ POST /orders [server]
       PUT /invoices/<uuid> [client]
   stock.reserve
     UPDATE stock [client]
-    UPDATE stock [client]
+    UPDATE stock [client]\
 """)
 
 
@@ -79,7 +79,7 @@ POST /orders [server] {http.route="/orders"}
     orders process [consumer] {remote, messaging.destination.name="orders"}
       PUT /invoices/<uuid> [client]
   stock.reserve
-    UPDATE stock [client]
+    UPDATE stock [client]\
 """)
 
 
@@ -103,7 +103,7 @@ POST /orders [server]
   orders publish [producer]
     orders process [consumer] {remote}
       PUT /invoices/<uuid> [client]
-  stock.reserve
+  stock.reserve\
 """)
 
 
@@ -130,7 +130,7 @@ POST /orders [server]
     UPDATE stock [client]
 orders settle [consumer] {links=["orders publish", "orders publish"]}
   UPDATE orders [client]
-  UPDATE orders [client]
+  UPDATE orders [client]\
 """)
 
 
@@ -214,7 +214,7 @@ POST /orders [server]
     orders process [consumer] {remote}
       PUT /invoices/<uuid> [client]
   stock.reserve
-    UPDATE stock [client]
+    UPDATE stock [client]\
 """)
 
 
