@@ -3,8 +3,9 @@
 inline-snapshot's create and fix flows, syrupy's ``--snapshot-update``, and
 the failure each shows when a span moves to a trace of its own, disappears,
 or changes kind. inline-snapshot runs with ``--inline-snapshot=disable`` by
-default when ``CI`` is set; the runs here set or clear ``CI`` themselves, so
-they read the same on a laptop and in CI.
+default when ``CI`` is set, and both libraries act as xdist workers when they
+see xdist's worker variables; the runs here set or clear those themselves, so
+they read the same on a laptop, in CI and under ``-n 2``.
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ def shop(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.P
     pytester.makepyfile(app=APP)
     pytester.path.joinpath("variant.txt").write_text("ok\n")
     monkeypatch.delenv("CI", raising=False)  # inline-snapshot disables itself under CI
+    # and both libraries act as xdist workers when the outer run's worker variables are inherited
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
     return pytester
 
 
