@@ -4,8 +4,8 @@ The text is made for snapshots: it holds names, kinds (where not INTERNAL),
 the nesting, remote parents, links and chosen attributes, and nothing that
 differs from run to run (no ids, timings, threads or pids). Siblings and
 traces are in a canonical order that depends only on what the text shows: by
-label; where labels tie, by the labels of their children, then by a digest of
-the subtrees below them.
+label, and where labels tie, by the shape of the subtrees below them (see
+``_Layout``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import difflib
 import re
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Link, SpanKind
@@ -53,7 +54,7 @@ _LINE_BREAK = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 _SPECIAL = frozenset("\\.^$*+?{}[]|()")
 _UNSURE_NAME = "\0unsure"  # a marker: the name is checked with its suffix, label by label
 _TAGS = {kind: kind_tag(kind) for kind in SpanKind}
-_NO_LINKS: Sequence[Link] = [Link.__new__(Link)]  # a sentinel of the attribute's type
+_NOT_AN_SDK_SPAN: Any = object()  # getattr's default: a span type without the SDK's _links
 
 
 def normalize_name(name: str) -> str:
@@ -120,7 +121,8 @@ def capture_tree(
             )
         spans = [span for span in spans if where(span)]
     text = tree_text(spans, ambient, attributes=keys, normalize=normalizer, func=func)
-    _RETURNED.append(text)
+    if len(text) > 1:  # "" and one-character strings are shared by every such string
+        _RETURNED.append(text)
     return text
 
 
@@ -216,8 +218,8 @@ class _Labels:
         chosen = self.attributes
         for span_id, span in self.graph.by_id.items():
             parent = span.parent
-            links = getattr(span, "_links", _NO_LINKS)  # the SDK's own list: span.links copies it
-            if links is _NO_LINKS:
+            links = getattr(span, "_links", _NOT_AN_SDK_SPAN)  # the SDK's own list: span.links copies it
+            if links is _NOT_AN_SDK_SPAN:
                 links = span.links
             if not (links or chosen or (parent is not None and parent.is_remote)):
                 key = (span.name, span.kind)
