@@ -112,15 +112,16 @@ def split_details(text: str) -> tuple[str, Details | None] | str:
     what is wrong with a group that holds items but not valid ones."""
     if not text.endswith("}"):
         return text, None
+    error = None  # of the first group meant as details, if none is valid
     start = text.find(" {")
     while start != -1:
         parsed = parse_details(text[start + 2 : -1])
         if isinstance(parsed, Details):
             return text[:start].rstrip(), parsed
-        if parsed is not None and _looks_like_items(text[start + 2 : -1]):
-            return parsed
+        if parsed is not None and error is None and _looks_like_items(text[start + 2 : -1]):
+            error = parsed
         start = text.find(" {", start + 1)
-    return text, None
+    return error if error is not None else (text, None)
 
 
 def _looks_like_items(body: str) -> bool:

@@ -301,6 +301,12 @@ def test_a_group_without_items_stays_in_the_name() -> None:
     assert_trace_tree("GET /users/{id}\nf {a, b}", spans)
 
 
+def test_braces_in_the_name_before_the_group_stay_in_the_name() -> None:
+    spans = [span("f {a=1} b", 1, ctx(9, remote=True)), span("g", 2, attributes={"k": "x {remote}"})]
+    assert_trace_tree('f {a=1} b {remote}\ng {k="x {remote}"}', spans)
+    assert tree_text(spans, (), attributes=["k"]) == 'f {a=1} b {remote}\ng {k="x {remote}"}'
+
+
 @pytest.mark.parametrize(
     ("line", "error"),
     [
