@@ -18,7 +18,7 @@ from pytest_tracechain._graph import SpanGraph
 from pytest_tracechain._tree_details import NOT_CAPTURED
 from pytest_tracechain._tree_parse import KeyMode, Node, walk
 
-__all__ = ["Matcher", "captured_keys", "expected_keys", "pop_unused"]
+__all__ = ["Matcher", "captured_keys", "expected_keys", "pop_unused", "pre_order"]
 
 # (name, kind or None, sorted child keys) -> key
 _Table = dict[tuple[object, ...], int]
@@ -75,7 +75,7 @@ def captured_keys(graph: SpanGraph, mode: KeyMode, table: _Table) -> dict[int, i
     keys: dict[int, int] = {}
     with_kind = mode == "k"
     kid_ids, by_id = graph.kid_ids, graph.by_id
-    for span_id in reversed(_pre_order(graph)):  # children before parents
+    for span_id in reversed(pre_order(graph)):  # children before parents
         kids = kid_ids.get(span_id)
         span = by_id[span_id]
         if not kids:
@@ -92,7 +92,7 @@ def captured_keys(graph: SpanGraph, mode: KeyMode, table: _Table) -> dict[int, i
     return keys
 
 
-def _pre_order(graph: SpanGraph) -> list[int]:
+def pre_order(graph: SpanGraph) -> list[int]:
     """Every span id, each before its children."""
     kid_ids = graph.kid_ids
     order: list[int] = []

@@ -23,6 +23,7 @@ from pytest_tracechain._filters import parse_trace_id
 from pytest_tracechain._graph import SpanGraph, Trace, collection_paused
 from pytest_tracechain._render import kind_tag
 from pytest_tracechain._tree_details import ATTRIBUTE_KEY, NOT_CAPTURED, RESERVED, Details, attribute_text
+from pytest_tracechain._tree_match import pre_order
 from pytest_tracechain._tree_parse import label_parses_as
 
 __all__ = ["MAX_DEPTH", "Normalizer", "capture_tree", "compare_trees", "normalize_name", "tree_text"]
@@ -369,14 +370,7 @@ class _Layout:
         """Span id -> the place of its subtree in the canonical order (label, height, then the children's
         places); equal for identical subtrees. Computed once, without recursion."""
         label, kid_ids = self.label, self.kid_ids
-        order: list[int] = []
-        stack = [top.context.span_id for top in self.graph.tops]
-        while stack:
-            span_id = stack.pop()
-            order.append(span_id)
-            kids = kid_ids.get(span_id)
-            if kids:
-                stack += kids
+        order = pre_order(self.graph)
         # Subtrees by structure: (label, sorted child shapes) -> shape number, children first.
         shape_of: dict[int, int] = {}
         shapes: dict[tuple[str, tuple[int, ...]], int] = {}
