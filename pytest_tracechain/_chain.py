@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind
 from pytest_tracechain import _provider
 from pytest_tracechain._capture import TraceCapture, state_of
 from pytest_tracechain._errors import TraceAssertionError
-from pytest_tracechain._graph import SpanGraph, collection_paused
+from pytest_tracechain._graph import SpanGraph, collection_paused, has_links
 from pytest_tracechain._origins import Origin
 from pytest_tracechain._refs import span_list
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
@@ -106,6 +106,11 @@ class Facts(Protocol):
 
     def spawn_of(self, span_id: int) -> Spawn | None: ...
 
+    def spans_to_prove(self) -> Iterable[ReadableSpan]:
+        """Those of ``spans`` whose parents ``is_trivially_intact`` reads (more may be given, never fewer
+        than the spans not known to be children of a local span of ``known_ids``)."""
+        ...
+
 
 @dataclass(frozen=True)
 class SpanFacts:
@@ -134,6 +139,9 @@ class SpanFacts:
 
     def spawn_of(self, span_id: int) -> Spawn | None:
         return self.recorded.spawn_of(span_id) if self.recorded is not None else None
+
+    def spans_to_prove(self) -> list[ReadableSpan]:
+        return self.spans
 
 
 Rule = Callable[[SpanGraph, Facts], list[Finding]]
@@ -448,25 +456,31 @@ def is_trivially_intact(facts: Facts) -> bool:
 
     Clean: every parent is known or ambient (a remote parent is checked in
     full), no root has a spawn record, no receiver root could pair with a
-    sender, and the marker does not ask for one trace.
+    sender, and the marker does not ask for one trace. It runs at the end of
+    every checked test: it reads only the spans ``spans_to_prove`` gives (a
+    capture's roots, its children were checked as they started), and the kinds
+    of every span only once a receiver root was found.
     """
     if facts.rules.single_trace or facts.received:
         return False
     known, ambient = facts.known_ids, facts.ambient
-    senders = receivers = False
-    for span in facts.spans:
+    receivers = False
+    for span in facts.spans_to_prove():
         parent = span.parent
-        kind = span.kind
-        if kind in _SENDERS:
-            senders = True
-        if parent is None or parent.span_id in ambient:
-            if not span.links:
-                if facts.spawn_of(span.context.span_id) is not None:
+        if parent is not None:
+            parent_id = parent.span_id
+            if parent_id not in ambient:
+                if parent.is_remote or parent_id not in known:
                     return False
-                receivers = receivers or kind in _RECEIVERS
-        elif parent.is_remote or parent.span_id not in known:
+                continue
+        # a root, relative to the test
+        if has_links(span):
+            continue
+        if facts.spawn_of(span.context.span_id) is not None:
             return False
-    return not (receivers and (senders or facts.injections))
+        if not receivers and span.kind in _RECEIVERS:
+            receivers = True
+    return not (receivers and (facts.injections or any(span.kind in _SENDERS for span in facts.spans)))
 
 
 def analyze(facts: Facts, rules: Sequence[Rule] = RULES) -> list[Finding]:

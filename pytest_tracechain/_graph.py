@@ -54,6 +54,13 @@ def is_root(span: ReadableSpan, ambient: Collection[int] = _NO_AMBIENT) -> bool:
     return parent is None or parent.span_id in ambient
 
 
+def has_links(span: ReadableSpan) -> bool:
+    """Whether ``span`` has links, read from the span's own list (``links`` makes a copy, under a lock in
+    older SDKs)."""
+    links = getattr(span, "_links", None)
+    return bool(links if links is not None else span.links)
+
+
 @dataclass(frozen=True)
 class Trace:
     """The captured spans of one trace id.

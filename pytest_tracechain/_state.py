@@ -1,7 +1,7 @@
 """The internal state of one test's capture, and the queries over it.
 
-The router records into a ``CaptureState`` through ``record_start`` and
-``record_end`` (the hot path); the user's ``TraceCapture`` is a view of it;
+The router records into a ``CaptureState`` through ``record_start`` (or
+``record_child_start``) and ``record_end`` (the hot path); the user's ``TraceCapture`` is a view of it;
 the chain rules read it through the narrow ``Facts`` protocol of ``_chain``
 (``spans``, ``ambient``, ``known_ids``, ``origin_of``, ``spawn_of``,
 ``rules``). Its fields are the capture's own: only the router, the scope
@@ -75,10 +75,12 @@ class CaptureState:
         "origins",
         "phase_mark",
         "received",
+        "reshaped",
         "rules",
         "scope_events",
         "spawns",
         "table",
+        "unproven",
         "view",
         "waiters",
     )
@@ -88,6 +90,10 @@ class CaptureState:
         self.rules = rules if rules is not None else Rules()
         self.finished: list[ReadableSpan] = []
         self.open: dict[int, Span] = {}
+        # Spans not recorded as the child of a local span of this test (``record_child_start``): roots,
+        # mostly; the only ones whose parents the end-of-test check must read, unless ``reshaped``.
+        self.unproven: list[Span] = []
+        self.reshaped = False  # a span of this test became ambient: its children are roots now
         self.origins: dict[int, int] = {}  # span id -> index in the origin table, in start order
         self.table = current_table()  # the router sets the one current at open
         self.ambient: set[int] = set()
@@ -116,6 +122,15 @@ class CaptureState:
 
     def record_start(self, span_id: int, span: Span, origin: int) -> None:
         """A span of this test started (``origin``: its index in the origin table)."""
+        self.origins[span_id] = origin
+        self.open[span_id] = span
+        self.unproven.append(span)
+
+    def record_child_start(self, span_id: int, span: Span, origin: int) -> None:
+        """``record_start`` of a span whose parent is a span this test holds, and not remote.
+
+        The router's common case: the end-of-test check need not read it again.
+        """
         self.origins[span_id] = origin
         self.open[span_id] = span
 
@@ -160,6 +175,7 @@ class CaptureState:
                 return
             self.open.pop(span_id, None)
             self.origins.pop(span_id, None)
+            self.reshaped = True
         self.ambient.add(span_id)
 
     # -- facts the analysis reads -------------------------------------------------------
@@ -168,6 +184,18 @@ class CaptureState:
     def spans(self) -> list[ReadableSpan]:
         """The finished spans, in end order (a copy)."""
         return list(self.finished)
+
+    def spans_to_prove(self) -> list[ReadableSpan]:
+        """The finished spans whose parents ``is_trivially_intact`` must read.
+
+        The rest started as children of a local (not remote) span of this test
+        (``record_child_start``), which stays known: their check was made at start.
+        Spans ended since, or cleared, may be among them: reading a span too many
+        never makes a broken chain look intact.
+        """
+        if self.reshaped:
+            return list(self.finished)
+        return [span for span in self.unproven if span.end_time is not None]
 
     @property
     def known_ids(self) -> Collection[int]:

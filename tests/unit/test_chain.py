@@ -67,6 +67,9 @@ class Facts:
     def spawn_of(self, span_id: int) -> Spawn | None:
         return self.spawns.get(span_id)
 
+    def spans_to_prove(self) -> list[ReadableSpan]:
+        return self.spans
+
 
 def run(rule: _chain.Rule, facts: Facts) -> list[Finding]:
     return rule(SpanGraph(facts.spans, facts.ambient), facts)

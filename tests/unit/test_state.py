@@ -338,3 +338,78 @@ def test_leak_records_cross_processes_as_plain_data_and_add_up() -> None:
     assert Leak.from_property({"test": "t"}) is None
     one.merge(Leak("t", "other", 5, 2))
     assert (one.count, one.after_ns, one.span_name) == (5, 10, "job")
+
+
+class _EverySpan:
+    """A capture's facts, with every finished span to prove (the check before the router's proof)."""
+
+    def __init__(self, state: CaptureState) -> None:
+        self.state = state
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.state, name)
+
+    def spans_to_prove(self) -> list[object]:
+        return self.state.spans
+
+
+def _proof(state: CaptureState) -> tuple[bool, bool]:
+    """The end-of-test shortcut over the capture, and the same check reading every finished span."""
+    from pytest_tracechain._chain import is_trivially_intact
+
+    return is_trivially_intact(state), is_trivially_intact(_EverySpan(state))  # type: ignore[arg-type]
+
+
+def test_the_end_check_reads_only_the_spans_not_started_under_a_local_span_of_the_test(
+    tracer: Tracer, router: Router
+) -> None:
+    state = CaptureState("t")
+    router.open(state)
+    with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
+        tracer.start_span("grandchild").end()
+    assert [s.name for s in state.spans_to_prove()] == ["root"]  # the children were checked as they started
+    assert _proof(state) == (True, True)
+    router.close(state)
+
+
+def test_a_child_of_a_remote_parent_the_test_holds_is_read_at_the_end(tracer: Tracer, router: Router) -> None:
+    state = CaptureState("t")
+    router.open(state)
+    with tracer.start_as_current_span("producer", kind=SpanKind.PRODUCER) as producer:
+        pass
+    known = producer.get_span_context()
+    remote = trace.SpanContext(known.trace_id, known.span_id, True, known.trace_flags)
+    with tracer.start_as_current_span(
+        "consumer", context=trace.set_span_in_context(trace.NonRecordingSpan(remote))
+    ):
+        pass
+    assert [s.name for s in state.spans_to_prove()] == ["producer", "consumer"]
+    assert _proof(state) == (False, False)  # a remote parent: the full analysis decides
+    router.close(state)
+
+
+def test_children_of_a_span_that_became_ambient_are_read_as_roots(tracer: Tracer, router: Router) -> None:
+    state = CaptureState("t")
+    router.open(state)
+    state.phase_ended()
+    with tracer.start_as_current_span("harness per-test span") as harness:  # started between phases
+        state.add_ambient(harness.get_span_context().span_id)
+        with tracer.start_as_current_span("server", kind=SpanKind.SERVER):
+            pass
+        with tracer.start_as_current_span("client", kind=SpanKind.CLIENT):
+            pass
+    assert state.reshaped
+    assert [s.name for s in state.spans_to_prove()] == ["server", "client"]  # every finished span
+    # the server span is a root of the test now, and a client span could have called it
+    assert _proof(state) == (False, False)
+    router.close(state)
+
+
+def test_a_span_recorded_without_the_routers_proof_is_read() -> None:
+    state = CaptureState("t")
+    root = span("job", 2)
+    state.record_start(2, root, intern_origin(Origin(1, "MainThread", 1)))  # type: ignore[arg-type]
+    state.record_end(2, root)
+    state.spawns[2] = Spawn(Boundary.THREAD, trace.SpanContext(1, 1, False), "request", "thread 'MainThread'")
+    assert state.spans_to_prove() == [root]
+    assert _proof(state) == (False, False)
