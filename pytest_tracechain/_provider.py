@@ -113,11 +113,15 @@ def _bind_proxy_tracers() -> None:
 
 def _binding(name: str, original: Any) -> Any:
     def method(self: trace.ProxyTracer, *args: Any, **kwargs: Any) -> Any:
-        real = self._tracer
-        if getattr(self, "_real_tracer", None) is not real:  # no provider yet: the no-op tracer
-            return original(self, *args, **kwargs)
-        self.start_span = real.start_span  # type: ignore[method-assign]
-        self.start_as_current_span = real.start_as_current_span  # type: ignore[method-assign]
+        # Bound already: a caller holding the proxy's bound method from before (``span =
+        # tracer.start_as_current_span``) still comes here, for every span; the shortest way on.
+        real = getattr(self, "_real_tracer", None)
+        if real is None:
+            real = self._tracer
+            if getattr(self, "_real_tracer", None) is not real:  # no provider yet: the no-op tracer
+                return original(self, *args, **kwargs)
+            self.start_span = real.start_span  # type: ignore[method-assign]
+            self.start_as_current_span = real.start_as_current_span  # type: ignore[method-assign]
         return getattr(real, name)(*args, **kwargs)
 
     method.__name__ = method.__qualname__ = name

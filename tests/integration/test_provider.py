@@ -73,6 +73,7 @@ def test_a_proxy_tracer_taken_at_import_is_bound_to_the_real_tracer(
         from opentelemetry import trace
 
         tracer = trace.get_tracer("app")  # a ProxyTracer: no provider yet
+        start_span = tracer.start_span  # the proxy's own method, held before its first call
 
         @tracer.start_as_current_span("decorated at import")
         def handler():
@@ -86,7 +87,10 @@ def test_a_proxy_tracer_taken_at_import_is_bound_to_the_real_tracer(
             assert isinstance(tracer, trace.ProxyTracer)
             assert vars(tracer)["start_as_current_span"] == tracer._tracer.start_as_current_span
             tracer.start_span("second").end()
-            assert [s.name for s in tracechain.spans] == ["inside", "decorated at import", "first", "second"]
+            start_span("held").end()
+            assert [s.name for s in tracechain.spans] == [
+                "inside", "decorated at import", "first", "second", "held"
+            ]
             assert len({s.context.trace_id for s in tracechain.spans[:3]}) == 1
         """
     )
