@@ -21,7 +21,6 @@ from pytest_tracechain._origins import Origin
 from pytest_tracechain._render import check_render_arguments
 from pytest_tracechain._router import Router
 from pytest_tracechain._state import CaptureState
-from pytest_tracechain._tree_text import capture_tree
 
 __all__ = ["Origin", "Router", "Trace", "TraceCapture", "state_of", "view_of"]
 
@@ -195,6 +194,8 @@ class TraceCapture:
         ``trace`` keeps one trace: a ``Trace``, a span of it, or its id.
         """
         __tracebackhide__ = True
+        from pytest_tracechain._tree_text import capture_tree  # here: most sessions never take a snapshot
+
         state = self._state
         return capture_tree(
             state.spans,
