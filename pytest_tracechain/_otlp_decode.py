@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format  # type: ignore[import-untyped,unused-ignore]
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped,unused-ignore]
@@ -28,6 +28,9 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 from pytest_tracechain._export import HAS_IS_REMOTE, IS_REMOTE
 from pytest_tracechain._origins import Origin
+
+if TYPE_CHECKING:
+    from pytest_tracechain._router import ReceivedRow
 
 __all__ = ["MAX_JSON_VALUES", "MAX_PROTOBUF_MESSAGES", "BadRequest", "Decoded", "TooLarge", "decode"]
 
@@ -75,14 +78,17 @@ class TooLarge(BadRequest):
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """The spans of one request with their origins.
+    """The spans of one request, each as ``Router.receive_rows`` takes it.
 
-    ``undecided`` holds the span ids whose parent's remoteness the exporter did
-    not say (no ``SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE``) and that this request
-    does not settle either; the router decides those (see ``Router.receive``).
+    A row holds the span, its origin and the ids the router routes it by (the
+    trace id, its span id and its parent's, 0 for none), so the router does
+    not read them back through the span's properties. ``undecided`` holds the
+    span ids whose parent's remoteness the exporter did not say (no
+    ``SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE``) and that this request does not
+    settle either; the router decides those (see ``Router.receive_rows``).
     """
 
-    spans: list[tuple[ReadableSpan, Origin]]
+    spans: list[ReceivedRow]
     undecided: frozenset[int]
 
 
@@ -91,7 +97,8 @@ def decode(body: bytes, media_type: str) -> Decoded:
     if media_type == "json":
         request = _parse_json(body)
     else:
-        messages = _count(body, _NOT_MESSAGE_TAGS)
+        # Every byte counted is a byte of the body: a short body cannot exceed the limit.
+        messages = _count(body, _NOT_MESSAGE_TAGS) if len(body) > MAX_PROTOBUF_MESSAGES else 0
         if messages > MAX_PROTOBUF_MESSAGES:
             raise TooLarge(
                 f"protobuf body holds up to {messages} messages (counted by their tag bytes), over the "
@@ -277,6 +284,7 @@ def _context_factory() -> Callable[[tuple[int, int, bool, TraceFlags, TraceState
 
 
 _new_context = _context_factory()
+_has_field = ProtoSpan.HasField
 
 # ReadableSpan's parameters, in the order the decoder passes them: by position,
 # as keywords cost the call more than twice as much. Its signature has had this
@@ -311,9 +319,8 @@ _new_readable_span: Callable[..., ReadableSpan] = (
 
 
 def _convert(request: ExportTraceServiceRequest) -> Decoded:
-    spans: list[tuple[ReadableSpan, Origin]] = []
+    spans: list[ReceivedRow] = []
     undecided: list[tuple[int, int, int]] = []  # (span id, parent span id, pid)
-    local_ids: dict[int, set[int]] = {}  # pid -> ids of the spans it sent in this request
     origins: dict[int, Origin] = {}
     parents: dict[int, SpanContext] = {}
     for r_index, resource_spans in enumerate(request.resource_spans):
@@ -321,20 +328,22 @@ def _convert(request: ExportTraceServiceRequest) -> Decoded:
         origin = origins.get(pid)
         if origin is None:
             origin = origins[pid] = Origin(pid, None, None, None)
-        local = local_ids.setdefault(pid, set())
         for s_index, scope_spans in enumerate(resource_spans.scope_spans):
             scope = _scope(scope_spans.scope, scope_spans.schema_url)
             try:
-                _spans(scope_spans.spans, resource, scope, origin, spans, local, undecided, parents)
+                _spans(scope_spans.spans, resource, scope, origin, spans, undecided, parents)
             except _Invalid as invalid:
                 raise BadRequest(
                     f"resourceSpans[{r_index}].scopeSpans[{s_index}].spans[{invalid.index}].{invalid.path} "
                     f"{invalid.problem}"
                 ) from None
+    if not undecided:  # exporters that set the flags (opentelemetry-python's since 1.25) leave none
+        return Decoded(spans, frozenset())
     # A parent sent in the same request by the same process is local.
+    local_ids = {(origin.pid, span_id) for _, origin, _, span_id, _ in spans}
     return Decoded(
         spans,
-        frozenset(span_id for span_id, parent_id, pid in undecided if parent_id not in local_ids[pid]),
+        frozenset(span_id for span_id, parent_id, pid in undecided if (pid, parent_id) not in local_ids),
     )
 
 
@@ -343,8 +352,7 @@ def _spans(
     resource: Resource,
     scope: SdkScope,
     origin: Origin,
-    spans: list[tuple[ReadableSpan, Origin]],
-    local: set[int],
+    spans: list[ReceivedRow],
     undecided: list[tuple[int, int, int]],
     parents: dict[int, SpanContext],
 ) -> None:
@@ -362,9 +370,11 @@ def _spans(
     kinds = _KINDS
     pid = origin.pid
     readable_span = _new_readable_span
-    index = 0
+    has_field = _has_field
+    append = spans.append
+    first = len(spans)  # a span's index in its scope is how many were appended before it
     try:
-        for index, span in enumerate(messages):  # noqa: B007 - read by the handler below
+        for span in messages:
             raw = span.trace_id
             trace_id = from_bytes(raw, "big")
             if len(raw) != 16 or not trace_id:
@@ -378,6 +388,7 @@ def _spans(
             state = span.trace_state
             state = _trace_state(state) if state else _EMPTY_STATE
             raw = span.parent_span_id
+            parent_id = 0
             if raw:
                 parent_id = from_bytes(raw, "big")
                 if len(raw) != 8 or not parent_id:
@@ -411,7 +422,8 @@ def _spans(
             kind = span.kind
             if not 0 <= kind <= 5:
                 raise _Invalid("kind", f"is {kind}, not an OTLP span kind (0-5)")
-            code = span.status.code
+            # Most spans have no status: asking is cheaper than reading the default.
+            code = span.status.code if has_field(span, "status") else 0
             if code == 0:
                 status = _UNSET
             elif code == 1:
@@ -423,8 +435,7 @@ def _spans(
             attributes = span.attributes
             events = span.events
             links = span.links
-            local.add(span_id)
-            spans.append(
+            append(
                 (
                     readable_span(
                         span.name,
@@ -442,10 +453,13 @@ def _spans(
                         scope,
                     ),
                     origin,
+                    trace_id,
+                    span_id,
+                    parent_id,
                 )
             )
     except _Invalid as invalid:
-        invalid.index = index
+        invalid.index = len(spans) - first
         raise
 
 
@@ -484,7 +498,7 @@ _ID_KEYS = {
 
 
 def _parse_json(body: bytes) -> ExportTraceServiceRequest:
-    values = _count(body, _NOT_JSON_SEPARATORS) + 1
+    values = _count(body, _NOT_JSON_SEPARATORS) + 1 if len(body) >= MAX_JSON_VALUES else 0
     if values > MAX_JSON_VALUES:
         raise TooLarge(
             f"JSON body holds up to {values} values (counted by its ',', '{{' and '['), over the limit "

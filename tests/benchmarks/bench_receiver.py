@@ -280,7 +280,7 @@ def in_process(n: int) -> list[str]:
         before = len(gc.get_objects())
         for one in bodies:
             decoded = _otlp_decode.decode(one, "protobuf")
-            router.receive(decoded.spans, decoded.undecided)
+            router.receive_rows(decoded.spans, decoded.undecided)
         assert len(capture.finished) == n
         kept.append((len(gc.get_objects()) - before) / n)
 
@@ -292,7 +292,7 @@ def in_process(n: int) -> list[str]:
         router.receiving = True
         router.open(CaptureState("bench"))
         for decoded in ready:
-            router.receive(decoded.spans, decoded.undecided)
+            router.receive_rows(decoded.spans, decoded.undecided)
 
     lines = [
         f"one 512-span batch: the exporter encodes it in {best(lambda: [encode_spans(batch).SerializeToString() for _ in range(20)], 20 * 512):.2f} µs per span; "

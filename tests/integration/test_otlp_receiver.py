@@ -460,7 +460,7 @@ def test_bad_requests_are_answered_and_the_server_keeps_serving(
             def broken(*args):
                 raise RuntimeError("broken router")
 
-            monkeypatch.setattr(_provider.router(), "receive", broken)
+            monkeypatch.setattr(_provider.router(), "receive_rows", broken)
             status, _, body = post(otlp_receiver, request(span("x", b"\\x01" * 8)).SerializeToString())
             assert (status, rpc_status(body)) == (
                 500, (13, "internal error in pytest-tracechain's otlp_receiver (logged)"))
@@ -886,7 +886,7 @@ def decode_or_reason(body: bytes, media_type: str) -> list | str:
         decoded = decode(body, media_type)
     except BadRequest as exc:
         return str(exc)
-    assert all(span.context is not None and span.context.is_valid for span, _ in decoded.spans)
+    assert all(span.context is not None and span.context.is_valid for span, *_ in decoded.spans)
     return decoded.spans
 
 

@@ -66,7 +66,7 @@ def test_readable_span_is_built_by_position_with_the_sdk_s_parameter_order() -> 
 
 def test_decoded_spans_are_the_exported_ones() -> None:
     sent = _exported()
-    received = [span for span, _ in decode(_body(sent), "protobuf").spans]
+    received = [span for span, *_ in decode(_body(sent), "protobuf").spans]
     assert len(received) == len(sent)
     for original, span in zip(sent, received, strict=True):
         assert span.name == original.name
@@ -101,7 +101,7 @@ def test_decoded_spans_are_the_exported_ones() -> None:
 
 
 def test_siblings_share_their_parent_s_context_which_the_parent_takes_as_its_own() -> None:
-    received = {span.context.span_id: span for span, _ in decode(_body(_exported()), "protobuf").spans}
+    received = {span.context.span_id: span for span, *_ in decode(_body(_exported()), "protobuf").spans}
     children = [span for span in received.values() if span.parent is not None]
     for span in children:
         parent = received[span.parent.span_id]  # type: ignore[union-attr]
@@ -125,7 +125,7 @@ def test_a_sibling_with_other_flags_gets_a_parent_context_of_its_own() -> None:
     second.flags = second.flags & ~0xFF  # no W3C flags: decoded as sampled, the same TraceFlags
     first.trace_state = "k=v"
     received = {
-        span.context.span_id: span for span, _ in decode(request.SerializeToString(), "protobuf").spans
+        span.context.span_id: span for span, *_ in decode(request.SerializeToString(), "protobuf").spans
     }
     one = received[int.from_bytes(first.span_id, "big")]
     other = received[int.from_bytes(second.span_id, "big")]
@@ -144,7 +144,7 @@ def test_a_remote_parent_is_never_shared() -> None:
     leaf = next(span for span in spans if span.name == "leaf")
     leaf.flags |= 0x200  # SPAN_FLAGS_CONTEXT_IS_REMOTE, with HAS_IS_REMOTE already set
     received = {
-        span.context.span_id: span for span, _ in decode(request.SerializeToString(), "protobuf").spans
+        span.context.span_id: span for span, *_ in decode(request.SerializeToString(), "protobuf").spans
     }
     span = received[int.from_bytes(leaf.span_id, "big")]
     assert span.parent is not None
