@@ -117,11 +117,12 @@ def _binding(name: str, original: Any) -> Any:
         # tracer.start_as_current_span``) still comes here, for every span; the shortest way on.
         real = getattr(self, "_real_tracer", None)
         if real is None:
-            real = self._tracer
-            if getattr(self, "_real_tracer", None) is not real:  # no provider yet: the no-op tracer
+            found = self._tracer
+            if getattr(self, "_real_tracer", None) is not found:  # no provider yet: the no-op tracer
                 return original(self, *args, **kwargs)
-            self.start_span = real.start_span  # type: ignore[method-assign]
-            self.start_as_current_span = real.start_as_current_span  # type: ignore[method-assign]
+            self.start_span = found.start_span  # type: ignore[method-assign]
+            self.start_as_current_span = found.start_as_current_span  # type: ignore[method-assign]
+            real = found
         return getattr(real, name)(*args, **kwargs)
 
     method.__name__ = method.__qualname__ = name

@@ -6,6 +6,7 @@ plugin imports nothing and installs no tracer provider.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -119,8 +120,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    import sys
-
     provider = sys.modules.get("pytest_tracechain._provider")
     if provider is not None:
         provider.shutdown()
@@ -182,8 +181,9 @@ def _marker_flag(marker: pytest.Mark, name: str, *, default: bool) -> bool:
 
 def _session() -> Any:
     """``pytest_tracechain._session``, imported on the first test that uses the plugin."""
-    import pytest_tracechain._session as session
-
+    session = sys.modules.get("pytest_tracechain._session")
+    if session is None:
+        import pytest_tracechain._session as session
     return session
 
 
@@ -269,13 +269,14 @@ class _ActiveHooks:
         if note is not None:
             report.longrepr = f"{error}\n\n{note}"  # the chain report alone, no plugin frames
         report.sections.extend(run.take_sections(call.when))
-        if report.failed:
+        failed = report.failed
+        if failed:
             run.failed = True
         show = item.config.stash[_show_key]
-        wanted = (show == "all" and call.when == "call") or (show == "fail" and report.failed)
+        wanted = (show == "all" and call.when == "call") or (show == "fail" and failed)
         # A failed trace assertion, and a chain report raised as the failure, already show the
         # traces in their message: said once.
-        shown = report.failed and (isinstance(error, TraceAssertionError) or note is not None)
+        shown = failed and (isinstance(error, TraceAssertionError) or note is not None)
         if wanted and not shown:
             report.sections.append(run.trees_section(color=_color(item.config)))
         if call.when == "teardown":
@@ -312,8 +313,6 @@ class _Summary:
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        import sys
-
         # pytest prints a passing test's sections only with -rP (or -rA).
         if self.passing and "P" not in getattr(terminalreporter, "reportchars", ""):
             terminalreporter.section("tracechain: captured traces of passing tests")
@@ -427,4 +426,3 @@ def pytest_assertrepr_compare(op: str, left: object, right: object) -> list[str]
     from pytest_tracechain._tree_text import compare_trees
 
     return compare_trees(left, right)
-
