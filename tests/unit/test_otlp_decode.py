@@ -100,6 +100,27 @@ def test_decoded_spans_are_the_exported_ones() -> None:
     assert dict(link.attributes or {}) == {"why": "batch"}
 
 
+def test_each_row_names_the_ids_the_router_routes_by() -> None:
+    rows = decode(_body(_exported()), "protobuf").spans
+    for span, origin, trace_id, span_id, parent_id in rows:
+        assert (trace_id, span_id) == (span.context.trace_id, span.context.span_id)
+        assert parent_id == (span.parent.span_id if span.parent else 0)
+        assert origin.pid == 4242
+    assert any(row[4] == 0 for row in rows)
+    assert any(row[4] != 0 for row in rows)
+
+
+def test_a_span_without_status_is_unset_and_one_with_status_keeps_it() -> None:
+    statuses = [(span.name, span.status) for span, *_ in decode(_body(_exported()), "protobuf").spans]
+    assert [
+        (name, status.status_code, status.description) for name, status in statuses if name == "leaf"
+    ] == [
+        ("leaf", StatusCode.UNSET, None),
+        ("leaf", StatusCode.ERROR, "boom"),
+    ] * 2
+    assert all(status.status_code is StatusCode.UNSET for name, status in statuses if name != "leaf")
+
+
 def test_siblings_share_their_parent_s_context_which_the_parent_takes_as_its_own() -> None:
     received = {span.context.span_id: span for span, *_ in decode(_body(_exported()), "protobuf").spans}
     children = [span for span in received.values() if span.parent is not None]
