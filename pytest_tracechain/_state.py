@@ -81,6 +81,7 @@ class CaptureState:
         "spawns",
         "table",
         "unproven",
+        "unproven_open",
         "view",
         "waiters",
     )
@@ -92,7 +93,9 @@ class CaptureState:
         self.open: dict[int, Span] = {}
         # Spans not recorded as the child of a local span of this test (``record_child_start``): roots,
         # mostly; the only ones whose parents the end-of-test check must read, unless ``reshaped``.
-        self.unproven: list[Span] = []
+        # Their ids while open, then the finished span (the SDK's span is let go when it ends).
+        self.unproven_open: set[int] = set()
+        self.unproven: list[ReadableSpan] = []
         self.reshaped = False  # a span of this test became ambient: its children are roots now
         self.origins: dict[int, int] = {}  # span id -> index in the origin table, in start order
         self.table = current_table()  # the router sets the one current at open
@@ -124,7 +127,7 @@ class CaptureState:
         """A span of this test started (``origin``: its index in the origin table)."""
         self.origins[span_id] = origin
         self.open[span_id] = span
-        self.unproven.append(span)
+        self.unproven_open.add(span_id)
 
     def record_child_start(self, span_id: int, span: Span, origin: int) -> None:
         """``record_start`` of a span whose parent is a span this test holds, and not remote.
@@ -138,6 +141,9 @@ class CaptureState:
         """A span of this test ended: it joins the finished spans; waiters look again."""
         self.finished.append(span)
         self.open.pop(span_id, None)
+        if span_id in self.unproven_open:
+            self.unproven_open.discard(span_id)
+            self.unproven.append(span)
         if self.waiters and self.cond is not None:
             self.notify()
 
@@ -190,12 +196,8 @@ class CaptureState:
 
         The rest started as children of a local (not remote) span of this test
         (``record_child_start``), which stays known: their check was made at start.
-        Spans ended since, or cleared, may be among them: reading a span too many
-        never makes a broken chain look intact.
         """
-        if self.reshaped:
-            return list(self.finished)
-        return [span for span in self.unproven if span.end_time is not None]
+        return list(self.finished if self.reshaped else self.unproven)
 
     @property
     def known_ids(self) -> Collection[int]:
@@ -385,6 +387,7 @@ class CaptureState:
 
     def clear(self) -> None:
         self.finished.clear()
+        self.unproven.clear()
 
     def explain(self, headline: str, *, highlight: Mapping[int, str] | None = None) -> str:
         """A failure message: ``headline``, then the captured trees with ``highlight``.
