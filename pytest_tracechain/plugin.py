@@ -421,8 +421,7 @@ def tracer() -> Tracer:
 
 def pytest_assertrepr_compare(op: str, left: object, right: object) -> list[str] | None:
     """Whole lines for a failed ``tracechain.tree() == expected`` (pytest would cut them)."""
-    if op != "==":
+    tree_text = sys.modules.get("pytest_tracechain._tree_text")
+    if op != "==" or tree_text is None:  # not loaded: no tree() was taken (and nothing is imported)
         return None
-    from pytest_tracechain._tree_text import compare_trees
-
-    return compare_trees(left, right)
+    return tree_text.compare_trees(left, right)  # type: ignore[no-any-return]

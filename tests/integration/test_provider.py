@@ -36,6 +36,27 @@ def test_unused_plugin_installs_nothing(pytester: pytest.Pytester, run_pytest: R
     run_pytest().assert_outcomes(passed=2)
 
 
+def test_a_failed_comparison_in_a_session_that_never_uses_the_plugin_imports_nothing(
+    pytester: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    # The whole-line diff of tree() texts is a pytest_assertrepr_compare hook: it must not load the
+    # snapshot modules (and OpenTelemetry with them) for other assertions.
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_strings():
+            assert "a\\nb" == "a\\nc"
+
+        def test_after():
+            assert not any(m.startswith("opentelemetry") for m in sys.modules)
+        """
+    )
+    result = run_pytest()
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.no_fnmatch_line("*captured trace tree*")
+
+
 def test_installs_one_sdk_provider_at_first_use(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
     pytester.makepyfile(
         """
