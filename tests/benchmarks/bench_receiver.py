@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 VARIANTS = {
     "null": "child -> null endpoint (answers 200, discards)",
@@ -272,6 +273,10 @@ def in_process(n: int) -> list[str]:
 
     kept: list[float] = []
 
+    def received(router: Router) -> Any:
+        """What takes decoded spans: ``receive_rows``, or ``receive`` in a version from before it, for an A/B."""
+        return getattr(router, "receive_rows", router.receive)
+
     def ingest() -> None:
         router = Router()
         router.receiving = True
@@ -280,7 +285,7 @@ def in_process(n: int) -> list[str]:
         before = len(gc.get_objects())
         for one in bodies:
             decoded = _otlp_decode.decode(one, "protobuf")
-            router.receive_rows(decoded.spans, decoded.undecided)
+            received(router)(decoded.spans, decoded.undecided)
         assert len(capture.finished) == n
         kept.append((len(gc.get_objects()) - before) / n)
 
@@ -292,7 +297,7 @@ def in_process(n: int) -> list[str]:
         router.receiving = True
         router.open(CaptureState("bench"))
         for decoded in ready:
-            router.receive_rows(decoded.spans, decoded.undecided)
+            received(router)(decoded.spans, decoded.undecided)
 
     lines = [
         f"one 512-span batch: the exporter encodes it in {best(lambda: [encode_spans(batch).SerializeToString() for _ in range(20)], 20 * 512):.2f} µs per span; "
