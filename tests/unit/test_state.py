@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.trace import SpanKind, Tracer
 
 from pytest_tracechain import _router, _spawn
@@ -368,6 +369,8 @@ def test_the_end_check_reads_only_the_spans_not_started_under_a_local_span_of_th
     with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
         tracer.start_span("grandchild").end()
     assert [s.name for s in state.spans_to_prove()] == ["root"]  # the children were checked as they started
+    # kept as the finished span: the SDK's span it was is let go when it ends
+    assert not any(isinstance(s, SdkSpan) for s in state.spans_to_prove())
     assert _proof(state) == (True, True)
     router.close(state)
 
