@@ -307,3 +307,56 @@ def test_other_string_comparisons_keep_pytests_own_diff(shop: pytest.Pytester, r
     failed.assert_outcomes(failed=1)
     failed.stdout.fnmatch_lines(["E       AssertionError: assert 'a\\nb\\n' == 'a\\nc\\n'"])
     failed.stdout.no_fnmatch_line("*captured trace tree*")
+
+
+# -- spans received from other processes -------------------------------------------------
+
+CHILD = """
+import os
+import sys
+
+from opentelemetry import propagate
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind
+
+provider = TracerProvider()
+provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+tracer = provider.get_tracer("worker")
+context = propagate.extract({"traceparent": os.environ["TRACEPARENT"]})
+with tracer.start_as_current_span(f"job {sys.argv[1]} run", kind=SpanKind.CONSUMER, context=context):
+    tracer.start_span("job.step").end()
+provider.shutdown()
+"""
+
+
+def test_spans_received_from_another_process_are_in_the_tree(
+    pytester: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    pytester.makepyfile(child=CHILD)
+    pytester.makepyfile(
+        test_jobs="""
+        import subprocess
+        import sys
+
+        from opentelemetry import propagate
+        from opentelemetry.trace import SpanKind
+
+
+        def test_job_in_a_child_process(tracechain, tracer, otlp_receiver):
+            with tracer.start_as_current_span("POST /jobs", kind=SpanKind.SERVER):
+                carrier = {}
+                propagate.inject(carrier)
+                env = {**otlp_receiver.env, "TRACEPARENT": carrier["traceparent"]}
+                subprocess.run([sys.executable, "child.py", "8121"], env=env, check=True, timeout=60)
+            # The receiver answers the child's export once its spans are in the capture.
+            assert tracechain.tree(normalize=True) == (
+                "POST /jobs [server]\\n"
+                "  job <n> run [consumer] {remote}\\n"
+                "    job.step"
+            )
+        """
+    )
+    run_pytest("--tracechain-check=fail").assert_outcomes(passed=1)
