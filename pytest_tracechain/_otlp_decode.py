@@ -219,11 +219,12 @@ def _attributes(pairs: Any) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
     for pair in pairs:
         value = pair.value
-        which = value.WhichOneof("value")
-        # The common kinds inline: this runs for every attribute of every span.
-        if which == "string_value":
-            attributes[pair.key] = value.string_value
-        elif which == "int_value":
+        # The common kinds inline: this runs for every attribute of every span. A non-empty
+        # string is a string value: reading it first spares most attributes WhichOneof.
+        string = value.string_value
+        if string:
+            attributes[pair.key] = string
+        elif value.WhichOneof("value") == "int_value":
             attributes[pair.key] = value.int_value
         else:
             attributes[pair.key] = _value(value)

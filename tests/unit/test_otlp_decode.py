@@ -121,6 +121,39 @@ def test_a_span_without_status_is_unset_and_one_with_status_keeps_it() -> None:
     assert all(status.status_code is StatusCode.UNSET for name, status in statuses if name != "leaf")
 
 
+def test_attribute_values_of_every_kind_and_their_empty_forms_are_decoded() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    values = {
+        "s": "x",
+        "empty": "",
+        "i": 7,
+        "zero": 0,
+        "f": 1.5,
+        "f0": 0.0,
+        "t": True,
+        "no": False,
+        "strings": ("a", ""),
+        "ints": (0, 1),
+        "none": (),
+    }
+    with provider.get_tracer("unit").start_as_current_span("s", attributes=values):
+        pass
+    provider.shutdown()
+    request = encode_spans(exporter.get_finished_spans())
+    raw = request.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="raw")
+    raw.value.bytes_value = b"\x00"
+    nested = request.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="kv")
+    nested.value.kvlist_value.values.add(key="n").value.string_value = ""
+    request.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="unset")
+    ((span, *_),) = decode(request.SerializeToString(), "protobuf").spans
+    assert dict(span.attributes or {}) == values | {"raw": b"\x00", "kv": {"n": ""}, "unset": None}
+    assert [type(value) for value in (span.attributes or {}).values()][:8] == [
+        str, str, int, int, float, float, bool, bool
+    ]  # fmt: skip
+
+
 def test_siblings_share_their_parent_s_context_which_the_parent_takes_as_its_own() -> None:
     received = {span.context.span_id: span for span, *_ in decode(_body(_exported()), "protobuf").spans}
     children = [span for span in received.values() if span.parent is not None]
