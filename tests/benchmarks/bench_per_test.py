@@ -193,12 +193,15 @@ def main() -> None:
     parser.add_argument("--reps", type=int, help="repetitions (default 5)")
     parser.add_argument("--main-only", action="store_true", help="only flavours a, b and c (and peer)")
     parser.add_argument("--python", action="append", help="LABEL=PATH, repeatable: an A/B of venvs")
+    parser.add_argument("--no-peer", action="store_true", help="leave the peer row out (long suites)")
     args = parser.parse_args()
     pythons = parse_pythons(args.python)
     n_tests = args.tests or (500 if args.quick else 2_000)
     reps = args.reps or (3 if args.quick else 5)
     flavours = {k: v for k, v in FLAVOURS.items() if not args.main_only or k in (*MAIN, "peer")}
-    if not all(has_testbase(python) for python in pythons.values()):
+    if args.no_peer:
+        del flavours["peer"]
+    elif not all(has_testbase(python) for python in pythons.values()):
         progress("note: opentelemetry-test-utils is not installed (the bench group): no peer row")
         del flavours["peer"]
 
