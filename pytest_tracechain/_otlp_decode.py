@@ -359,80 +359,40 @@ def _spans(
 ) -> None:
     """Convert the spans of one scope, appending them to ``spans``; ``_Invalid`` names the bad one.
 
-    One loop for the whole batch, with the per-span work inline: this runs for
-    every received span, and a call per span and per id cost a third of it.
-    ``parents`` holds the local parent contexts built so far in the request, by
-    span id: one object per parent, not one per child, is half the contexts a
-    capture keeps, and the garbage collector traverses every one of them.
+    One loop for the whole batch: this runs for every received span, so the
+    names it uses are bound once. ``parents`` holds the local parent contexts
+    built so far in the request, by span id: one object per parent, not one per
+    child, is half the contexts a capture keeps, and the garbage collector
+    traverses every one of them.
     """
-    from_bytes = int.from_bytes
-    new_context = _new_context
     trace_flags_of = _TRACE_FLAGS
     kinds = _KINDS
     pid = origin.pid
     readable_span = _new_readable_span
-    has_field = _has_field
+    span_ids, context_of, status_of = _span_ids, _context, _status
     append = spans.append
     first = len(spans)  # a span's index in its scope is how many were appended before it
     try:
         for span in messages:
-            raw = span.trace_id
-            trace_id = from_bytes(raw, "big")
-            if len(raw) != 16 or not trace_id:
-                raise _bad_id(raw, 16, "traceId")
-            raw = span.span_id
-            span_id = from_bytes(raw, "big")
-            if len(raw) != 8 or not span_id:
-                raise _bad_id(raw, 8, "spanId")
+            trace_id, span_id, parent_id = span_ids(span)
             flags = span.flags if _HAS_FLAGS else 0
             trace_flags = trace_flags_of[flags & TRACE_FLAGS_MASK]
             state = span.trace_state
             state = _trace_state(state) if state else _EMPTY_STATE
-            raw = span.parent_span_id
-            parent_id = 0
-            if raw:
-                parent_id = from_bytes(raw, "big")
-                if len(raw) != 8 or not parent_id:
-                    raise _bad_id(raw, 8, "parentSpanId")
+            if parent_id:
                 if flags & HAS_IS_REMOTE:
                     remote = bool(flags & IS_REMOTE)
                 else:
                     remote = False
                     undecided.append((span_id, parent_id, pid))
-                parent = None if remote else parents.get(parent_id)
-                if (
-                    parent is None
-                    or parent[0] != trace_id
-                    or parent[3] is not trace_flags
-                    or parent[4] is not state
-                ):
-                    parent = new_context((trace_id, parent_id, remote, trace_flags, state, True))
-                    if not remote:
-                        parents[parent_id] = parent
+                parent = context_of(parents, trace_id, parent_id, trace_flags, state, remote, True)
             else:
                 parent = None
             # Siblings share their parent's context, and the parent, sent after them, takes it as its own.
-            context = parents.get(span_id)
-            if (
-                context is None
-                or context[0] != trace_id
-                or context[3] is not trace_flags
-                or context[4] is not state
-            ):
-                context = new_context((trace_id, span_id, False, trace_flags, state, True))
+            context = context_of(parents, trace_id, span_id, trace_flags, state, False, False)
             kind = span.kind
             if not 0 <= kind <= 5:
                 raise _Invalid("kind", f"is {kind}, not an OTLP span kind (0-5)")
-            # Most spans have no status: asking is cheaper than reading the default.
-            code = span.status.code if has_field(span, "status") else 0
-            if code == 0:
-                status = _UNSET
-            elif code == 1:
-                status = _OK
-            elif code == 2:
-                status = Status(StatusCode.ERROR, span.status.message or None)
-            else:
-                raise _Invalid("status.code", f"is {code}, not an OTLP status code (0-2)")
             attributes = span.attributes
             events = span.events
             links = span.links
@@ -448,7 +408,7 @@ def _spans(
                         tuple(_link(link, i) for i, link in enumerate(links)) if links else (),
                         kinds[kind],
                         None,
-                        status,
+                        status_of(span),
                         span.start_time_unix_nano,
                         span.end_time_unix_nano,
                         scope,
@@ -462,6 +422,57 @@ def _spans(
     except _Invalid as invalid:
         invalid.index = len(spans) - first
         raise
+
+
+def _span_ids(span: Any) -> tuple[int, int, int]:
+    """The trace, span and parent span ids of a span message (0: no parent), checked."""
+    from_bytes = int.from_bytes
+    raw = span.trace_id
+    trace_id = from_bytes(raw, "big")
+    if len(raw) != 16 or not trace_id:
+        raise _bad_id(raw, 16, "traceId")
+    raw = span.span_id
+    span_id = from_bytes(raw, "big")
+    if len(raw) != 8 or not span_id:
+        raise _bad_id(raw, 8, "spanId")
+    raw = span.parent_span_id
+    if not raw:
+        return trace_id, span_id, 0
+    parent_id = from_bytes(raw, "big")
+    if len(raw) != 8 or not parent_id:
+        raise _bad_id(raw, 8, "parentSpanId")
+    return trace_id, span_id, parent_id
+
+
+def _context(
+    parents: dict[int, SpanContext],
+    trace_id: int,
+    span_id: int,
+    trace_flags: TraceFlags,
+    state: TraceState,
+    remote: bool,
+    keep: bool,
+) -> SpanContext:
+    """The context of span ``span_id``: the one built earlier in the request when it is equal, else a
+    new one (kept for later spans when ``keep`` and local)."""
+    context = None if remote else parents.get(span_id)
+    if context is None or context[0] != trace_id or context[3] is not trace_flags or context[4] is not state:
+        context = _new_context((trace_id, span_id, remote, trace_flags, state, True))
+        if keep and not remote:
+            parents[span_id] = context
+    return context
+
+
+def _status(span: Any) -> Status:
+    # Most spans have no status: asking is cheaper than reading the default.
+    code = span.status.code if _has_field(span, "status") else 0
+    if code == 0:
+        return _UNSET
+    if code == 1:
+        return _OK
+    if code == 2:
+        return Status(StatusCode.ERROR, span.status.message or None)
+    raise _Invalid("status.code", f"is {code}, not an OTLP status code (0-2)")
 
 
 def _event(event: Any) -> Event:

@@ -317,92 +317,25 @@ class Router(SpanProcessor):
         process. Called from the receiver's threads; returns the number of
         spans dropped.
 
-        One pass over the request, with the look-ups inline (this runs for every
-        received span): the captures to search are listed once per call, and a
-        trace's owner is looked up once per call, then kept up to date as its
-        spans are taken. Children arrive before their parents, so most spans'
-        parents are held nowhere yet and their trace decides. The ids come with
-        each span (``ReceivedRow``): reading them through the span's and its
-        context's properties cost a third of this loop.
+        One pass over the request (``_Batch``): the captures to search are
+        listed once per call, and a trace's owner is looked up once per call,
+        then kept up to date as its spans are taken. Children arrive before
+        their parents, so most spans' parents are held nowhere yet and their
+        trace decides. The ids come with each span (``ReceivedRow``): reading
+        them through the span's and its context's properties cost a third of
+        this loop.
         """
-        dropped = 0
-        taken: dict[int, CaptureState] = {}
         with self._receive_lock:
-            current = self.current
-            recent = self._recent
-            if current is not None and not any(entry.capture is current for entry in recent):
-                recent.append(_Received(current))  # the test that started the receiver
-            self._refreshed = False  # the trace-id indexes are refreshed once per call, at most
-            retained = self._retained
-            current_origins = current.origins if current is not None else {}
-            # Where a parent is looked for after the running test and the retained spans: the latest first.
-            searched = [
-                (entry.capture.origins, entry.capture)
-                for entry in reversed(recent)
-                if entry.capture is not current
-            ]
-            entries = {id(entry.capture): entry for entry in recent}
-            rank = {id(entry.capture): position for position, entry in enumerate(recent)}
-            # trace id -> the latest recent capture holding it (or None): looked up once per call
-            trace_owners: dict[int, CaptureState | None] = {}
-            last_owner: CaptureState | None = None
-            last_origin: Origin | None = None
-            origin_index = 0
-            # The last owner's entry, and how many spans it took since (for ``_Received.taken``).
-            run_entry: _Received | None = None
-            run = 0
-            for span, origin, trace_id, span_id, parent_id in spans:
-                owner: CaptureState | None = None
-                if parent_id:
-                    if parent_id in current_origins:
-                        owner = current
-                    else:
-                        owner = retained.get(parent_id)
-                        if owner is None:
-                            for origins, capture in searched:
-                                if parent_id in origins:
-                                    owner = capture
-                                    break
-                try:
-                    known = trace_owners[trace_id]
-                except KeyError:  # the trace's first span in this call
-                    if run_entry is not None:  # counted before the look-up may refresh the indexes
-                        run_entry.taken += run
-                        run = 0
-                    known = trace_owners[trace_id] = self._trace_owner(trace_id)
-                if owner is None:
-                    owner = known or current
-                    if owner is None:
-                        dropped += 1
-                        continue
-                if span_id in owner.origins:
-                    continue  # sent twice: an exporter's retry
-                if owner is not last_owner or origin is not last_origin:
-                    if run_entry is not None:
-                        run_entry.taken += run
-                    last_owner, last_origin = owner, origin
-                    origin_index = owner.table.intern(origin)
-                    taken[id(owner)] = owner
-                    run_entry, run = entries.get(id(owner)), 0
-                run += 1
-                if parent_id and undecided and span_id in undecided:
-                    self._settle_parent(owner, span, origin)
-                owner.record_received(span_id, span, origin_index)
-                if owner.closed and (span.end_time or 0) > owner.closed_at:
-                    self._leaked(owner, span)
-                if known is not owner:  # index the trace for later spans, of this call and later ones
-                    entry = entries.get(id(owner))
-                    if entry is not None:
-                        entry.add(trace_id)
-                        if known is None or rank[id(owner)] > rank[id(known)]:
-                            trace_owners[trace_id] = owner
-            if run_entry is not None:
-                run_entry.taken += run
-            self.dropped += dropped
-        for owner in taken.values():
+            batch = _Batch(self, undecided)
+            take = batch.take
+            for row in spans:
+                take(row)
+            batch.count_run()
+            self.dropped += batch.dropped
+        for owner in batch.taken.values():
             if owner.waiters:
                 owner.notify()
-        return dropped
+        return batch.dropped
 
     def _settle_parent(self, owner: CaptureState, span: ReadableSpan, origin: Origin) -> None:
         """A parent whose remoteness the exporter did not say is remote when another process captured it."""
@@ -519,6 +452,106 @@ def _fresh_context_spawn(owner: CaptureState, span_id: int) -> Spawn | None:
 #: A received span as ``Router.receive_rows`` takes it: the span, its origin, its trace id, its span
 #: id and its parent's span id (0 for none).
 ReceivedRow = tuple[ReadableSpan, Origin, int, int, int]
+
+
+class _Batch:
+    """One call of ``Router.receive_rows``: the look-ups of the call, and where each received span goes.
+
+    Made and used under the router's receive lock.
+    """
+
+    def __init__(self, router: Router, undecided: Collection[int]) -> None:
+        current = router.current
+        recent = router._recent
+        if current is not None and not any(entry.capture is current for entry in recent):
+            recent.append(_Received(current))  # the test that started the receiver
+        router._refreshed = False  # the trace-id indexes are refreshed once per call, at most
+        self.router = router
+        self.undecided = undecided
+        self.current = current
+        self.retained = router._retained
+        self.current_origins = current.origins if current is not None else {}
+        # Where a parent is looked for after the running test and the retained spans: the latest first.
+        self.searched = [
+            (entry.capture.origins, entry.capture)
+            for entry in reversed(recent)
+            if entry.capture is not current
+        ]
+        self.entries = {id(entry.capture): entry for entry in recent}
+        self.rank = {id(entry.capture): position for position, entry in enumerate(recent)}
+        # trace id -> the latest recent capture holding it (or None): looked up once per call
+        self.trace_owners: dict[int, CaptureState | None] = {}
+        self.taken: dict[int, CaptureState] = {}
+        self.dropped = 0
+        self.last_owner: CaptureState | None = None
+        self.last_origin: Origin | None = None
+        self.origin_index = 0
+        # The last owner's entry, and how many spans it took since (for ``_Received.taken``).
+        self.run_entry: _Received | None = None
+        self.run = 0
+
+    def take(self, row: ReceivedRow) -> None:
+        """Record one received span with its owner (or count it dropped)."""
+        span, origin, trace_id, span_id, parent_id = row
+        owner = self._parent_owner(parent_id) if parent_id else None
+        known = self._known_owner(trace_id)
+        if owner is None:
+            owner = known or self.current
+            if owner is None:
+                self.dropped += 1
+                return
+        if span_id in owner.origins:
+            return  # sent twice: an exporter's retry
+        if owner is not self.last_owner or origin is not self.last_origin:
+            self._switch(owner, origin)
+        self.run += 1
+        if parent_id and self.undecided and span_id in self.undecided:
+            self.router._settle_parent(owner, span, origin)
+        owner.record_received(span_id, span, self.origin_index)
+        if owner.closed and (span.end_time or 0) > owner.closed_at:
+            self.router._leaked(owner, span)
+        if known is not owner:  # index the trace for later spans, of this call and later ones
+            self._index(owner, known, trace_id)
+
+    def _parent_owner(self, parent_id: int) -> CaptureState | None:
+        """The capture holding the parent: the running test, a retained span's, a recent one."""
+        if parent_id in self.current_origins:
+            return self.current
+        owner = self.retained.get(parent_id)
+        if owner is None:
+            for origins, capture in self.searched:
+                if parent_id in origins:
+                    return capture
+        return owner
+
+    def _known_owner(self, trace_id: int) -> CaptureState | None:
+        try:
+            return self.trace_owners[trace_id]
+        except KeyError:  # the trace's first span in this call
+            self.count_run()  # counted before the look-up may refresh the indexes
+            known = self.trace_owners[trace_id] = self.router._trace_owner(trace_id)
+            return known
+
+    def _switch(self, owner: CaptureState, origin: Origin) -> None:
+        """The spans from here go to another owner or come from another process."""
+        self.count_run()
+        self.last_owner, self.last_origin = owner, origin
+        self.origin_index = owner.table.intern(origin)
+        self.taken[id(owner)] = owner
+        self.run_entry = self.entries.get(id(owner))
+
+    def count_run(self) -> None:
+        """Add the spans the last owner took since the last count to its entry's ``taken``."""
+        if self.run_entry is not None:
+            self.run_entry.taken += self.run
+        self.run = 0
+
+    def _index(self, owner: CaptureState, known: CaptureState | None, trace_id: int) -> None:
+        entry = self.entries.get(id(owner))
+        if entry is not None:
+            entry.add(trace_id)
+            if known is None or self.rank[id(owner)] > self.rank[id(known)]:
+                self.trace_owners[trace_id] = owner
 
 
 class _Received:
