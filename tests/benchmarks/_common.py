@@ -247,3 +247,25 @@ def fingerprint_of(python: str) -> str:
     return subprocess.run(
         [python, "-c", code], capture_output=True, text=True, check=True, env=clean_env()
     ).stdout.strip()
+
+
+# The bare-SDK pattern the per-test and per-span benchmarks compare with: one global provider,
+# SimpleSpanProcessor(InMemorySpanExporter()), a fixture that clears the exporter after the test.
+BARE_CONFTEST = """\
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+_exporter = InMemorySpanExporter()
+_provider = TracerProvider()
+_provider.add_span_processor(SimpleSpanProcessor(_exporter))
+trace.set_tracer_provider(_provider)
+
+
+@pytest.fixture
+def spans():
+    yield _exporter
+    _exporter.clear()
+"""

@@ -27,8 +27,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import clean_env, machine_info, progress, pytest_blockers, pytest_command, run_timed, table
-from bench_per_test import BARE_CONFTEST  # the same bare-SDK fixture as the per-test figures
+from _common import (
+    BARE_CONFTEST,  # the same bare-SDK fixture as the per-test figures
+    clean_env,
+    machine_info,
+    progress,
+    pytest_blockers,
+    pytest_command,
+    run_timed,
+    table,
+)
 
 RSS_PROBE = """
 import os, pytest

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _common import (
+    BARE_CONFTEST,
     Series,
     alternate,
     clean_env,
@@ -82,25 +83,6 @@ FLAVOURS = {
     "peer": Flavour("peer: opentelemetry-test-utils TestBase, -p no:tracechain", None, "testbase", NO_PLUGIN),
 }
 MAIN = ("a", "b", "c")
-
-BARE_CONFTEST = """\
-import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-_exporter = InMemorySpanExporter()
-_provider = TracerProvider()
-_provider.add_span_processor(SimpleSpanProcessor(_exporter))
-trace.set_tracer_provider(_provider)
-
-
-@pytest.fixture
-def spans():
-    yield _exporter
-    _exporter.clear()
-"""
 
 BARE_REQUEST_CONFTEST = BARE_CONFTEST.replace("def spans():", "def spans(request):")
 

@@ -36,6 +36,7 @@ import tempfile
 from pathlib import Path
 
 from _common import (
+    BARE_CONFTEST,
     Series,
     alternate,
     clean_env,
@@ -56,25 +57,6 @@ VARIANTS = {
     "testbase": "peer: opentelemetry-test-utils TestBase",
 }
 SHAPES = {"tenth": 10, "half": 2}  # spans per root
-
-BARE_CONFTEST = """\
-import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-_exporter = InMemorySpanExporter()
-_provider = TracerProvider()
-_provider.add_span_processor(SimpleSpanProcessor(_exporter))
-trace.set_tracer_provider(_provider)
-
-
-@pytest.fixture
-def spans():
-    yield _exporter
-    _exporter.clear()
-"""
 
 # The span loops, by shape: ``span`` is the tracer's start_as_current_span.
 LOOPS = {
