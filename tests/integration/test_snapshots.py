@@ -10,6 +10,7 @@ they read the same on a laptop, in CI and under ``-n 2``.
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -142,30 +143,34 @@ def test_inline_snapshot_fix_rewrites_the_snapshot_after_a_span_disappears(
 
     failed = run(run_pytest)
     failed.assert_outcomes(failed=1, errors=1)  # the assertion, and inline-snapshot's teardown report
-    failed.stdout.fnmatch_lines(
-        [
-            "*Fix snapshots*",
-            "*test_shop.py*",
-            "*@@ -9,6 +9,5 @@*",
-            "*",
-            '*  POST /orders/<n> [[]server] {http.route="/orders/{order_id}"} *',
-            "*    orders publish [[]producer] *",
-            "*      orders process [[]consumer] {remote} *",
-            "* -  orders.save *",
-            "* -    INSERT orders [[]client]\\ *",
-            "* +  orders.save\\ *",
-            '*  """) *',
-            "*",
-            "These changes are not applied.",
-        ],
-        consecutive=True,
-    )
+    if sys.version_info < (3, 11):  # inline-snapshot on 3.10 counts the snapshots, shows no change
+        failed.stdout.fnmatch_lines(["Error: one snapshot has incorrect values (--inline-snapshot=fix)"])
+    else:
+        failed.stdout.fnmatch_lines(SHOWN_FIX, consecutive=True)
     assert inline_value(TREE) in read(test_file)
 
     run(run_pytest, "--inline-snapshot=fix")
     fixed = TREE.replace("\n    INSERT orders [client]", "")
     assert inline_value(fixed) in read(test_file)
     run(run_pytest).assert_outcomes(passed=1)
+
+
+# The change inline-snapshot shows (and does not apply) when a span disappears.
+SHOWN_FIX = [
+    "*Fix snapshots*",
+    "*test_shop.py*",
+    "*@@ -9,6 +9,5 @@*",
+    "*",
+    '*  POST /orders/<n> [[]server] {http.route="/orders/{order_id}"} *',
+    "*    orders publish [[]producer] *",
+    "*      orders process [[]consumer] {remote} *",
+    "* -  orders.save *",
+    "* -    INSERT orders [[]client]\\ *",
+    "* +  orders.save\\ *",
+    '*  """) *',
+    "*",
+    "These changes are not applied.",
+]
 
 
 # -- syrupy ------------------------------------------------------------------------------
