@@ -14,11 +14,11 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import Link, SpanContext
 
 __all__ = ["SpanGraph", "Trace", "TraceKey", "collection_paused", "is_root"]
 
@@ -54,11 +54,16 @@ def is_root(span: ReadableSpan, ambient: Collection[int] = _NO_AMBIENT) -> bool:
     return parent is None or parent.span_id in ambient
 
 
-def has_links(span: ReadableSpan) -> bool:
-    """Whether ``span`` has links, read from the span's own list (``links`` makes a copy, under a lock in
+def links_of(span: ReadableSpan) -> Sequence[Link]:
+    """The links of ``span``, read from the span's own list (``links`` makes a copy, under a lock in
     older SDKs)."""
-    links = getattr(span, "_links", None)
-    return bool(links if links is not None else span.links)
+    links: Sequence[Link] | None = getattr(span, "_links", None)
+    return links if links is not None else span.links
+
+
+def has_links(span: ReadableSpan) -> bool:
+    """Whether ``span`` has links (without the copy ``links`` makes)."""
+    return bool(links_of(span))
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,21 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import Link
 
-__all__ = ["NOT_CAPTURED", "RESERVED", "Details", "attribute_text", "parse_details", "split_details"]
+__all__ = [
+    "NOT_CAPTURED",
+    "RESERVED",
+    "Details",
+    "attribute_text",
+    "link_names",
+    "parse_details",
+    "split_details",
+]
 
 NOT_CAPTURED = "?"
 RESERVED = frozenset({"remote", "links"})
@@ -97,6 +106,22 @@ def value_text(value: object) -> str:
     if value is _ABSENT:
         return "absent"
     return repr(value)
+
+
+def link_names(
+    links: Iterable[Link], spans: Mapping[int, ReadableSpan], name: Callable[[str], str] | None = None
+) -> list[str]:
+    """The names of the spans ``links`` point to, sorted: ``NOT_CAPTURED`` for one not among ``spans``
+    (by span id); ``name`` rewrites each name (a normaliser)."""
+    names = []
+    for link in links:
+        linked = spans.get(link.context.span_id)
+        if linked is None:
+            names.append(NOT_CAPTURED)
+        else:
+            names.append(linked.name if name is None else name(linked.name))
+    names.sort()
+    return names
 
 
 def attribute_text(attributes: Mapping[str, object], keys: Sequence[str]) -> list[tuple[str, object]]:

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from pytest_tracechain._graph import SpanGraph
-from pytest_tracechain._tree_details import NOT_CAPTURED
+from pytest_tracechain._graph import SpanGraph, links_of
+from pytest_tracechain._tree_details import link_names
 from pytest_tracechain._tree_parse import KeyMode, Node, walk
 
 __all__ = ["Matcher", "captured_keys", "expected_keys", "pop_unused", "pre_order"]
@@ -148,12 +148,7 @@ class Matcher:
         """How ``span`` differs from the ``{...}`` details ``node`` gives, or None."""
         if node.details is None:
             return None
-        by_id = self.graph.by_id
-        names = []
-        for link in span.links or ():
-            linked = by_id.get(link.context.span_id)
-            names.append(linked.name if linked is not None else NOT_CAPTURED)
-        return node.details.differences(span, names)
+        return node.details.differences(span, link_names(links_of(span), self.graph.by_id))
 
     def assign(self, nodes: Sequence[Node], spans: Sequence[ReadableSpan]) -> dict[int, ReadableSpan] | None:
         """A one-to-one assignment of ``nodes`` to ``spans`` with full matches (node id -> span), or None."""

@@ -14,15 +14,14 @@ import difflib
 import re
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Link, SpanKind
 
 from pytest_tracechain._filters import parse_trace_id
-from pytest_tracechain._graph import SpanGraph, Trace, collection_paused
+from pytest_tracechain._graph import SpanGraph, Trace, collection_paused, links_of
 from pytest_tracechain._render import kind_tag
-from pytest_tracechain._tree_details import ATTRIBUTE_KEY, NOT_CAPTURED, RESERVED, Details, attribute_text
+from pytest_tracechain._tree_details import ATTRIBUTE_KEY, RESERVED, Details, attribute_text, link_names
 from pytest_tracechain._tree_match import pre_order
 from pytest_tracechain._tree_parse import label_parses_as
 
@@ -55,7 +54,6 @@ _LINE_BREAK = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 _SPECIAL = frozenset("\\.^$*+?{}[]|()")
 _UNSURE_NAME = "\0unsure"  # a marker: the name is checked with its suffix, label by label
 _TAGS = {kind: kind_tag(kind) for kind in SpanKind}
-_NOT_AN_SDK_SPAN: Any = object()  # getattr's default: a span type without the SDK's _links
 
 
 def normalize_name(name: str) -> str:
@@ -219,9 +217,7 @@ class _Labels:
         chosen = self.attributes
         for span_id, span in self.graph.by_id.items():
             parent = span.parent
-            links = getattr(span, "_links", _NOT_AN_SDK_SPAN)  # the SDK's own list: span.links copies it
-            if links is _NOT_AN_SDK_SPAN:
-                links = span.links
+            links = links_of(span)
             if not (links or chosen or (parent is not None and parent.is_remote)):
                 key = (span.name, span.kind)
                 label = plain.get(key)
@@ -272,15 +268,8 @@ class _Labels:
         chosen = attribute_text(span.attributes or {}, self.attributes) if self.attributes else []
         if not (remote or links or chosen):
             return None
-        by_id = self.graph.by_id
-        names = None
-        if links:
-            names = []
-            for link in links:
-                linked = by_id.get(link.context.span_id)
-                names.append(self.name(linked.name) if linked is not None else NOT_CAPTURED)
-            names.sort()
-        return Details(remote, tuple(names) if names is not None else None, tuple(chosen))
+        names = tuple(link_names(links, self.graph.by_id, self.name)) if links else None
+        return Details(remote, names, tuple(chosen))
 
 
 def _escaped(name: str) -> str:
