@@ -57,7 +57,7 @@ class Details:
         return "{" + ", ".join(items) + "}"
 
     def differences(self, span: ReadableSpan, link_names: Sequence[str]) -> str | None:
-        """What ``span`` has otherwise than expected (``link_names``: its links' names), or None."""
+        """What ``span`` has otherwise than expected (``link_names``: its links' names, sorted), or None."""
         found = found_details(span, self, link_names)
         if (
             found.remote == self.remote
@@ -72,12 +72,12 @@ class Details:
 
 
 def found_details(span: ReadableSpan, like: Details, link_names: Sequence[str]) -> Details:
-    """The details of ``span`` that ``like`` asks about, in its order."""
+    """The details of ``span`` that ``like`` asks about, in its order (``link_names`` sorted)."""
     attributes = span.attributes or {}
     parent = span.parent
     return Details(
         remote=like.remote and parent is not None and parent.is_remote,
-        links=tuple(sorted(link_names)) if like.links is not None else None,
+        links=tuple(link_names) if like.links is not None else None,
         attributes=tuple((key, _plain(attributes.get(key, _ABSENT))) for key, _ in like.attributes),
     )
 
