@@ -1,9 +1,10 @@
 """Broken-chain analysis: the defects that break a trace, one rule function each.
 
 A rule takes the span graph of the finished spans and the recorded facts of
-the capture (``Facts``) and returns its findings; ``analyze`` runs them all.
-Each finding names the span at fault, says what is wrong, and gives the
-likely fix for the boundary it crossed.
+the capture (``Facts``) and returns its findings; ``analyze`` runs them all,
+unless ``_intact``'s quick proof finds the chains intact. Each finding names
+the span at fault, says what is wrong, and gives the likely fix for the
+boundary it crossed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.trace import SpanKind
@@ -19,7 +19,8 @@ from opentelemetry.trace import SpanKind
 from pytest_tracechain import _provider
 from pytest_tracechain._capture import TraceCapture, state_of
 from pytest_tracechain._errors import TraceAssertionError
-from pytest_tracechain._graph import SpanGraph, collection_paused, has_links
+from pytest_tracechain._graph import SpanGraph, collection_paused
+from pytest_tracechain._intact import RECEIVERS, SENDER_OF, SENDERS, Facts, is_trivially_intact
 from pytest_tracechain._origins import Origin
 from pytest_tracechain._refs import span_list
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
@@ -36,6 +37,7 @@ __all__ = [
     "SpanFacts",
     "analyze",
     "assert_chain_intact",
+    "is_trivially_intact",
     "report",
     "scope_leaks",
     "summary",
@@ -73,45 +75,6 @@ class Finding:
         return "\n".join(lines)
 
 
-class Facts(Protocol):
-    """What the rules read of a capture, besides the span graph."""
-
-    @property
-    def spans(self) -> list[ReadableSpan]:
-        """The finished spans to analyse."""
-        ...
-
-    @property
-    def ambient(self) -> Collection[int]: ...
-
-    @property
-    def known_ids(self) -> Collection[int]:
-        """Span ids known as parents (a span cleared from the capture is still known)."""
-        ...
-
-    @property
-    def rules(self) -> Rules: ...
-
-    @property
-    def injections(self) -> Mapping[int, Injection]:
-        """The contexts injected into carriers while the test ran, by span id."""
-        ...
-
-    @property
-    def received(self) -> bool:
-        """Whether spans came from other processes (only those can form a parent cycle)."""
-        ...
-
-    def origin_of(self, span_id: int) -> Origin | None: ...
-
-    def spawn_of(self, span_id: int) -> Spawn | None: ...
-
-    def spans_to_prove(self) -> Iterable[ReadableSpan]:
-        """Those of ``spans`` whose parents ``is_trivially_intact`` reads (more may be given, never fewer
-        than the spans not known to be children of a local span of ``known_ids``)."""
-        ...
-
-
 @dataclass(frozen=True)
 class SpanFacts:
     """``Facts`` for a list of spans: what the running test recorded of them, and its rules."""
@@ -146,9 +109,6 @@ class SpanFacts:
 
 Rule = Callable[[SpanGraph, Facts], list[Finding]]
 
-_SENDER_OF = {SpanKind.CONSUMER: SpanKind.PRODUCER, SpanKind.SERVER: SpanKind.CLIENT}
-_SENDERS = frozenset(_SENDER_OF.values())
-_RECEIVERS = frozenset(_SENDER_OF)
 _DESTINATION = "messaging.destination.name"
 # A CLIENT span with one of these is a database call: it sends no context to a server.
 _DATABASE = ("db.system", "db.system.name")
@@ -225,7 +185,7 @@ def _lost_spawn(span: ReadableSpan, facts: Facts) -> Spawn | None:
     if not facts.rules.lost_context:
         return None
     spawn = facts.spawn_of(span.context.span_id)
-    if spawn is not None and spawn.boundary in _QUEUES and span.kind in _RECEIVERS and facts.injections:
+    if spawn is not None and spawn.boundary in _QUEUES and span.kind in RECEIVERS and facts.injections:
         return None
     return spawn
 
@@ -267,7 +227,7 @@ def dropped_carriers(graph: SpanGraph, facts: Facts) -> list[Finding]:
     receivers = [
         span
         for span in _roots(graph)
-        if span.kind in _RECEIVERS
+        if span.kind in RECEIVERS
         and _lost_spawn(span, facts) is None  # else lost context: the boundary is known
     ]
     if not receivers:
@@ -293,9 +253,9 @@ class _Send:
     where: str | None  # file:line of the injection; None for a kind-based sender
 
     def receiver_kinds(self) -> frozenset[SpanKind]:
-        if self.kind in _SENDER_OF.values():
-            return frozenset(k for k, sender in _SENDER_OF.items() if sender is self.kind)
-        return _RECEIVERS
+        if self.kind in SENDER_OF.values():
+            return frozenset(k for k, sender in SENDER_OF.items() if sender is self.kind)
+        return RECEIVERS
 
 
 def _continued(graph: SpanGraph) -> set[int]:
@@ -303,7 +263,7 @@ def _continued(graph: SpanGraph) -> set[int]:
     continued = set()
     for span in graph.ordered:
         parent = span.parent
-        if parent is not None and (parent.is_remote or span.kind in _RECEIVERS):
+        if parent is not None and (parent.is_remote or span.kind in RECEIVERS):
             continued.add(parent.span_id)
         for link in span.links or ():
             continued.add(link.context.span_id)
@@ -333,7 +293,7 @@ def _uncontinued_sends(graph: SpanGraph, facts: Facts) -> list[_Send]:
     for span in graph.ordered:
         span_id = span.context.span_id
         if (
-            span.kind in _SENDERS
+            span.kind in SENDERS
             and span_id not in continued
             and span_id not in injections
             and not _is_database_call(span)
@@ -449,38 +409,6 @@ RULES: tuple[Rule, ...] = (
     single_trace,
     parent_cycles,
 )
-
-
-def is_trivially_intact(facts: Facts) -> bool:
-    """One pass that proves the common case clean, so most tests skip the full analysis.
-
-    Clean: every parent is known or ambient (a remote parent is checked in
-    full), no root has a spawn record, no receiver root could pair with a
-    sender, and the marker does not ask for one trace. It runs at the end of
-    every checked test: it reads only the spans ``spans_to_prove`` gives (a
-    capture's roots, its children were checked as they started), and the kinds
-    of every span only once a receiver root was found.
-    """
-    if facts.rules.single_trace or facts.received:
-        return False
-    known, ambient = facts.known_ids, facts.ambient
-    receivers = False
-    for span in facts.spans_to_prove():
-        parent = span.parent
-        if parent is not None:
-            parent_id = parent.span_id
-            if parent_id not in ambient:
-                if parent.is_remote or parent_id not in known:
-                    return False
-                continue
-        # a root, relative to the test
-        if has_links(span):
-            continue
-        if facts.spawn_of(span.context.span_id) is not None:
-            return False
-        if not receivers and span.kind in _RECEIVERS:
-            receivers = True
-    return not (receivers and (facts.injections or any(span.kind in _SENDERS for span in facts.spans)))
 
 
 def analyze(facts: Facts, rules: Sequence[Rule] = RULES) -> list[Finding]:
