@@ -5,6 +5,9 @@ the capture (``Facts``) and returns its findings; ``analyze`` runs them all,
 unless ``_intact``'s quick proof finds the chains intact. Each finding names
 the span at fault, says what is wrong, and gives the likely fix for the
 boundary it crossed.
+
+Only a test that proof cannot pass imports this module (the per-test check
+in ``_session`` tries the proof first).
 """
 
 from __future__ import annotations

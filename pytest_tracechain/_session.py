@@ -2,23 +2,28 @@
 
 ``plugin.py`` imports this module on the first test that uses the plugin; it
 imports OpenTelemetry, so a session that never uses the plugin never loads it.
+The chain rules and their reports (``_chain``) are imported only for a test
+whose chains the quick proof (``_intact``) cannot show intact.
 """
 
 from __future__ import annotations
 
 import linecache
 import warnings
+from typing import TYPE_CHECKING
 
 import pytest
 from opentelemetry import context, trace
 
 from pytest_tracechain import _provider, _scope, _spawn
 from pytest_tracechain._capture import TraceCapture
-from pytest_tracechain._chain import Finding, analyze, report, scope_leaks, summary, unended
 from pytest_tracechain._errors import TraceAssertionError, TraceChainUsageError, TraceChainWarning
-from pytest_tracechain._render import MESSAGE_LIMIT
+from pytest_tracechain._intact import is_trivially_intact
 from pytest_tracechain._settings import CheckMode, Rules
 from pytest_tracechain._state import CaptureState
+
+if TYPE_CHECKING:
+    from pytest_tracechain._chain import Finding
 
 REPORT_SECTION = "tracechain: broken trace chains"
 TREES_SECTION = "tracechain: captured traces"
@@ -40,6 +45,16 @@ def _def_line(item: pytest.Item) -> int:
         if lines[number - 1].lstrip().startswith(("def ", "async def ")):
             return number
     return line
+
+
+def _analyze(state: CaptureState) -> list[Finding]:
+    """The chain rules' findings over the finished spans: none, the rules not even imported, when the
+    quick proof shows the chains intact (most tests)."""
+    if is_trivially_intact(state):
+        return []
+    from pytest_tracechain._chain import analyze
+
+    return analyze(state)
 
 
 def _key(finding: Finding) -> tuple[str, int | None]:
@@ -90,7 +105,7 @@ class TestRun:
         """When the test function returns (or raised): the analysis of finished spans."""
         if self.check is not CheckMode.OFF:
             self.finished_at_call = len(self.state.finished)
-            self._act_on(analyze(self.state) + self._new_scope_findings(), test_failed=test_failed)
+            self._act_on(_analyze(self.state) + self._new_scope_findings(), test_failed=test_failed)
 
     def end(self) -> None:
         """At the end of teardown: close the capture; unended spans, scope leaks, leaks."""
@@ -108,9 +123,13 @@ class TestRun:
             self.item.user_properties.append((LEAK_PROPERTY, leak.as_property()))
         findings = self._ended_since_call()
         if self.state.open:
+            from pytest_tracechain._chain import unended
+
             findings += unended(self.state)
         findings += self._new_scope_findings()
         if leftovers:
+            from pytest_tracechain._chain import scope_leaks
+
             findings += scope_leaks(leftovers)
         self._act_on(findings, test_failed=False)
 
@@ -122,19 +141,23 @@ class TestRun:
         if self.finished_at_call is None or len(self.state.finished) == self.finished_at_call:
             return []
         seen = {_key(finding) for finding in self.findings}
-        return [finding for finding in analyze(self.state) if _key(finding) not in seen]
+        return [finding for finding in _analyze(self.state) if _key(finding) not in seen]
 
     def _new_scope_findings(self) -> list[Finding]:
         if len(self.state.scope_events) == self.reported_scope_events:
             return []
         events = self.state.scope_events[self.reported_scope_events :]
         self.reported_scope_events += len(events)
+        from pytest_tracechain._chain import scope_leaks
+
         return scope_leaks(events)
 
     def _act_on(self, findings: list[Finding], *, test_failed: bool) -> None:
         """Record findings in the report, then warn or fail as the check mode says."""
         if not findings:
             return
+        from pytest_tracechain._chain import report, summary
+
         self.findings += findings
         item = self.item
         text = report(findings, self.state)
@@ -160,6 +183,8 @@ class TestRun:
 
     def trees_section(self, *, color: bool = False) -> tuple[str, str]:
         """The report section of ``--tracechain-show``: the captured trees, spans at fault marked."""
+        from pytest_tracechain._render import MESSAGE_LIMIT
+
         marks = {f.span.context.span_id: f.kind.value for f in self.findings if f.span is not None}
         return (TREES_SECTION, self.state.render(highlight=marks, limit=MESSAGE_LIMIT, color=color))
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import RunPytest
+from tests.unit.test_architecture import DEFERRED
 
 
 def test_plugin_import_does_not_import_the_sdk() -> None:
@@ -55,6 +57,50 @@ def test_a_failed_comparison_in_a_session_that_never_uses_the_plugin_imports_not
     result = run_pytest()
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.no_fnmatch_line("*captured trace tree*")
+
+
+def test_a_passing_test_with_intact_chains_imports_none_of_the_deferred_modules(
+    pytester: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    # The chain rules, the assertions, the trees and the outputs are imported at their first use:
+    # a suite whose chains are intact never pays for them (tests/unit/test_architecture.py lists them).
+    pytester.makeconftest(
+        """
+        import json, sys
+
+        def pytest_unconfigure():
+            loaded = [m.split(".")[1] for m in sys.modules if m.startswith("pytest_tracechain.")]
+            with open("loaded.json", "w") as out:
+                json.dump(sorted(loaded), out)
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer(__name__)
+
+        @pytest.fixture
+        def connection():
+            span = tracer.start_span("connection")
+            yield
+            span.end()  # ends in teardown: checked again then
+
+        def test_spans(tracechain, connection):
+            with tracer.start_as_current_span("root"):
+                with tracer.start_as_current_span("child"):
+                    pass
+            assert len(tracechain.spans) == 2
+
+        def test_own_tracer(tracer):
+            tracer.start_span("alone").end()
+        """
+    )
+    run_pytest("-W", "error::pytest_tracechain.TraceChainWarning").assert_outcomes(passed=2)
+    loaded = set(json.loads((pytester.path / "loaded.json").read_text()))
+    assert {"_session", "_intact"} <= loaded  # the tests were captured and checked
+    assert sorted(loaded & DEFERRED) == []
 
 
 def test_installs_one_sdk_provider_at_first_use(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:

@@ -8,17 +8,41 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "pytest_tracechain"
 
 
+def modules_in(node: ast.AST) -> set[str]:
+    """The package modules an import statement names (none for another statement)."""
+    if isinstance(node, ast.ImportFrom) and node.module:
+        if node.module == "pytest_tracechain":
+            return {alias.name for alias in node.names if alias.name.startswith("_")}
+        if node.module.startswith("pytest_tracechain."):
+            return {node.module.split(".")[1]}
+    elif isinstance(node, ast.Import):
+        return {a.name.split(".")[1] for a in node.names if a.name.startswith("pytest_tracechain.")}
+    return set()
+
+
 def imports_of(path: Path) -> set[str]:
     """The package modules ``path`` imports anywhere: at the top, in functions, under TYPE_CHECKING."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "pytest_tracechain":
-                found.update(alias.name for alias in node.names if alias.name.startswith("_"))
-            elif node.module.startswith("pytest_tracechain."):
-                found.add(node.module.split(".")[1])
-        elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("pytest_tracechain."))
+        found |= modules_in(node)
+    found.discard(path.stem)
+    return found
+
+
+def imported_with(path: Path) -> set[str]:
+    """The package modules importing ``path`` imports: not those of its functions or TYPE_CHECKING."""
+    found: set[str] = set()
+    pending: list[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"))]
+    while pending:
+        node = pending.pop()
+        found |= modules_in(node)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            if isinstance(child, ast.If) and ast.unparse(child.test) == "TYPE_CHECKING":
+                pending += child.orelse
+                continue
+            pending.append(child)
     found.discard(path.stem)
     return found
 
@@ -90,3 +114,44 @@ def test_the_plugin_module_imports_only_light_modules_at_start_up() -> None:
     assert top_level == {"pytest_tracechain._errors", "pytest_tracechain._settings"}
     assert module_graph()["_settings"] == set()
     assert module_graph()["_errors"] == set()
+
+
+# What a captured test that passes with intact chains imports: plugin.py imports _session at the
+# first captured test, the tracechain and tracer fixtures _provider and _capture.
+PASSING_TEST_IMPORTS = ("_session", "_provider", "_capture")
+# Imported only where such a test never goes: a broken chain (its rules, findings and report), an
+# assertion, a tree, --tracechain-export and --tracechain-html, the OTLP receiver.
+DEFERRED = frozenset(
+    {
+        "_assertions",
+        "_carriers",
+        "_chain",
+        "_export",
+        "_html",
+        "_otlp",
+        "_otlp_decode",
+        "_outputs",
+        "_refs",
+        "_tree",
+        "_tree_details",
+        "_tree_diff",
+        "_tree_match",
+        "_tree_parse",
+        "_tree_table",
+        "_tree_text",
+    }
+)
+
+
+def test_a_passing_test_imports_none_of_the_deferred_modules() -> None:
+    modules = {path.stem: path for path in PACKAGE.glob("*.py")}
+    assert sorted(DEFERRED - modules.keys()) == []  # none renamed or removed
+    loaded: set[str] = set()
+    pending = list(PASSING_TEST_IMPORTS)
+    while pending:
+        name = pending.pop()
+        if name not in loaded:
+            loaded.add(name)
+            pending += imported_with(modules[name]) & modules.keys()
+    assert sorted(loaded & DEFERRED) == []
+    assert "_intact" in loaded  # the quick proof stands in for the chain rules
