@@ -25,7 +25,6 @@ from pytest_tracechain._errors import TraceAssertionError
 from pytest_tracechain._graph import SpanGraph, collection_paused
 from pytest_tracechain._intact import RECEIVERS, SENDER_OF, SENDERS, Facts, is_trivially_intact
 from pytest_tracechain._origins import Origin
-from pytest_tracechain._refs import span_list
 from pytest_tracechain._render import MESSAGE_LIMIT, render_spans
 from pytest_tracechain._scope import ScopeEvent
 from pytest_tracechain._settings import Rules, Words
@@ -542,6 +541,8 @@ def assert_chain_intact(capture: TraceCapture | Iterable[ReadableSpan] | None = 
         if findings:
             raise TraceAssertionError(report(findings, state))
         return
+    from pytest_tracechain._refs import span_list  # here: a check at teardown never needs it
+
     spans = span_list(capture, "assert_chain_intact", "capture")
     facts = SpanFacts(
         spans,
