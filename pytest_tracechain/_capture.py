@@ -18,7 +18,6 @@ from opentelemetry.trace import SpanContext, SpanKind
 
 from pytest_tracechain._graph import Trace, is_root
 from pytest_tracechain._origins import Origin
-from pytest_tracechain._render import check_render_arguments
 from pytest_tracechain._router import Router
 from pytest_tracechain._state import CaptureState
 
@@ -166,6 +165,8 @@ class TraceCapture:
         many spans ("... N more spans not shown"); ``color`` adds ANSI styles.
         """
         __tracebackhide__ = True
+        from pytest_tracechain._render import check_render_arguments  # here: most tests render nothing
+
         check_render_arguments("TraceCapture.render", highlight, limit, color)
         return self._state.render(highlight=highlight, limit=limit, color=color)
 
