@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import inspect
 import json
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from google.protobuf import json_format  # type: ignore[import-untyped,unused-ignore]
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped,unused-ignore]
@@ -22,12 +22,13 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ProtoResource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Event
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope as SdkScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from pytest_tracechain._export import HAS_IS_REMOTE, IS_REMOTE
 from pytest_tracechain._origins import Origin
+from pytest_tracechain._received import ReceivedSpan
 
 if TYPE_CHECKING:
     from pytest_tracechain._router import ReceivedRow
@@ -287,43 +288,74 @@ def _context_factory() -> Callable[[tuple[int, int, bool, TraceFlags, TraceState
 _new_context = _context_factory()
 _has_field = ProtoSpan.HasField
 
-# ReadableSpan's parameters, in the order the decoder passes them: by position,
-# as keywords cost the call more than twice as much. Its signature has had this
-# order from 1.24 to 1.45; should it change, the decoder passes keywords.
-_READABLE_SPAN_PARAMETERS = (
-    "name",
-    "context",
-    "parent",
-    "resource",
-    "attributes",
-    "events",
-    "links",
-    "kind",
-    "instrumentation_info",
-    "status",
-    "start_time",
-    "end_time",
-    "instrumentation_scope",
-)
+# -- spans decoded at their first read (``_received``) ------------------------------------------
+#
+# The receiving loop (``_spans``) reads and checks what routing and checking the
+# request need; the rest is read when one of the spans is first read, a scope's
+# spans in one loop (``_ScopeSpans.decode``): well over half of the decoding,
+# and of the objects built.
+
+# Two threads reading spans of one scope at once decode it once, and the request's shared contexts are
+# written by one thread at a time.
+_decoding = threading.Lock()
 
 
-def _readable_span_by_keyword(*values: Any) -> ReadableSpan:  # pragma: no cover - no SDK version so far
-    return ReadableSpan(**dict(zip(_READABLE_SPAN_PARAMETERS, values, strict=True)))
+class _ScopeSpans:
+    """The spans of one scope of a request, as parsed, until they are decoded (``_received.Pending``).
 
+    ``rows`` is the request's (``Decoded.spans``): this scope's are ``count``
+    rows from ``first``. ``contexts`` is the request's too: the local contexts
+    built so far, by span id (see ``_contexts``).
+    """
 
-_new_readable_span: Callable[..., ReadableSpan] = (
-    ReadableSpan
-    if tuple(inspect.signature(ReadableSpan).parameters)[: len(_READABLE_SPAN_PARAMETERS)]
-    == _READABLE_SPAN_PARAMETERS
-    else _readable_span_by_keyword
-)
+    __slots__ = ("contexts", "count", "first", "messages", "resource", "rows", "scope")
+
+    def __init__(
+        self,
+        messages: Any,
+        resource: Resource,
+        scope: SdkScope,
+        contexts: dict[int, SpanContext],
+        rows: list[ReceivedRow],
+    ) -> None:
+        self.messages: Any = messages
+        self.resource = resource
+        self.scope = scope
+        self.contexts = contexts
+        self.rows: list[ReceivedRow] | None = rows
+        self.first = len(rows)
+        self.count = 0
+
+    def decode(self) -> None:
+        with _decoding:
+            rows, messages, self.rows, self.messages = self.rows, self.messages, None, None
+            if rows is None:  # decoded already
+                return
+            contexts, resource, scope = self.contexts, self.resource, self.scope
+            for (span, _, trace_id, span_id, parent_id), message in zip(
+                rows[self.first : self.first + self.count], messages, strict=True
+            ):
+                context, parent = _contexts(contexts, message, trace_id, span_id, parent_id)
+                attributes = message.attributes
+                events = message.events
+                cast("ReceivedSpan", span).fill(
+                    message.name,
+                    context,
+                    parent,
+                    resource,
+                    _attributes(attributes) if attributes else None,
+                    tuple(map(_event, events)) if events else (),
+                    message.start_time_unix_nano,
+                    message.end_time_unix_nano,
+                    scope,
+                )
 
 
 def _convert(request: ExportTraceServiceRequest) -> Decoded:
     spans: list[ReceivedRow] = []
     undecided: list[tuple[int, int, int]] = []  # (span id, parent span id, pid)
     origins: dict[int, Origin] = {}
-    parents: dict[int, SpanContext] = {}
+    contexts: dict[int, SpanContext] = {}
     for r_index, resource_spans in enumerate(request.resource_spans):
         resource, pid = _resource(resource_spans.resource)
         origin = origins.get(pid)
@@ -332,7 +364,9 @@ def _convert(request: ExportTraceServiceRequest) -> Decoded:
         for s_index, scope_spans in enumerate(resource_spans.scope_spans):
             scope = _scope(scope_spans.scope, scope_spans.schema_url)
             try:
-                _spans(scope_spans.spans, resource, scope, origin, spans, undecided, parents)
+                _spans(
+                    _ScopeSpans(scope_spans.spans, resource, scope, contexts, spans), origin, spans, undecided
+                )
             except _Invalid as invalid:
                 raise BadRequest(
                     f"resourceSpans[{r_index}].scopeSpans[{s_index}].spans[{invalid.index}].{invalid.path} "
@@ -349,68 +383,39 @@ def _convert(request: ExportTraceServiceRequest) -> Decoded:
 
 
 def _spans(
-    messages: Any,
-    resource: Resource,
-    scope: SdkScope,
+    scope: _ScopeSpans,
     origin: Origin,
     spans: list[ReceivedRow],
     undecided: list[tuple[int, int, int]],
-    parents: dict[int, SpanContext],
 ) -> None:
-    """Convert the spans of one scope, appending them to ``spans``; ``_Invalid`` names the bad one.
+    """Check the spans of one scope, appending them to ``spans``; ``_Invalid`` names the bad one.
 
-    One loop for the whole batch: this runs for every received span, so the
-    names it uses are bound once. ``parents`` holds the local parent contexts
-    built so far in the request, by span id: one object per parent, not one per
-    child, is half the contexts a capture keeps, and the garbage collector
-    traverses every one of them.
+    Each span is checked whole, and built with what routing and checking read
+    (``ReceivedSpan`` decodes the rest at its first read). One loop for the
+    whole batch: this runs for every received span, so the names it uses are
+    bound once.
     """
-    trace_flags_of = _TRACE_FLAGS
     kinds = _KINDS
     pid = origin.pid
-    readable_span = _new_readable_span
-    span_ids, context_of, status_of = _span_ids, _context, _status
+    received_span = ReceivedSpan
+    span_ids, status_of, has_field = _span_ids, _status, _has_field
     append = spans.append
     first = len(spans)  # a span's index in its scope is how many were appended before it
     try:
-        for span in messages:
+        for span in scope.messages:
             trace_id, span_id, parent_id = span_ids(span)
-            flags = span.flags if _HAS_FLAGS else 0
-            trace_flags = trace_flags_of[flags & TRACE_FLAGS_MASK]
-            state = span.trace_state
-            state = _trace_state(state) if state else _EMPTY_STATE
-            if parent_id:
-                if flags & HAS_IS_REMOTE:
-                    remote = bool(flags & IS_REMOTE)
-                else:
-                    remote = False
-                    undecided.append((span_id, parent_id, pid))
-                parent = context_of(parents, trace_id, parent_id, trace_flags, state, remote, True)
-            else:
-                parent = None
-            # Siblings share their parent's context, and the parent, sent after them, takes it as its own.
-            context = context_of(parents, trace_id, span_id, trace_flags, state, False, False)
+            if parent_id and not (span.flags if _HAS_FLAGS else 0) & HAS_IS_REMOTE:
+                undecided.append((span_id, parent_id, pid))
             kind = span.kind
             if not 0 <= kind <= 5:
                 raise _Invalid("kind", f"is {kind}, not an OTLP span kind (0-5)")
-            attributes = span.attributes
-            events = span.events
             links = span.links
             append(
                 (
-                    readable_span(
-                        span.name,
-                        context,
-                        parent,
-                        resource,
-                        _attributes(attributes) if attributes else None,
-                        tuple(map(_event, events)) if events else (),
-                        tuple(_link(link, i) for i, link in enumerate(links)) if links else (),
+                    received_span(
                         kinds[kind],
-                        None,
-                        status_of(span),
-                        span.start_time_unix_nano,
-                        span.end_time_unix_nano,
+                        status_of(span) if has_field(span, "status") else _UNSET,
+                        tuple(_link(link, i) for i, link in enumerate(links)) if links else (),
                         scope,
                     ),
                     origin,
@@ -422,6 +427,7 @@ def _spans(
     except _Invalid as invalid:
         invalid.index = len(spans) - first
         raise
+    scope.count = len(spans) - first
 
 
 def _span_ids(span: Any) -> tuple[int, int, int]:
@@ -444,8 +450,29 @@ def _span_ids(span: Any) -> tuple[int, int, int]:
     return trace_id, span_id, parent_id
 
 
+def _contexts(
+    contexts: dict[int, SpanContext], span: Any, trace_id: int, span_id: int, parent_id: int
+) -> tuple[SpanContext, SpanContext | None]:
+    """The context of span message ``span`` and its parent's, from its ids (read when it was received).
+
+    ``contexts`` holds the local contexts built so far in the request, by span
+    id: siblings share their parent's context, and the parent, sent after
+    them, takes it as its own. One object per parent, not one per child, is
+    half the contexts a capture keeps, and the garbage collector traverses
+    every one of them.
+    """
+    flags = span.flags if _HAS_FLAGS else 0
+    trace_flags = _TRACE_FLAGS[flags & TRACE_FLAGS_MASK]
+    state = span.trace_state
+    state = _trace_state(state) if state else _EMPTY_STATE
+    parent = None
+    if parent_id:  # remote only where the exporter says so (else the router may settle it)
+        parent = _context(contexts, trace_id, parent_id, trace_flags, state, _remote(flags) is True, True)
+    return _context(contexts, trace_id, span_id, trace_flags, state, False, False), parent
+
+
 def _context(
-    parents: dict[int, SpanContext],
+    contexts: dict[int, SpanContext],
     trace_id: int,
     span_id: int,
     trace_flags: TraceFlags,
@@ -455,17 +482,17 @@ def _context(
 ) -> SpanContext:
     """The context of span ``span_id``: the one built earlier in the request when it is equal, else a
     new one (kept for later spans when ``keep`` and local)."""
-    context = None if remote else parents.get(span_id)
+    context = None if remote else contexts.get(span_id)
     if context is None or context[0] != trace_id or context[3] is not trace_flags or context[4] is not state:
         context = _new_context((trace_id, span_id, remote, trace_flags, state, True))
         if keep and not remote:
-            parents[span_id] = context
+            contexts[span_id] = context
     return context
 
 
 def _status(span: Any) -> Status:
-    # Most spans have no status: asking is cheaper than reading the default.
-    code = span.status.code if _has_field(span, "status") else 0
+    """The status of a span message that has one (most have none: asking is cheaper than reading it)."""
+    code = span.status.code
     if code == 0:
         return _UNSET
     if code == 1:

@@ -23,6 +23,7 @@ from pytest_tracechain import _origins, _spawn
 from pytest_tracechain._graph import has_links
 from pytest_tracechain._leaks import Leak
 from pytest_tracechain._origins import Origin, intern_origin
+from pytest_tracechain._received import ReceivedSpan
 from pytest_tracechain._spawn import Injection, Spawn
 from pytest_tracechain._spawn import current as current_spawn
 from pytest_tracechain._state import CaptureState
@@ -574,7 +575,6 @@ class _Received:
     def trace_ids(self, *, refresh: bool) -> set[int]:
         if refresh:
             from itertools import islice
-            from operator import attrgetter
 
             capture = self.capture
             finished = capture.finished
@@ -583,7 +583,15 @@ class _Received:
             start = self._seen if self._seen <= ended else 0  # 0: cleared since
             ids = self._ids
             if ended - start != received or not start:
-                ids.update(map(attrgetter("context.trace_id"), finished[start:ended]))
+                # The spans this process made: those received were indexed as they were taken (``add``),
+                # and reading their context would decode them (``ReceivedSpan``).
+                ids.update(
+                    [
+                        span.context.trace_id
+                        for span in finished[start:ended]
+                        if not isinstance(span, ReceivedSpan)
+                    ]
+                )
             # Only the spans started since the last look, the open ones among them: read from
             # the end of capture.origins (start order), not by copying it, which grows with
             # every received span (a copy per call made a long ingest quadratic).

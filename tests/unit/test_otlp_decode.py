@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
+import copy
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
 
 import pytest
 
@@ -16,8 +22,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
 
-from pytest_tracechain import _otlp_decode
+from pytest_tracechain import _otlp_decode, _received
 from pytest_tracechain._otlp_decode import BadRequest, decode
+from pytest_tracechain._received import ReceivedSpan
 
 
 def _exported() -> list[ReadableSpan]:
@@ -58,10 +65,103 @@ def test_the_direct_span_context_is_the_one_the_constructor_builds() -> None:
     )
 
 
-def test_readable_span_is_built_by_position_with_the_sdk_s_parameter_order() -> None:
-    parameters = tuple(inspect.signature(ReadableSpan).parameters)
-    assert parameters[: len(_otlp_decode._READABLE_SPAN_PARAMETERS)] == _otlp_decode._READABLE_SPAN_PARAMETERS
-    assert _otlp_decode._new_readable_span is ReadableSpan
+def test_a_received_span_filled_has_every_field_the_sdk_s_constructor_sets() -> None:
+    ((span, *_),) = decode(_body(_exported()[:1]), "protobuf").spans
+    assert isinstance(span, ReceivedSpan)
+    assert _received.ReceivedSpan.fill is not _received._fill_by_init
+    made = ReadableSpan("", resource=Resource({}))
+    span.name  # noqa: B018 - decodes it
+    assert {field for field in vars(made) if not hasattr(span, field)} == set()
+    assert span._pending is None
+
+
+def test_only_what_routing_and_checking_read_is_decoded_before_the_first_read() -> None:
+    rows = decode(_body(_exported()), "protobuf").spans
+    spans = [span for span, *_ in rows]
+    assert all(span._pending is not None for span in spans)  # type: ignore[attr-defined]
+    assert spans[0].kind is SpanKind.INTERNAL  # set when received: decodes nothing
+    assert all(span._pending is not None for span in spans)  # type: ignore[attr-defined]
+    assert spans[0].context is not None  # the first read of a deferred field decodes the whole scope
+    assert all(span._pending is None for span in spans)  # type: ignore[attr-defined]
+
+
+def test_a_span_read_from_many_threads_at_once_is_decoded_once() -> None:
+    rows = decode(_body(_exported()), "protobuf").spans
+    calls: list[int] = []
+    start = threading.Barrier(8)
+    seen: list[object] = []
+
+    def read() -> None:
+        start.wait()
+        seen.append([span.context for span, *_ in rows])
+
+    with patch.object(_otlp_decode, "_contexts", side_effect=_counting(calls)):
+        threads = [threading.Thread(target=read) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(calls) == len(rows)  # each span's contexts built once, not once per thread
+    assert all(contexts == seen[0] for contexts in seen)
+
+
+def _counting(calls: list[int]) -> Any:
+    contexts = _otlp_decode._contexts
+
+    def count(*args: Any) -> Any:
+        calls.append(1)
+        return contexts(*args)
+
+    return count
+
+
+def test_a_copy_of_a_received_span_is_decoded() -> None:
+    rows = decode(_body(_exported()), "protobuf").spans
+    span = rows[0][0]
+    copied = copy.copy(span)
+    assert copied._pending is None  # type: ignore[attr-defined]
+    assert copied.name == span.name
+    assert copied.context == span.context
+
+
+def test_a_missing_attribute_of_a_decoded_span_is_an_attribute_error() -> None:
+    ((span, *_),) = decode(_body(_exported()[:1]), "protobuf").spans
+    with pytest.raises(AttributeError, match="'ReceivedSpan' object has no attribute '_nothing'"):
+        span._nothing  # type: ignore[attr-defined]  # noqa: B018
+    assert span._pending is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="CPython keeps instance fields inline from 3.11")
+def test_decoded_spans_keep_their_fields_inline_without_a_dict_each() -> None:
+    # In a fresh process, whose first request is a large one: the case the class's first span guards.
+    code = """
+import gc, sys
+sys.path.insert(0, {tests!r})
+from test_otlp_decode import _body, _many
+from pytest_tracechain._otlp_decode import decode
+rows = decode(_body(_many(600)), "protobuf").spans
+rows[0][0].name
+print(sum(any(type(r) is dict and "_kind" in r for r in gc.get_referents(span)) for span, *_ in rows))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code.format(tests=str(Path(__file__).parent))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == "0"
+
+
+def _many(n: int) -> list[ReadableSpan]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("unit")
+    for _ in range(n // 3):
+        with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
+            tracer.start_span("leaf").end()
+    provider.shutdown()
+    return list(exporter.get_finished_spans())
 
 
 def test_decoded_spans_are_the_exported_ones() -> None:

@@ -1,0 +1,149 @@
+"""Spans received from another process, decoded at their first read.
+
+The receiver answers the child once its spans are in the capture, so what the
+receiver's thread does per span the child waits for. Routing needs a span's
+ids, and checking the request its kind, status and links: ``_otlp_decode``
+builds a ``ReceivedSpan`` with those alone. The rest (the contexts, name,
+times, attributes, events, resource, scope) is read from the parsed request
+when one of its spans is first read, mostly by the test's own thread after the
+child has gone, for all the spans of that part of the request at once.
+
+This module imports no protobuf: the router tells received spans from the
+test's own by their class.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, Link, SpanContext, SpanKind, Status
+from opentelemetry.util.types import Attributes
+
+__all__ = ["Pending", "ReceivedSpan"]
+
+
+class Pending(Protocol):
+    """The part of a parsed request that received spans read their other fields from."""
+
+    def decode(self) -> None:
+        """Give each of its spans all its fields (``ReadableSpan.__init__``) and set their ``_pending`` to
+        ``None``; at most once, whichever threads call it."""
+
+
+class ReceivedSpan(ReadableSpan):
+    """A ``ReadableSpan`` received from another process, built with its kind, status and links only.
+
+    The SDK's properties read the span's private fields: the first that is not
+    set yet reaches ``__getattr__``, which has the request decode the rest
+    (``Pending.decode``). Copies and pickles get a decoded span.
+    """
+
+    def __init__(self, kind: SpanKind, status: Status, links: tuple[Link, ...], pending: Pending) -> None:
+        # Not ReadableSpan.__init__: ``fill`` sets the other fields. No field is ever deleted and __dict__
+        # is not read: either would give the span a dict of its own (see _first_of_its_class below).
+        self._kind = kind
+        self._status = status
+        self._links = links
+        self._pending: Pending | None = pending
+
+    def fill(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        resource: Resource,
+        attributes: Attributes,
+        events: tuple[Event, ...],
+        start_time: int,
+        end_time: int,
+        scope: InstrumentationScope,
+    ) -> None:
+        """Set the fields ``__init__`` left out (``Pending.decode`` calls it).
+
+        With ``__init__``'s, they are the ones ``ReadableSpan.__init__`` sets:
+        checked at import, else ``_fill_by_init`` replaces this method.
+        """
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._resource = resource
+        self._attributes = attributes
+        self._events = events
+        self._start_time = start_time
+        self._end_time = end_time
+        self._instrumentation_info = None
+        self._instrumentation_scope = scope
+        self._pending = None
+
+    def __getattr__(self, name: str) -> Any:
+        pending = self._pending if name != "_pending" else None
+        if pending is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        pending.decode()
+        return object.__getattribute__(self, name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._pending is not None:
+            self._pending.decode()
+        return dict(self.__dict__)
+
+
+def _first_of_its_class() -> ReceivedSpan:
+    """One span with every field, made before any other.
+
+    CPython (3.11 and later) keeps an instance's fields inline, in a layout its
+    class shares, instead of in a dict of the instance's own: one object fewer
+    per span for the garbage collector to track. The layout takes a new field
+    only until the code setting fields has adapted to it: were the first
+    spans made with ``__init__``'s four fields by the thousand, the fields
+    ``fill`` adds later would give each span a dict. Made here, at import, the
+    layout holds them all, in ``fill``'s order.
+    """
+    span = ReceivedSpan(SpanKind.INTERNAL, Status(), (), None)  # type: ignore[arg-type]
+    span.fill("", INVALID_SPAN_CONTEXT, None, Resource({}), None, (), 0, 0, InstrumentationScope(""))
+    return span
+
+
+def _fill_by_init(
+    self: ReceivedSpan,
+    name: str,
+    context: SpanContext,
+    parent: SpanContext | None,
+    resource: Resource,
+    attributes: Attributes,
+    events: tuple[Event, ...],
+    start_time: int,
+    end_time: int,
+    scope: InstrumentationScope,
+) -> None:  # pragma: no cover - no SDK version so far
+    """``ReceivedSpan.fill`` through ``ReadableSpan.__init__``, for an SDK whose spans have more fields."""
+    ReadableSpan.__init__(
+        self,
+        name=name,
+        context=context,
+        parent=parent,
+        resource=resource,
+        attributes=attributes,
+        events=events,
+        links=self._links,
+        kind=self._kind,
+        status=self._status,
+        start_time=start_time,
+        end_time=end_time,
+        instrumentation_scope=scope,
+    )
+    self._pending = None
+
+
+def _fills_every_field(span: ReceivedSpan) -> bool:
+    """Whether ``span``, filled, has every field a ``ReadableSpan`` from the SDK's constructor has."""
+    made = ReadableSpan("", resource=span.resource)
+    return all(hasattr(span, field) for field in vars(made))
+
+
+_FIRST = _first_of_its_class()
+if not _fills_every_field(_FIRST):  # pragma: no cover - no SDK version so far
+    ReceivedSpan.fill = _fill_by_init  # type: ignore[method-assign]
