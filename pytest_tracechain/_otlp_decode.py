@@ -303,42 +303,33 @@ _decoding = threading.Lock()
 class _ScopeSpans:
     """The spans of one scope of a request, as parsed, until they are decoded (``_received.Pending``).
 
-    ``rows`` is the request's (``Decoded.spans``): this scope's are ``count``
-    rows from ``first``. ``contexts`` is the request's too: the local contexts
-    built so far, by span id (see ``_contexts``).
+    ``spans`` are the ``ReceivedSpan`` built from ``messages``, in their order
+    (set once the scope is checked). ``contexts`` is the request's: the local
+    contexts built so far, by span id (see ``_contexts``).
     """
 
-    __slots__ = ("contexts", "count", "first", "messages", "resource", "rows", "scope")
+    __slots__ = ("contexts", "messages", "resource", "scope", "spans")
 
     def __init__(
-        self,
-        messages: Any,
-        resource: Resource,
-        scope: SdkScope,
-        contexts: dict[int, SpanContext],
-        rows: list[ReceivedRow],
+        self, messages: Any, resource: Resource, scope: SdkScope, contexts: dict[int, SpanContext]
     ) -> None:
         self.messages: Any = messages
         self.resource = resource
         self.scope = scope
         self.contexts = contexts
-        self.rows: list[ReceivedRow] | None = rows
-        self.first = len(rows)
-        self.count = 0
+        self.spans: list[ReceivedSpan] | None = None
 
     def decode(self) -> None:
         with _decoding:
-            rows, messages, self.rows, self.messages = self.rows, self.messages, None, None
-            if rows is None:  # decoded already
+            spans, messages, self.spans, self.messages = self.spans, self.messages, None, None
+            if spans is None:  # decoded already
                 return
             contexts, resource, scope = self.contexts, self.resource, self.scope
-            for (span, _, trace_id, span_id, parent_id), message in zip(
-                rows[self.first : self.first + self.count], messages, strict=True
-            ):
-                context, parent = _contexts(contexts, message, trace_id, span_id, parent_id)
+            for span, message in zip(spans, messages, strict=True):
+                context, parent = _contexts(contexts, message)
                 attributes = message.attributes
                 events = message.events
-                cast("ReceivedSpan", span).fill(
+                span.fill(
                     message.name,
                     context,
                     parent,
@@ -364,9 +355,7 @@ def _convert(request: ExportTraceServiceRequest) -> Decoded:
         for s_index, scope_spans in enumerate(resource_spans.scope_spans):
             scope = _scope(scope_spans.scope, scope_spans.schema_url)
             try:
-                _spans(
-                    _ScopeSpans(scope_spans.spans, resource, scope, contexts, spans), origin, spans, undecided
-                )
+                _spans(_ScopeSpans(scope_spans.spans, resource, scope, contexts), origin, spans, undecided)
             except _Invalid as invalid:
                 raise BadRequest(
                     f"resourceSpans[{r_index}].scopeSpans[{s_index}].spans[{invalid.index}].{invalid.path} "
@@ -427,7 +416,9 @@ def _spans(
     except _Invalid as invalid:
         invalid.index = len(spans) - first
         raise
-    scope.count = len(spans) - first
+    # The spans, not their rows: a row (a tuple) kept until the first read would be one more object per span
+    # for the garbage collector to traverse while the child exports.
+    scope.spans = [cast("ReceivedSpan", row[0]) for row in spans[first:]]
 
 
 def _span_ids(span: Any) -> tuple[int, int, int]:
@@ -450,10 +441,8 @@ def _span_ids(span: Any) -> tuple[int, int, int]:
     return trace_id, span_id, parent_id
 
 
-def _contexts(
-    contexts: dict[int, SpanContext], span: Any, trace_id: int, span_id: int, parent_id: int
-) -> tuple[SpanContext, SpanContext | None]:
-    """The context of span message ``span`` and its parent's, from its ids (read when it was received).
+def _contexts(contexts: dict[int, SpanContext], span: Any) -> tuple[SpanContext, SpanContext | None]:
+    """The context of span message ``span`` and its parent's (its ids were checked when it was received).
 
     ``contexts`` holds the local contexts built so far in the request, by span
     id: siblings share their parent's context, and the parent, sent after
@@ -461,6 +450,7 @@ def _contexts(
     half the contexts a capture keeps, and the garbage collector traverses
     every one of them.
     """
+    trace_id, span_id, parent_id = _span_ids(span)
     flags = span.flags if _HAS_FLAGS else 0
     trace_flags = _TRACE_FLAGS[flags & TRACE_FLAGS_MASK]
     state = span.trace_state
