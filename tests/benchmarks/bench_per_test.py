@@ -28,6 +28,7 @@ and the paired (b) − (a) of each.
 
     python tests/benchmarks/bench_per_test.py            # 2,000 tests, 5 repetitions
     python tests/benchmarks/bench_per_test.py --quick    # 500 tests, 3 repetitions
+    python tests/benchmarks/bench_per_test.py --instructions   # (a) and (b) under callgrind: instructions per test
 """
 
 from __future__ import annotations
@@ -176,8 +177,16 @@ def main() -> None:
     parser.add_argument("--main-only", action="store_true", help="only flavours a, b and c (and peer)")
     parser.add_argument("--python", action="append", help="LABEL=PATH, repeatable: an A/B of venvs")
     parser.add_argument("--no-peer", action="store_true", help="leave the peer row out (long suites)")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instructions per test under valgrind's callgrind instead of time (deterministic, ~5 min)",
+    )
     args = parser.parse_args()
     pythons = parse_pythons(args.python)
+    if args.instructions:
+        instructions(pythons)
+        return
     n_tests = args.tests or (500 if args.quick else 2_000)
     reps = args.reps or (3 if args.quick else 5)
     flavours = {k: v for k, v in FLAVOURS.items() if not args.main_only or k in (*MAIN, "peer")}
@@ -235,6 +244,69 @@ def main() -> None:
                     getattr(x, attr) - getattr(y, attr) for x, y in zip(b, a, strict=True)
                 )
                 print(f"  {label}: {attr} {diff / n_tests * 1e3:+.3f}")
+
+
+def instructions(pythons: dict[str, str]) -> None:
+    """Instructions per test of flavours (a) and (b), counted by valgrind's callgrind.
+
+    Deterministic where time is not: on a shared machine an A/B of per-test
+    CPU time moves by ±0.03 ms from run to run, an instruction count by well
+    under 0.1 %. Per test is the difference between suites of 800 and 400
+    tests (start-up cancels), under ``PYTHONHASHSEED=0``. Instructions are not
+    time: cache misses and the collector's walks of pytest's heap cost more
+    per instruction; the figure says whether a change added work per test,
+    not by how many milliseconds.
+    """
+    sizes = (400, 800)
+    counts: dict[tuple[str, str, int], int] = {}
+    env = dict(clean_env(), PYTHONHASHSEED="0")
+    with tempfile.TemporaryDirectory(prefix="tracechain-bench-") as tmp:
+        suites = {
+            (key, size): write_suite(Path(tmp), f"{key}{size}", FLAVOURS[key], size)
+            for key in ("a", "b")
+            for size in sizes
+        }
+        for label, python in pythons.items():
+            blockers = pytest_blockers(python)
+            for (key, size), suite in suites.items():
+                command = [
+                    *pytest_command(python),
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    *blockers,
+                    *FLAVOURS[key].args,
+                ]
+                subprocess.run(
+                    command, cwd=suite, env=env, capture_output=True, check=True
+                )  # writes the .pyc
+                run = subprocess.run(
+                    ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+                    cwd=suite,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                found = re.search(r"Collected : (\d+)", run.stderr)
+                if found is None:
+                    raise SystemExit(f"callgrind printed no count:\n{run.stderr[-2000:]}")
+                counts[label, key, size] = int(found.group(1))
+                progress(
+                    f"  {label or 'this venv'} ({key}) {size} tests: {counts[label, key, size]:,} instructions"
+                )
+    print(
+        f"\ninstructions per test (the {sizes[1]}-test suite's count minus the {sizes[0]}-test one's, ÷ {sizes[1] - sizes[0]}):"
+    )
+    for label in pythons:
+        per = {
+            key: (counts[label, key, sizes[1]] - counts[label, key, sizes[0]]) / (sizes[1] - sizes[0])
+            for key in ("a", "b")
+        }
+        print(
+            f"  {label or 'this venv'}: (a) bare SDK fixture {per['a']:,.0f}; (b) tracechain {per['b']:,.0f}; "
+            f"(b) − (a) {per['b'] - per['a']:+,.0f} ({per['b'] / per['a']:.3f}×)"
+        )
 
 
 def has_testbase(python: str) -> bool:
