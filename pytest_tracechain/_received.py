@@ -63,8 +63,8 @@ class ReceivedSpan(ReadableSpan):
     ) -> None:
         """Set the fields ``__init__`` left out (``Pending.decode`` calls it).
 
-        With ``__init__``'s, they are the ones ``ReadableSpan.__init__`` sets:
-        checked at import, else ``_fill_by_init`` replaces this method.
+        With ``__init__``'s, they are the ones ``ReadableSpan.__init__`` sets,
+        as checked at import; any other (``_SDK_ONLY``) gets the SDK's default.
         """
         self._name = name
         self._context = context
@@ -77,6 +77,9 @@ class ReceivedSpan(ReadableSpan):
         self._instrumentation_info = None
         self._instrumentation_scope = scope
         self._pending = None
+        if _SDK_ONLY:  # pragma: no cover - no SDK version so far
+            for field, value in _SDK_ONLY.items():
+                setattr(self, field, value)
 
     def __getattr__(self, name: str) -> Any:
         pending = self._pending if name != "_pending" else None
@@ -107,43 +110,14 @@ def _first_of_its_class() -> ReceivedSpan:
     return span
 
 
-def _fill_by_init(
-    self: ReceivedSpan,
-    name: str,
-    context: SpanContext,
-    parent: SpanContext | None,
-    resource: Resource,
-    attributes: Attributes,
-    events: tuple[Event, ...],
-    start_time: int,
-    end_time: int,
-    scope: InstrumentationScope,
-) -> None:  # pragma: no cover - no SDK version so far
-    """``ReceivedSpan.fill`` through ``ReadableSpan.__init__``, for an SDK whose spans have more fields."""
-    ReadableSpan.__init__(
-        self,
-        name=name,
-        context=context,
-        parent=parent,
-        resource=resource,
-        attributes=attributes,
-        events=events,
-        links=self._links,
-        kind=self._kind,
-        status=self._status,
-        start_time=start_time,
-        end_time=end_time,
-        instrumentation_scope=scope,
-    )
-    self._pending = None
-
-
-def _fills_every_field(span: ReceivedSpan) -> bool:
-    """Whether ``span``, filled, has every field a ``ReadableSpan`` from the SDK's constructor has."""
+def _fields_fill_leaves_out(span: ReceivedSpan) -> dict[str, Any]:
+    """The fields a ``ReadableSpan`` from the SDK's constructor has that ``span``, filled, has not, with the
+    constructor's defaults: none so far (SDK 1.24 to 1.45)."""
     made = ReadableSpan("", resource=span.resource)
-    return all(hasattr(span, field) for field in vars(made))
+    return {field: value for field, value in vars(made).items() if not hasattr(span, field)}
 
 
+# What ``fill`` also sets should a later SDK add fields to ReadableSpan (found with the first span).
+_SDK_ONLY: dict[str, Any] = {}
 _FIRST = _first_of_its_class()
-if not _fills_every_field(_FIRST):  # pragma: no cover - no SDK version so far
-    ReceivedSpan.fill = _fill_by_init  # type: ignore[method-assign]
+_SDK_ONLY.update(_fields_fill_leaves_out(_FIRST))
