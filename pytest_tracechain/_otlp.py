@@ -234,7 +234,8 @@ class _Handler(BaseHTTPRequestHandler):
             except self.server.bad_request as exc:
                 raise _Reject(400, str(exc)) from None
             self.server.receiver._count(len(decoded.spans))
-            self.server.router.receive_rows(decoded.spans, decoded.undecided)
+            if self.server.router.receive_rows(decoded.spans, decoded.undecided) == len(decoded.spans):
+                decoded.forget()  # all dropped (no test running): freed now
             self._answer(200, media_type, b"" if media_type == "protobuf" else b"{}")
         except _Reject as rejection:
             self._reject(rejection.status, rejection.reason, media_type)

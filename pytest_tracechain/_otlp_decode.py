@@ -91,6 +91,15 @@ class Decoded:
 
     spans: list[ReceivedRow]
     undecided: frozenset[int]
+    scopes: tuple[_ScopeSpans, ...] = ()
+
+    def forget(self) -> None:
+        """The router took none of the spans: let go of them now, not when the garbage collector finds them.
+
+        (Each span and its scope refer to each other until the scope is decoded.)
+        """
+        for scope in self.scopes:
+            scope.forget()
 
 
 def decode(body: bytes, media_type: str) -> Decoded:
@@ -295,38 +304,46 @@ _has_field = ProtoSpan.HasField
 # spans in one loop (``_ScopeSpans.decode``): well over half of the decoding,
 # and of the objects built.
 
-# Two threads reading spans of one scope at once decode it once, and the request's shared contexts are
-# written by one thread at a time.
-_decoding = threading.Lock()
-
 
 class _ScopeSpans:
     """The spans of one scope of a request, as parsed, until they are decoded (``_received.Pending``).
 
     ``spans`` are the ``ReceivedSpan`` built from ``messages``, in their order
-    (set once the scope is checked). ``contexts`` is the request's: the local
-    contexts built so far, by span id (see ``_contexts``).
+    (set once the scope is checked). ``contexts`` and ``lock`` are the
+    request's: the local contexts built so far, by span id (see
+    ``_contexts``), and what makes one thread at a time decode its spans.
+    ``remote`` holds the spans whose parent the router found remote before
+    they were decoded (``defer_remote_parent``), by ``id``.
     """
 
-    __slots__ = ("contexts", "messages", "resource", "scope", "spans")
+    __slots__ = ("contexts", "lock", "messages", "remote", "resource", "scope", "spans")
 
     def __init__(
-        self, messages: Any, resource: Resource, scope: SdkScope, contexts: dict[int, SpanContext]
+        self,
+        messages: Any,
+        resource: Resource,
+        scope: SdkScope,
+        contexts: dict[int, SpanContext],
+        lock: threading.Lock,
     ) -> None:
         self.messages: Any = messages
         self.resource = resource
         self.scope = scope
         self.contexts = contexts
+        self.lock = lock
         self.spans: list[ReceivedSpan] | None = None
+        self.remote: set[int] = set()
 
     def decode(self) -> None:
-        with _decoding:
-            spans, messages, self.spans, self.messages = self.spans, self.messages, None, None
+        with self.lock:
+            spans, messages = self.spans, self.messages
             if spans is None:  # decoded already
                 return
-            contexts, resource, scope = self.contexts, self.resource, self.scope
+            contexts, resource, scope, remote = self.contexts, self.resource, self.scope, self.remote
             for span, message in zip(spans, messages, strict=True):
-                context, parent = _contexts(contexts, message)
+                if span._pending is None:  # decoded before an interruption (KeyboardInterrupt, a timeout)
+                    continue
+                context, parent = _contexts(contexts, message, id(span) in remote)
                 attributes = message.attributes
                 events = message.events
                 span.fill(
@@ -340,6 +357,19 @@ class _ScopeSpans:
                     message.end_time_unix_nano,
                     scope,
                 )
+            self.spans = self.messages = None  # let go of the parsed request
+
+    def defer_remote_parent(self, span: ReceivedSpan) -> bool:
+        with self.lock:
+            if self.spans is None or span._pending is None:
+                return False
+            self.remote.add(id(span))
+            return True
+
+    def forget(self) -> None:
+        """Let go of the spans: none was taken (they were dropped), so none will be read."""
+        with self.lock:
+            self.spans = self.messages = None
 
 
 def _convert(request: ExportTraceServiceRequest) -> Decoded:
@@ -347,6 +377,8 @@ def _convert(request: ExportTraceServiceRequest) -> Decoded:
     undecided: list[tuple[int, int, int]] = []  # (span id, parent span id, pid)
     origins: dict[int, Origin] = {}
     contexts: dict[int, SpanContext] = {}
+    lock = threading.Lock()
+    scopes: list[_ScopeSpans] = []
     for r_index, resource_spans in enumerate(request.resource_spans):
         resource, pid = _resource(resource_spans.resource)
         origin = origins.get(pid)
@@ -355,19 +387,21 @@ def _convert(request: ExportTraceServiceRequest) -> Decoded:
         for s_index, scope_spans in enumerate(resource_spans.scope_spans):
             scope = _scope(scope_spans.scope, scope_spans.schema_url)
             try:
-                _spans(_ScopeSpans(scope_spans.spans, resource, scope, contexts), origin, spans, undecided)
+                scopes.append(_ScopeSpans(scope_spans.spans, resource, scope, contexts, lock))
+                _spans(scopes[-1], origin, spans, undecided)
             except _Invalid as invalid:
                 raise BadRequest(
                     f"resourceSpans[{r_index}].scopeSpans[{s_index}].spans[{invalid.index}].{invalid.path} "
                     f"{invalid.problem}"
                 ) from None
     if not undecided:  # exporters that set the flags (opentelemetry-python's since 1.25) leave none
-        return Decoded(spans, frozenset())
+        return Decoded(spans, frozenset(), tuple(scopes))
     # A parent sent in the same request by the same process is local.
     local_ids = {(origin.pid, span_id) for _, origin, _, span_id, _ in spans}
     return Decoded(
         spans,
         frozenset(span_id for span_id, parent_id, pid in undecided if (pid, parent_id) not in local_ids),
+        tuple(scopes),
     )
 
 
@@ -399,13 +433,11 @@ def _spans(
             if not 0 <= kind <= 5:
                 raise _Invalid("kind", f"is {kind}, not an OTLP span kind (0-5)")
             links = span.links
+            links = tuple(_link(link, i) for i, link in enumerate(links)) if links else ()  # checked first
             append(
                 (
                     received_span(
-                        kinds[kind],
-                        status_of(span) if has_field(span, "status") else _UNSET,
-                        tuple(_link(link, i) for i, link in enumerate(links)) if links else (),
-                        scope,
+                        kinds[kind], status_of(span) if has_field(span, "status") else _UNSET, links, scope
                     ),
                     origin,
                     trace_id,
@@ -441,8 +473,11 @@ def _span_ids(span: Any) -> tuple[int, int, int]:
     return trace_id, span_id, parent_id
 
 
-def _contexts(contexts: dict[int, SpanContext], span: Any) -> tuple[SpanContext, SpanContext | None]:
-    """The context of span message ``span`` and its parent's (its ids were checked when it was received).
+def _contexts(
+    contexts: dict[int, SpanContext], span: Any, remote_parent: bool
+) -> tuple[SpanContext, SpanContext | None]:
+    """The context of span message ``span`` and its parent's (its ids were checked when it was received);
+    the parent is remote where the exporter says so or the router found it (``remote_parent``).
 
     ``contexts`` holds the local contexts built so far in the request, by span
     id: siblings share their parent's context, and the parent, sent after
@@ -456,8 +491,9 @@ def _contexts(contexts: dict[int, SpanContext], span: Any) -> tuple[SpanContext,
     state = span.trace_state
     state = _trace_state(state) if state else _EMPTY_STATE
     parent = None
-    if parent_id:  # remote only where the exporter says so (else the router may settle it)
-        parent = _context(contexts, trace_id, parent_id, trace_flags, state, _remote(flags) is True, True)
+    if parent_id:
+        remote = remote_parent or _remote(flags) is True
+        parent = _context(contexts, trace_id, parent_id, trace_flags, state, remote, True)
     return _context(contexts, trace_id, span_id, trace_flags, state, False, False), parent
 
 

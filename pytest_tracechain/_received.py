@@ -22,15 +22,18 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, Link, SpanContext, SpanKind, Status
 from opentelemetry.util.types import Attributes
 
-__all__ = ["Pending", "ReceivedSpan"]
+__all__ = ["Pending", "ReceivedSpan", "make_parent_remote"]
 
 
 class Pending(Protocol):
     """The part of a parsed request that received spans read their other fields from."""
 
     def decode(self) -> None:
-        """Give each of its spans all its fields (``ReadableSpan.__init__``) and set their ``_pending`` to
-        ``None``; at most once, whichever threads call it."""
+        """Give each of its spans all its fields (``ReceivedSpan.fill``); at most once per span, whichever
+        threads call it."""
+
+    def defer_remote_parent(self, span: ReceivedSpan) -> bool:
+        """Have ``decode`` build ``span``'s parent context as remote; ``False`` if it was decoded already."""
 
 
 class ReceivedSpan(ReadableSpan):
@@ -38,12 +41,12 @@ class ReceivedSpan(ReadableSpan):
 
     The SDK's properties read the span's private fields: the first that is not
     set yet reaches ``__getattr__``, which has the request decode the rest
-    (``Pending.decode``). Copies and pickles get a decoded span.
+    (``Pending.decode``). Copies get a decoded span.
     """
 
     def __init__(self, kind: SpanKind, status: Status, links: tuple[Link, ...], pending: Pending) -> None:
-        # Not ReadableSpan.__init__: ``fill`` sets the other fields. No field is ever deleted and __dict__
-        # is not read: either would give the span a dict of its own (see _first_of_its_class below).
+        # Not ReadableSpan.__init__: ``fill`` sets the other fields. No field is ever deleted and only a
+        # copy reads __dict__: either gives the span a dict of its own (see _first_of_its_class below).
         self._kind = kind
         self._status = status
         self._links = links
@@ -64,28 +67,45 @@ class ReceivedSpan(ReadableSpan):
         """Set the fields ``__init__`` left out (``Pending.decode`` calls it).
 
         With ``__init__``'s, they are the ones ``ReadableSpan.__init__`` sets,
-        as checked at import; any other (``_SDK_ONLY``) gets the SDK's default.
+        as checked at import; where a later SDK has more (``_SDK_ONLY``), it is
+        called instead.
         """
-        self._name = name
-        self._context = context
-        self._parent = parent
-        self._resource = resource
-        self._attributes = attributes
-        self._events = events
-        self._start_time = start_time
-        self._end_time = end_time
-        self._instrumentation_info = None
-        self._instrumentation_scope = scope
-        self._pending = None
-        if _SDK_ONLY:  # pragma: no cover - no SDK version so far
-            for field, value in _SDK_ONLY.items():
-                setattr(self, field, value)
+        if _SDK_ONLY:  # pragma: no cover - a later SDK's ReadableSpan has fields fill does not know
+            ReadableSpan.__init__(
+                self,
+                name=name,
+                context=context,
+                parent=parent,
+                resource=resource,
+                attributes=attributes,
+                events=events,
+                links=self._links,
+                kind=self._kind,
+                status=self._status,
+                start_time=start_time,
+                end_time=end_time,
+                instrumentation_scope=scope,
+            )
+        else:
+            self._name = name
+            self._context = context
+            self._parent = parent
+            self._resource = resource
+            self._attributes = attributes
+            self._events = events
+            self._start_time = start_time
+            self._end_time = end_time
+            self._instrumentation_info = None
+            self._instrumentation_scope = scope
+        self._pending = None  # last: a reader that sees None finds every field set
 
     def __getattr__(self, name: str) -> Any:
-        pending = self._pending if name != "_pending" else None
-        if pending is None:
+        if name == "_pending":  # a span made without __init__
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        pending.decode()
+        pending = self._pending
+        if pending is not None:
+            pending.decode()
+        # Also when another thread's decode set the field after this thread's lookup missed it.
         return object.__getattribute__(self, name)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -110,14 +130,28 @@ def _first_of_its_class() -> ReceivedSpan:
     return span
 
 
-def _fields_fill_leaves_out(span: ReceivedSpan) -> dict[str, Any]:
-    """The fields a ``ReadableSpan`` from the SDK's constructor has that ``span``, filled, has not, with the
-    constructor's defaults: none so far (SDK 1.24 to 1.45)."""
+def make_parent_remote(span: ReadableSpan) -> None:
+    """Make the parent context of received ``span`` remote (the router found the parent captured in another
+    process): at its decoding, if it is still to come."""
+    if isinstance(span, ReceivedSpan):
+        pending = span._pending
+        if pending is not None and pending.defer_remote_parent(span):
+            return
+    parent = span.parent
+    if parent is not None:
+        span._parent = SpanContext(
+            parent.trace_id, parent.span_id, True, parent.trace_flags, parent.trace_state
+        )
+
+
+def _fields_fill_leaves_out(span: ReceivedSpan) -> set[str]:
+    """The fields a ``ReadableSpan`` from the SDK's constructor has that ``span``, filled, has not: none so
+    far (SDK 1.24 to 1.45)."""
     made = ReadableSpan("", resource=span.resource)
-    return {field: value for field, value in vars(made).items() if not hasattr(span, field)}
+    return {field for field in vars(made) if not hasattr(span, field)}
 
 
-# What ``fill`` also sets should a later SDK add fields to ReadableSpan (found with the first span).
-_SDK_ONLY: dict[str, Any] = {}
+# Fields of a later SDK's ReadableSpan that ``fill`` does not know: then it calls ReadableSpan.__init__.
+_SDK_ONLY: set[str] = set()
 _FIRST = _first_of_its_class()
 _SDK_ONLY.update(_fields_fill_leaves_out(_FIRST))

@@ -23,7 +23,7 @@ from pytest_tracechain import _origins, _spawn
 from pytest_tracechain._graph import has_links
 from pytest_tracechain._leaks import Leak
 from pytest_tracechain._origins import Origin, intern_origin
-from pytest_tracechain._received import ReceivedSpan
+from pytest_tracechain._received import ReceivedSpan, make_parent_remote
 from pytest_tracechain._spawn import Injection, Spawn
 from pytest_tracechain._spawn import current as current_spawn
 from pytest_tracechain._state import CaptureState
@@ -338,16 +338,11 @@ class Router(SpanProcessor):
                 owner.notify()
         return batch.dropped
 
-    def _settle_parent(self, owner: CaptureState, span: ReadableSpan, origin: Origin) -> None:
+    def _settle_parent(self, owner: CaptureState, span: ReadableSpan, origin: Origin, parent_id: int) -> None:
         """A parent whose remoteness the exporter did not say is remote when another process captured it."""
-        parent = span.parent
-        if parent is None:  # pragma: no cover - a row names a parent only where the span has one
-            return
-        index = owner.origins.get(parent.span_id)
+        index = owner.origins.get(parent_id)
         if index is not None and owner.table.at(index).pid != origin.pid:
-            span._parent = SpanContext(
-                parent.trace_id, parent.span_id, True, parent.trace_flags, parent.trace_state
-            )
+            make_parent_remote(span)  # without decoding a received span (it is read on the receiver's thread)
 
     def _leaked(self, owner: CaptureState, span: ReadableSpan) -> None:
         """``span`` of a finished test ended after that test's teardown."""
@@ -507,7 +502,7 @@ class _Batch:
             self._switch(owner, origin)
         self.run += 1
         if parent_id and self.undecided and span_id in self.undecided:
-            self.router._settle_parent(owner, span, origin)
+            self.router._settle_parent(owner, span, origin, parent_id)
         owner.record_received(span_id, span, self.origin_index)
         if owner.closed and (span.end_time or 0) > owner.closed_at:
             self.router._leaked(owner, span)

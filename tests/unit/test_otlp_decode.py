@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import gc
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -24,7 +26,8 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFl
 
 from pytest_tracechain import _otlp_decode, _received
 from pytest_tracechain._otlp_decode import BadRequest, decode
-from pytest_tracechain._received import ReceivedSpan
+from pytest_tracechain._received import ReceivedSpan, make_parent_remote
+from pytest_tracechain._router import Router
 
 
 def _exported() -> list[ReadableSpan]:
@@ -68,7 +71,7 @@ def test_the_direct_span_context_is_the_one_the_constructor_builds() -> None:
 def test_a_received_span_filled_has_every_field_the_sdk_s_constructor_sets() -> None:
     ((span, *_),) = decode(_body(_exported()[:1]), "protobuf").spans
     assert isinstance(span, ReceivedSpan)
-    assert _received._SDK_ONLY == {}
+    assert not _received._SDK_ONLY
     made = ReadableSpan("", resource=Resource({}))
     span.name  # noqa: B018 - decodes it
     assert {field for field in vars(made) if not hasattr(span, field)} == set()
@@ -113,6 +116,72 @@ def _counting(calls: list[int]) -> Any:
         return contexts(*args)
 
     return count
+
+
+def test_a_read_that_missed_a_field_another_thread_then_set_finds_it() -> None:
+    # The window of a first read racing another thread's decode: this thread's lookup missed ``_name``,
+    # then the other thread filled the span (``_pending`` is None) before ``__getattr__`` ran.
+    rows = decode(_body(_exported()), "protobuf").spans
+    span = rows[3][0]
+    span._pending.decode()  # type: ignore[attr-defined]
+    assert ReceivedSpan.__getattr__(span, "_name") == span.name  # type: ignore[arg-type]
+
+
+def test_a_decoding_interrupted_midway_is_finished_by_the_next_read() -> None:
+    rows = decode(_body(_exported()), "protobuf").spans
+    contexts = _otlp_decode._contexts
+    calls: list[int] = []
+
+    def interrupted(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return contexts(*args)
+
+    with patch.object(_otlp_decode, "_contexts", side_effect=interrupted), pytest.raises(KeyboardInterrupt):
+        rows[0][0].name  # noqa: B018
+    assert [span._pending is None for span, *_ in rows[:3]] == [True, True, False]  # type: ignore[attr-defined]
+    assert [span.name for span, *_ in rows] == [span.name for span in _exported()]
+    assert len(calls) == 3  # the two spans decoded before the interruption are not decoded again
+
+
+def test_a_parent_found_remote_before_decoding_is_built_remote_at_it() -> None:
+    rows = decode(_body(_exported()), "protobuf").spans
+    span = next(span for span, *_, parent_id in rows if parent_id)
+    make_parent_remote(span)
+    assert span._pending is not None  # type: ignore[attr-defined]  # nothing decoded to say so
+    assert span.parent is not None
+    assert span.parent.is_remote
+    assert all(other.parent is None or not other.parent.is_remote for other, *_ in rows if other is not span)
+    decoded = next(other for other, *_, parent_id in rows if parent_id and other is not span)
+    make_parent_remote(decoded)  # decoded already: its parent context is rebuilt
+    assert decoded.parent is not None
+    assert decoded.parent.is_remote
+
+
+def test_a_request_whose_spans_were_all_dropped_is_freed_without_the_collector() -> None:
+    router = Router()
+    router.receiving = True  # and no test running: every span is dropped
+    decoded = decode(_body(_exported()), "protobuf")
+    assert router.receive_rows(decoded.spans, decoded.undecided) == len(decoded.spans)
+    first = weakref.ref(decoded.spans[0][0])
+    decoded.forget()
+    gc.disable()
+    try:
+        del decoded
+        assert first() is None
+    finally:
+        gc.enable()
+
+
+def test_a_span_with_a_bad_link_and_a_bad_status_is_named_by_its_link() -> None:
+    request = encode_spans(_exported())
+    spans = request.resource_spans[0].scope_spans[0].spans
+    index = next(i for i, span in enumerate(spans) if span.links)
+    spans[index].links[0].span_id = bytes(8)
+    spans[index].status.code = 9
+    with pytest.raises(BadRequest, match=rf"spans\[{index}\]\.links\[0\]\.spanId is all zeros"):
+        decode(request.SerializeToString(), "protobuf")
 
 
 def test_a_copy_of_a_received_span_is_decoded() -> None:
