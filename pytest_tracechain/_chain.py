@@ -38,6 +38,7 @@ __all__ = [
     "FindingKind",
     "SpanFacts",
     "analyze",
+    "apply_rules",
     "assert_chain_intact",
     "is_trivially_intact",
     "report",
@@ -417,6 +418,11 @@ def analyze(facts: Facts, rules: Sequence[Rule] = RULES) -> list[Finding]:
     """Every rule's findings over the finished spans of ``facts``, in order of the spans' start."""
     if rules is RULES and is_trivially_intact(facts):
         return []
+    return apply_rules(facts, rules)
+
+
+def apply_rules(facts: Facts, rules: Sequence[Rule] = RULES) -> list[Finding]:
+    """``analyze`` without the quick proof, for a caller that made it already (``_session``)."""
     with collection_paused():
         graph = SpanGraph(facts.spans, facts.ambient)
         findings = [finding for rule in rules for finding in rule(graph, facts)]
