@@ -37,7 +37,8 @@ __all__ = ["HARNESS_SCOPES", "Leak", "Router"]
 HARNESS_SCOPES = frozenset({"pytest-opentelemetry"})
 # How many of the latest captures received spans are matched against by trace id.
 RECENT_CAPTURES = 8
-# How many finished tests are searched for the parent of a span that starts later.
+# How many finished tests are searched for the parent of a span that starts later (their span ids and
+# open spans: their finished spans go once nothing reads them, ``Router._let_go_of_unread``).
 CLOSED_CAPTURES = 8
 # How many spans a finished test keeps of those that start after its teardown (the rest are counted).
 LATE_SPANS_KEPT = 1000
@@ -269,6 +270,7 @@ class Router(SpanProcessor):
         return drained
 
     def open(self, capture: CaptureState) -> None:
+        self._let_go_of_unread()
         if _origins.renew_if_full():  # between tests: threads and tasks look their origins up again
             _spawn.renames += 1
             with self._lock:
@@ -288,6 +290,26 @@ class Router(SpanProcessor):
         self._closed.append(capture)
         if self.current is capture:
             self.current = None
+
+    def _let_go_of_unread(self) -> None:
+        """Finished tests nothing reads any more let go of their finished spans (at the next test's start).
+
+        A finished test stays searchable for the parents of late spans (``_closed``: its span ids, its
+        open spans), but its finished spans are read only while its ``TraceCapture`` lives. Kept for
+        ``CLOSED_CAPTURES`` more tests, they made a suite of big tests hold nine tests' spans at once,
+        and freeing them that late cost every test time. A receiver's index of their trace ids is
+        brought up to date first: a late received span of such a trace still finds its test.
+        """
+        for closed in self._closed:
+            if closed.finished and closed.unread():
+                if not self.receiving:
+                    closed.clear()
+                    continue
+                with self._receive_lock:  # the receiver's threads add to it and read the index
+                    for entry in self._recent:
+                        if entry.capture is closed:
+                            entry.index_then_forget_finished()
+                    closed.clear()
 
     def receive(self, spans: Sequence[tuple[ReadableSpan, Origin]], undecided: Collection[int] = ()) -> int:
         """Add finished spans received from other processes to the captures that own them.
@@ -566,6 +588,11 @@ class _Received:
 
     def add(self, trace_id: int) -> None:
         self._ids.add(trace_id)
+
+    def index_then_forget_finished(self) -> None:
+        """Index the trace ids of the capture's finished spans, which are about to be let go."""
+        self.trace_ids(refresh=True)
+        self._seen = 0
 
     def trace_ids(self, *, refresh: bool) -> set[int]:
         if refresh:

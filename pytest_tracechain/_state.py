@@ -389,6 +389,15 @@ class CaptureState:
         self.finished.clear()
         self.unproven.clear()
 
+    def unread(self) -> bool:
+        """Whether nothing can read this test's finished spans any more: its ``TraceCapture`` was freed.
+
+        (At the end of the test's protocol, unless the user kept it. A state that never had a
+        view, made by hand, counts as read.)
+        """
+        view = self.view
+        return view is not None and view() is None
+
     def explain(self, headline: str, *, highlight: Mapping[int, str] | None = None) -> str:
         """A failure message: ``headline``, then the captured trees with ``highlight``.
 

@@ -74,3 +74,37 @@ def test_work_that_runs_on_after_its_test_stays_with_it(
             " test's teardown (work that outlived the test)",
         ]
     )
+
+
+MEMORY_SUITE = """
+import gc, weakref
+from opentelemetry import trace
+
+tracer = trace.get_tracer("app")
+made = {}
+kept = []
+
+
+def test_makes_spans(tracechain):
+    tracer.start_span("request").end()
+    made["span"] = weakref.ref(tracechain.spans[0])  # the span as captured
+
+
+def test_keeps_its_capture(tracechain):
+    tracer.start_span("kept").end()
+    kept.append(tracechain)  # the user holds on to it: its spans stay readable
+
+
+def test_later(tracechain):
+    gc.collect()  # only to show that reference counting alone freed it
+    assert made["span"]() is None, "the first test's spans are still held"
+    assert [span.name for span in kept[0].spans] == ["kept"]
+"""
+
+
+def test_a_finished_tests_spans_are_freed_by_the_next_captured_test(
+    pytester: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    pytester.makepyfile(test_suite=MEMORY_SUITE)
+    result = run_pytest("--tracechain-check=fail", "-p", "no:randomly", "-p", "no:xdist", "-q")
+    result.assert_outcomes(passed=3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer, set_span_in_context
 
+from pytest_tracechain._capture import TraceCapture
 from pytest_tracechain._origins import Origin
 from pytest_tracechain._router import Router
 from pytest_tracechain._state import CaptureState
@@ -143,4 +144,22 @@ def test_a_trace_of_a_local_span_that_ended_between_two_receives_is_found(
     received = span("job", 901, 900, trace_id=trace_id)
     receiving.receive([(received, CHILD)])
     assert first.finished[-1] is received
+    assert second.finished == []
+
+
+def test_a_trace_of_a_finished_test_that_let_go_of_its_spans_is_still_found(
+    receiving: Router, tracer: Tracer
+) -> None:
+    first = _open(receiving, "first")
+    view = TraceCapture(first, _ispytest=True)  # as the plugin makes one per test
+    receiving.receive([(span("w", 800, trace_id=0x8), CHILD)])  # the index is read up to here
+    tracer.start_span("local").end()  # a span of the test's own, indexed by no receive yet
+    trace_id = first.finished[-1].context.trace_id
+    receiving.close(first)
+    del view
+    second = _open(receiving, "second")  # nothing reads the first test's spans: let go of here
+    assert first.finished == []
+    received = span("job", 901, 900, trace_id=trace_id)
+    receiving.receive([(received, CHILD)])
+    assert first.finished == [received]
     assert second.finished == []

@@ -74,6 +74,47 @@ def test_spans_of_a_closed_test_stay_with_it(router: Router, tracer: Tracer) -> 
     assert router.drain_leaks() == []
 
 
+def test_a_finished_test_lets_go_of_its_spans_at_the_next_start_once_nothing_reads_them(
+    router: Router, tracer: Tracer
+) -> None:
+    first = CaptureState("first")
+    view = TraceCapture(first, _ispytest=True)  # as the plugin makes one per test
+    router.open(first)
+    tracer.start_span("done").end()
+    outliving = tracer.start_span("outlives the test")
+    router.close(first)
+    done = weakref.ref(first.finished[0])
+    done_context = first.finished[0].get_span_context()
+    second = CaptureState("second")
+    router.open(second)  # the user still holds the first test's TraceCapture: it keeps its spans
+    assert [s.name for s in view.spans] == ["done"]
+    router.close(second)
+    del view
+    third = CaptureState("third")
+    router.open(third)
+    assert first.finished == []
+    assert done() is None  # freed, not only forgotten
+    # Still searched for the parents of late spans: its span ids and open spans stay.
+    tracer.start_span(
+        "late child", context=trace.set_span_in_context(trace.NonRecordingSpan(done_context))
+    ).end()
+    outliving.end()
+    router.close(third)
+    assert [s.name for s in first.finished] == ["late child", "outlives the test"]
+    assert third.all_spans() == []
+    (leak,) = router.drain_leaks()
+    assert (leak.test, leak.count) == ("first", 2)
+
+
+def test_a_finished_test_made_without_a_view_keeps_its_spans(router: Router, tracer: Tracer) -> None:
+    first = CaptureState("first")  # by hand, never viewed: whoever made it reads it
+    router.open(first)
+    tracer.start_span("done").end()
+    router.close(first)
+    router.open(CaptureState("second"))
+    assert [s.name for s in first.finished] == ["done"]
+
+
 def test_no_span_is_recorded_between_tests(router: Router, tracer: Tracer) -> None:
     with tracer.start_as_current_span("between"):
         pass
