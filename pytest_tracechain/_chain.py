@@ -106,6 +106,10 @@ class SpanFacts:
     def spawn_of(self, span_id: int) -> Spawn | None:
         return self.recorded.spawn_of(span_id) if self.recorded is not None else None
 
+    @property
+    def spawns(self) -> Mapping[int, Spawn]:
+        return self.recorded.spawns if self.recorded is not None else {}
+
     def spans_to_prove(self) -> list[ReadableSpan]:
         return self.spans
 

@@ -23,6 +23,10 @@ runs every variant under both interpreters, interleaved.
     python tests/benchmarks/bench_spans_pytest.py                 # N=100,000, 5 repetitions
     python tests/benchmarks/bench_spans_pytest.py --quick         # N=20,000, 3 repetitions
     python tests/benchmarks/bench_spans_pytest.py -n 1000000 --reps 3 --shape tenth   # the 1M row
+    python tests/benchmarks/bench_spans_pytest.py -n 20000 --tests 10 --shape tenth   # a session of big tests
+
+With ``--tests K`` the suite has K such tests in a row (the loop figures add
+up over them): what a session holds between tests shows in its peak RSS.
 """
 
 from __future__ import annotations
@@ -82,19 +86,21 @@ TIMING = """\
 import json, os, time
 
 def _report(wall, cpu):
-    with open(os.environ["BENCH_REPORT"], "w") as out:
-        json.dump({"loop": wall, "loop_cpu": cpu}, out)
+    with open(os.environ["BENCH_REPORT"], "a") as out:  # a line per test
+        out.write(json.dumps({"loop": wall, "loop_cpu": cpu}) + "\n")
 """
 
 FUNCTION_TEST = """\
 {timing}
+import pytest
 from opentelemetry import trace
 
 N = {n}
 tracer = trace.get_tracer("bench")
 
 
-def test_spans({args}):
+@pytest.mark.parametrize("_test", range({tests}))
+def test_spans({args}, _test):
     span = {tracer}.start_as_current_span
     wall, cpu = time.perf_counter(), time.process_time()
 {loop}
@@ -110,22 +116,27 @@ N = {n}
 
 
 class TestSpans(TestBase):
-    def test_spans(self):
+    def _spans(self):
         span = self.tracer_provider.get_tracer("bench").start_as_current_span
         wall, cpu = time.perf_counter(), time.process_time()
 {loop}
         _report(time.perf_counter() - wall, time.process_time() - cpu)
         assert len(self.memory_exporter.get_finished_spans()) == N
+
+{methods}
 """
 
 
-def write_suite(root: Path, variant: str, shape: str, n: int) -> Path:
+def write_suite(root: Path, variant: str, shape: str, n: int, tests: int = 1) -> Path:
     suite = root / f"{variant}-{shape}"
     suite.mkdir()
     (suite / "pytest.ini").write_text("[pytest]\n")  # its own rootdir: no outside config
     loop = LOOPS[shape]
     if variant == "testbase":
-        body = TESTBASE_TEST.format(timing=TIMING, n=n, loop=re.sub("^", "    ", loop, flags=re.M))
+        methods = "".join(f"    test_spans_{i} = _spans\n" for i in range(tests))
+        body = TESTBASE_TEST.format(
+            timing=TIMING, n=n, loop=re.sub("^", "    ", loop, flags=re.M), methods=methods
+        )
     else:
         if variant == "bare":
             (suite / "conftest.py").write_text(BARE_CONFTEST)
@@ -135,7 +146,7 @@ def write_suite(root: Path, variant: str, shape: str, n: int) -> Path:
             "fixture": ("tracechain, tracer", "tracer", "tracechain.spans"),
         }[variant]
         body = FUNCTION_TEST.format(
-            timing=TIMING, n=n, args=args, tracer=tracer, loop=loop, finished=finished
+            timing=TIMING, n=n, args=args, tracer=tracer, loop=loop, finished=finished, tests=tests
         )
     (suite / "test_spans.py").write_text(body)
     return suite
@@ -151,6 +162,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N=20,000, 3 repetitions")
     parser.add_argument("-n", type=int, help="spans in the test (default 100,000)")
     parser.add_argument("--reps", type=int, help="repetitions (default 5)")
+    parser.add_argument("--tests", type=int, default=1, help="tests in the suite, N spans each (default 1)")
     parser.add_argument("--shape", choices=[*SHAPES, "both"], default="both")
     parser.add_argument("--variants", help=f"comma-separated, of {', '.join(VARIANTS)} (default: all)")
     parser.add_argument("--python", action="append", help="LABEL=PATH, repeatable: an A/B of venvs")
@@ -173,13 +185,14 @@ def main() -> None:
     for label, python in pythons.items():
         if label:
             print(f"{label}: {python}: {fingerprint_of(python)}")
-    print(f"\nN={n:,} spans in one test, {reps} repetitions, variants alternated, medians [min–max]\n")
+    per = "in one test" if args.tests == 1 else f"in each of {args.tests} tests"
+    print(f"\nN={n:,} spans {per}, {reps} repetitions, variants alternated, medians [min–max]\n")
 
     cases = [(label, variant, shape) for label in pythons for shape in shapes for variant in wanted]
     series = {case: Series("/".join(filter(None, case))) for case in cases}
     loops: dict[tuple[str, str, str], list[tuple[float, float]]] = {case: [] for case in cases}
     with tempfile.TemporaryDirectory(prefix="tracechain-bench-spans-") as tmp:
-        suites = {(v, s): write_suite(Path(tmp), v, s, n) for v in wanted for s in shapes}
+        suites = {(v, s): write_suite(Path(tmp), v, s, n, args.tests) for v in wanted for s in shapes}
         report = Path(tmp) / "report.json"
         commands = {}
         for label, python in pythons.items():
@@ -197,14 +210,16 @@ def main() -> None:
         keys = {"|".join(case): case for case in cases}
         for rep, key in alternate(keys, reps):
             label, variant, shape = keys[key]
+            report.unlink(missing_ok=True)
             run = run_timed(
                 commands[label, variant],
                 cwd=str(suites[variant, shape]),
                 env=clean_env({"BENCH_REPORT": str(report)}),
             )
-            if not re.search(r"\b1 passed\b", run.stdout):
+            if not re.search(rf"\b{args.tests} passed\b", run.stdout):
                 raise SystemExit(f"{key}: unexpected result\n{run.stdout[-3000:]}")
-            timing = json.loads(report.read_text())
+            lines = [json.loads(line) for line in report.read_text().splitlines()]
+            timing = {key: sum(line[key] for line in lines) for key in ("loop", "loop_cpu")}
             progress(
                 f"  rep {rep:>2} {key}: wall {run.wall:.3f} s, cpu {run.cpu:.3f} s, "
                 f"loop {timing['loop']:.3f} s (cpu {timing['loop_cpu']:.3f}), peak {run.maxrss_mb:.0f} MB"
