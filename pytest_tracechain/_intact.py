@@ -105,4 +105,9 @@ def is_trivially_intact(facts: Facts) -> bool:
             return False
         if not receivers and span.kind in _RECEIVER_KINDS:
             receivers = True
-    return not (receivers and (facts.injections or any(span.kind in SENDERS for span in facts.spans)))
+    return not (receivers and _has_senders(facts))
+
+
+def _has_senders(facts: Facts) -> bool:
+    """Whether a receiver root could pair with a sender: a context was injected, or a sender was captured."""
+    return bool(facts.injections) or any(span.kind in SENDERS for span in facts.spans)
