@@ -87,7 +87,7 @@ import json, os, time
 
 def _report(wall, cpu):
     with open(os.environ["BENCH_REPORT"], "a") as out:  # a line per test
-        out.write(json.dumps({"loop": wall, "loop_cpu": cpu}) + "\n")
+        out.write(json.dumps({"loop": wall, "loop_cpu": cpu}) + "\\n")
 """
 
 FUNCTION_TEST = """\
