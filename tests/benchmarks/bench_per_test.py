@@ -46,6 +46,7 @@ from _common import (
     Series,
     alternate,
     clean_env,
+    count_instructions,
     fingerprint_of,
     machine_info,
     parse_pythons,
@@ -277,21 +278,7 @@ def instructions(pythons: dict[str, str]) -> None:
                     *blockers,
                     *FLAVOURS[key].args,
                 ]
-                subprocess.run(
-                    command, cwd=suite, env=env, capture_output=True, check=True
-                )  # writes the .pyc
-                run = subprocess.run(
-                    ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
-                    cwd=suite,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                found = re.search(r"Collected : (\d+)", run.stderr)
-                if found is None:
-                    raise SystemExit(f"callgrind printed no count:\n{run.stderr[-2000:]}")
-                counts[label, key, size] = int(found.group(1))
+                counts[label, key, size] = count_instructions(command, cwd=suite, env=env)
                 progress(
                     f"  {label or 'this venv'} ({key}) {size} tests: {counts[label, key, size]:,} instructions"
                 )

@@ -24,6 +24,7 @@ runs every variant under both interpreters, interleaved.
     python tests/benchmarks/bench_spans_pytest.py --quick         # N=20,000, 3 repetitions
     python tests/benchmarks/bench_spans_pytest.py -n 1000000 --reps 3 --shape tenth   # the 1M row
     python tests/benchmarks/bench_spans_pytest.py -n 20000 --tests 10 --shape tenth   # a session of big tests
+    python tests/benchmarks/bench_spans_pytest.py --instructions   # per span under callgrind (~15 min)
 
 With ``--tests K`` the suite has K such tests in a row (the loop figures add
 up over them): what a session holds between tests shows in its peak RSS.
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -44,6 +46,7 @@ from _common import (
     Series,
     alternate,
     clean_env,
+    count_instructions,
     fingerprint_of,
     machine_info,
     parse_pythons,
@@ -152,6 +155,49 @@ def write_suite(root: Path, variant: str, shape: str, n: int, tests: int = 1) ->
     return suite
 
 
+def instructions(pythons: dict[str, str], wanted: list[str], shapes: list[str], n: int) -> None:
+    """Instructions per span of each variant, counted by valgrind's callgrind: deterministic.
+
+    Per span is the difference between suites of ``n`` and ``n // 2`` spans
+    (start-up cancels), under ``PYTHONHASHSEED=0``. It says whether a change
+    added work per span, not what a span costs in time (no cache misses, no
+    kernel time).
+    """
+    sizes = (n // 2, n)
+    counts: dict[tuple[str, str, str, int], int] = {}
+    env = clean_env({"PYTHONHASHSEED": "0", "BENCH_REPORT": os.devnull})
+    with tempfile.TemporaryDirectory(prefix="tracechain-bench-spans-") as tmp:
+        for label, python in pythons.items():
+            blockers = pytest_blockers(python)
+            for variant in wanted:
+                no_plugin = ["-p", "no:tracechain"] if variant in ("bare", "testbase") else []
+                command = [*pytest_command(python), "-q", "-p", "no:cacheprovider", *blockers, *no_plugin]
+                for shape in shapes:
+                    for size in sizes:
+                        root = Path(tmp) / f"{label}{size}"
+                        root.mkdir(exist_ok=True)
+                        suite = write_suite(root, variant, shape, size)
+                        counts[label, variant, shape, size] = count_instructions(command, cwd=suite, env=env)
+                        progress(
+                            f"  {label or 'this venv'} {variant}/{shape} {size:,} spans: {counts[label, variant, shape, size]:,}"
+                        )
+    print(
+        f"\ninstructions per span (the {sizes[1]:,}-span suite's count minus the {sizes[0]:,}-span one's, ÷ {sizes[1] - sizes[0]:,}):"
+    )
+    rows = []
+    for label in pythons:
+        for shape in shapes:
+            per = {
+                v: (counts[label, v, shape, sizes[1]] - counts[label, v, shape, sizes[0]])
+                / (sizes[1] - sizes[0])
+                for v in wanted
+            }
+            for variant in wanted:
+                ratio = f"{per[variant] / per['bare']:.3f}" if "bare" in per else "—"
+                rows.append([label or "—", shape, VARIANTS[variant], f"{per[variant]:,.0f}", ratio])
+    print(table(["python", "shape", "variant", "instructions per span", "÷ bare"], rows))
+
+
 def has_testbase(python: str) -> bool:
     code = "import opentelemetry.test.test_base"
     return subprocess.run([python, "-c", code], capture_output=True, env=clean_env()).returncode == 0
@@ -166,8 +212,13 @@ def main() -> None:
     parser.add_argument("--shape", choices=[*SHAPES, "both"], default="both")
     parser.add_argument("--variants", help=f"comma-separated, of {', '.join(VARIANTS)} (default: all)")
     parser.add_argument("--python", action="append", help="LABEL=PATH, repeatable: an A/B of venvs")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instructions per span under valgrind's callgrind instead of time (N default 20,000)",
+    )
     args = parser.parse_args()
-    n = args.n or (20_000 if args.quick else 100_000)
+    n = args.n or (20_000 if args.quick or args.instructions else 100_000)
     reps = args.reps or (3 if args.quick else 5)
     shapes = list(SHAPES) if args.shape == "both" else [args.shape]
     if any(n % SHAPES[shape] for shape in shapes):
@@ -181,6 +232,9 @@ def main() -> None:
         progress("note: opentelemetry-test-utils is not installed (the bench group): no TestBase row")
         wanted.remove("testbase")
 
+    if args.instructions:
+        instructions(pythons, wanted, shapes, n)
+        return
     print(machine_info())
     for label, python in pythons.items():
         if label:
