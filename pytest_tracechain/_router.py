@@ -303,13 +303,13 @@ class Router(SpanProcessor):
         for closed in self._closed:
             if closed.finished and closed.unread():
                 if not self.receiving:
-                    closed.clear()
+                    closed.let_go()
                     continue
                 with self._receive_lock:  # the receiver's threads add to it and read the index
                     for entry in self._recent:
                         if entry.capture is closed:
                             entry.index_then_forget_finished()
-                    closed.clear()
+                    closed.let_go()
 
     def receive(self, spans: Sequence[tuple[ReadableSpan, Origin]], undecided: Collection[int] = ()) -> int:
         """Add finished spans received from other processes to the captures that own them.

@@ -389,6 +389,18 @@ class CaptureState:
         self.finished.clear()
         self.unproven.clear()
 
+    def let_go(self) -> None:
+        """A finished test nothing reads any more: keep only what routes late spans to it.
+
+        Its span ids and origins (``origins``), open spans and counters stay; its finished spans and
+        what only the check and the user's queries read of them go.
+        """
+        self.clear()
+        self.injections = {}
+        self.spawns = {}
+        self.scope_events = []
+        self.cancelled = set()
+
     def unread(self) -> bool:
         """Whether nothing can read this test's finished spans any more: its ``TraceCapture`` was freed.
 
