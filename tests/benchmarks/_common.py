@@ -265,12 +265,31 @@ def parse_pythons(values: Sequence[str] | None) -> dict[str, str]:
     return pythons
 
 
-def fingerprint_of(python: str) -> str:
-    """``package_fingerprint()`` as seen by another interpreter (the tree its venv installs)."""
+def fingerprint_of(python: str, env: Mapping[str, str] | None = None) -> str:
+    """``package_fingerprint()`` as seen by another interpreter (the tree its venv installs, or
+    the one ``env``'s ``PYTHONPATH`` puts first)."""
     code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import _common; print(_common.package_fingerprint())"
     return subprocess.run(
-        [python, "-c", code], capture_output=True, text=True, check=True, env=clean_env()
+        [python, "-c", code], capture_output=True, text=True, check=True, env=dict(env or clean_env())
     ).stdout.strip()
+
+
+def parse_sources(values: Sequence[str] | None) -> dict[str, str]:
+    """``--source LABEL=DIR`` options: an A/B of two checkouts under one interpreter.
+
+    Each label runs the same interpreter with ``PYTHONPATH=DIR`` (a checkout's
+    root, ahead of whatever the venv installs), so two venvs' differences
+    cannot show as a difference of the code.
+    """
+    sources: dict[str, str] = {}
+    for value in values or ():
+        label, sep, path = value.partition("=")
+        if not sep or not label or not (Path(path) / "pytest_tracechain").is_dir():
+            raise SystemExit(
+                f"--source takes LABEL=DIR, DIR a checkout with pytest_tracechain/, not {value!r}"
+            )
+        sources[label] = str(Path(path).resolve())
+    return sources
 
 
 # The bare-SDK pattern the per-test and per-span benchmarks compare with: one global provider,

@@ -24,7 +24,9 @@ and, unless --main-only, more flavours that take the difference apart:
 
 A/B: ``--python base=/work/bench-base/bin/python --python new=/work/bench-new/bin/python``
 runs every flavour under both interpreters, interleaved, one table per interpreter
-and the paired (b) − (a) of each.
+and the paired (b) − (a) of each. ``--source base=/work/base --source new=/work/after``
+does the same with one interpreter and each checkout first on ``PYTHONPATH``:
+two venvs of the same code can differ by more than the change measured.
 
     python tests/benchmarks/bench_per_test.py            # 2,000 tests, 5 repetitions
     python tests/benchmarks/bench_per_test.py --quick    # 500 tests, 3 repetitions
@@ -50,6 +52,7 @@ from _common import (
     fingerprint_of,
     machine_info,
     parse_pythons,
+    parse_sources,
     progress,
     pytest_blockers,
     pytest_command,
@@ -179,14 +182,27 @@ def main() -> None:
     parser.add_argument("--python", action="append", help="LABEL=PATH, repeatable: an A/B of venvs")
     parser.add_argument("--no-peer", action="store_true", help="leave the peer row out (long suites)")
     parser.add_argument(
+        "--source",
+        action="append",
+        help="LABEL=DIR, repeatable: an A/B of checkouts under one interpreter (--python or this one)",
+    )
+    parser.add_argument(
         "--instructions",
         action="store_true",
         help="instructions per test under valgrind's callgrind instead of time (deterministic, ~5 min)",
     )
     args = parser.parse_args()
     pythons = parse_pythons(args.python)
+    sources = parse_sources(args.source)
+    envs = {label: clean_env() for label in pythons}
+    if sources:
+        if len(pythons) > 1:
+            parser.error("--source takes one --python at most")
+        (python,) = pythons.values()
+        pythons = dict.fromkeys(sources, python)
+        envs = {label: clean_env({"PYTHONPATH": path}) for label, path in sources.items()}
     if args.instructions:
-        instructions(pythons)
+        instructions(pythons, envs)
         return
     n_tests = args.tests or (500 if args.quick else 2_000)
     reps = args.reps or (3 if args.quick else 5)
@@ -206,7 +222,8 @@ def main() -> None:
     commands = {}
     for label, python in pythons.items():
         if label:
-            print(f"{label}: {python}: {fingerprint_of(python)}")
+            where = f"{python}, PYTHONPATH={sources[label]}" if sources else python
+            print(f"{label}: {where}: {fingerprint_of(python, envs[label])}")
         blockers = pytest_blockers(python)
         for key, flavour in flavours.items():
             commands[label, key] = [
@@ -222,7 +239,7 @@ def main() -> None:
         suites = {key: write_suite(Path(tmp), key, f, n_tests) for key, f in flavours.items()}
         for rep, name in alternate(cases, reps):
             label, key = cases[name]
-            run = run_timed(commands[label, key], cwd=str(suites[key]), env=clean_env())
+            run = run_timed(commands[label, key], cwd=str(suites[key]), env=envs[label])
             summary = run.stdout.strip().splitlines()[-1]
             if not re.fullmatch(rf"{n_tests} passed in [\d.]+s", summary):
                 raise SystemExit(f"flavour {key}: unexpected result: {summary}\n{run.stdout[-3000:]}")
@@ -247,7 +264,7 @@ def main() -> None:
                 print(f"  {label}: {attr} {diff / n_tests * 1e3:+.3f}")
 
 
-def instructions(pythons: dict[str, str]) -> None:
+def instructions(pythons: dict[str, str], envs: dict[str, dict[str, str]]) -> None:
     """Instructions per test of flavours (a) and (b), counted by valgrind's callgrind.
 
     Deterministic where time is not: on a shared machine an A/B of per-test
@@ -260,7 +277,6 @@ def instructions(pythons: dict[str, str]) -> None:
     """
     sizes = (400, 800)
     counts: dict[tuple[str, str, int], int] = {}
-    env = dict(clean_env(), PYTHONHASHSEED="0")
     with tempfile.TemporaryDirectory(prefix="tracechain-bench-") as tmp:
         suites = {
             (key, size): write_suite(Path(tmp), f"{key}{size}", FLAVOURS[key], size)
@@ -278,6 +294,7 @@ def instructions(pythons: dict[str, str]) -> None:
                     *blockers,
                     *FLAVOURS[key].args,
                 ]
+                env = dict(envs[label], PYTHONHASHSEED="0")
                 counts[label, key, size] = count_instructions(command, cwd=suite, env=env)
                 progress(
                     f"  {label or 'this venv'} ({key}) {size} tests: {counts[label, key, size]:,} instructions"
