@@ -302,10 +302,8 @@ class Router(SpanProcessor):
         """
         for closed in self._closed:
             if closed.finished and closed.unread():
-                if not self.receiving:
-                    closed.let_go()
-                    continue
-                with self._receive_lock:  # the receiver's threads add to it and read the index
+                # The receiver's threads add to it and read the index (``_recent`` is empty without one).
+                with self._receive_lock:
                     for entry in self._recent:
                         if entry.capture is closed:
                             entry.index_then_forget_finished()
