@@ -167,6 +167,12 @@ def instructions(pythons: dict[str, str], wanted: list[str], shapes: list[str], 
     counts: dict[tuple[str, str, str, int], int] = {}
     env = clean_env({"PYTHONHASHSEED": "0", "BENCH_REPORT": os.devnull})
     with tempfile.TemporaryDirectory(prefix="tracechain-bench-spans-") as tmp:
+        suites = {}
+        for size in sizes:
+            (Path(tmp) / str(size)).mkdir()
+            for variant in wanted:
+                for shape in shapes:
+                    suites[variant, shape, size] = write_suite(Path(tmp) / str(size), variant, shape, size)
         for label, python in pythons.items():
             blockers = pytest_blockers(python)
             for variant in wanted:
@@ -174,9 +180,7 @@ def instructions(pythons: dict[str, str], wanted: list[str], shapes: list[str], 
                 command = [*pytest_command(python), "-q", "-p", "no:cacheprovider", *blockers, *no_plugin]
                 for shape in shapes:
                     for size in sizes:
-                        root = Path(tmp) / f"{label}{size}"
-                        root.mkdir(exist_ok=True)
-                        suite = write_suite(root, variant, shape, size)
+                        suite = suites[variant, shape, size]
                         counts[label, variant, shape, size] = count_instructions(command, cwd=suite, env=env)
                         progress(
                             f"  {label or 'this venv'} {variant}/{shape} {size:,} spans: {counts[label, variant, shape, size]:,}"
