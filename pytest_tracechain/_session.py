@@ -93,8 +93,12 @@ class TestRun:
 
     def phase_started(self) -> None:
         """The span current when a test phase starts belongs to the test harness."""
-        _spawn.mark_home()
-        span_context = trace.get_current_span().get_span_context()
+        current = _spawn.mark_home()
+        if current is None:
+            current = context.get_current()
+        if not current:  # an empty context, as between tests without a harness's spans: no span
+            return
+        span_context = trace.get_current_span(current).get_span_context()
         if span_context.is_valid:
             self.state.add_ambient(span_context.span_id)
 

@@ -259,17 +259,24 @@ _otel_var: ContextVar[Any] | None = None
 _marked = threading.local()  # .home: this thread's own context has the variable set
 
 
-def mark_home() -> None:
+def mark_home() -> Any:
     """Called in the test's thread at each phase start: set OpenTelemetry's variable there.
 
     It is set to the value it already reads as (an empty context), so nothing
     changes for the code under test; but a new ``contextvars.Context`` entered
     in this thread, where it is unset, is now told apart from the thread's own.
+    Returns the current OpenTelemetry context (None when it is not kept in a
+    ``ContextVar`` this module knows).
     """
-    var = _otel_var
-    if var is not None and var.get(_MISSING) is _MISSING:
-        var.set(var.get())
     _marked.home = True
+    var = _otel_var
+    if var is None:
+        return None
+    current = var.get(_MISSING)
+    if current is _MISSING:
+        current = var.get()
+        var.set(current)
+    return current
 
 
 def in_fresh_context() -> bool:

@@ -34,6 +34,7 @@ _LEAK_PROPERTY = "tracechain.leaked"
 _SILENT_PROPERTY = "tracechain.nothing_captured"
 _TREES_SECTION = "tracechain: captured traces"  # _session.TREES_SECTION
 _ACTIVE_HOOKS = "tracechain-active-hooks"
+_DEFAULT_RULES = Rules()  # frozen: one for every test without the marker
 
 
 run_key = pytest.StashKey["TestRun"]()
@@ -147,7 +148,7 @@ def _check_all(config: pytest.Config) -> bool:
 def _marker_settings(item: pytest.Item, marker: pytest.Mark | None) -> tuple[CheckMode, Rules]:
     check = item.config.stash[_settings_key][0]
     if marker is None:
-        return check, Rules()
+        return check, _DEFAULT_RULES
     unknown = sorted(set(marker.kwargs) - set(_MARKER_ARGS))
     if marker.args or unknown:
         given = ", ".join([*map(repr, marker.args), *(f"{k}=" for k in unknown)])
@@ -190,7 +191,7 @@ def _session() -> Any:
 def _start(item: pytest.Item, marker: pytest.Mark | None) -> TestRun:
     manager = item.config.pluginmanager
     if not manager.has_plugin(_ACTIVE_HOOKS):
-        manager.register(_ActiveHooks(), _ACTIVE_HOOKS)
+        manager.register(_ActiveHooks(item.config), _ACTIVE_HOOKS)
     check, rules = _marker_settings(item, marker)
     run: TestRun = _session().TestRun(item, check, rules)
     item.stash[run_key] = run
@@ -228,6 +229,11 @@ class _ActiveHooks:
     fixture names: a project with the plugin installed and unused is left alone.
     """
 
+    def __init__(self, config: pytest.Config) -> None:
+        # Read once (pytest_configure set them), not at each of a test's three reports.
+        self.show = config.stash[_show_key]
+        self.outputs = config.stash.get(outputs_key, None)
+
     # trylast: run inside other plugins' wrappers (see pytest_runtest_setup).
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -264,6 +270,19 @@ class _ActiveHooks:
         run = item.stash.get(run_key, None)
         if run is None:
             return report
+        # Most reports have nothing to add: the phase raised nothing, no chain report waits, no trees.
+        if call.excinfo is not None or run.sections or self.show == "all" or report.outcome == "failed":
+            self._annotate(report, run, call, item.config)
+        if call.when == "teardown":
+            if self.outputs is not None:
+                self.outputs.test_finished(item, run)
+            del item.stash[run_key]  # the test is over: let its spans go
+        return report
+
+    def _annotate(
+        self, report: pytest.TestReport, run: TestRun, call: pytest.CallInfo[None], config: pytest.Config
+    ) -> None:
+        """The chain report and the captured trees of a phase, in its report."""
         error = call.excinfo.value if call.excinfo is not None else None
         note = getattr(error, "_tracechain_note", None)
         if note is not None:
@@ -272,19 +291,13 @@ class _ActiveHooks:
         failed = report.failed
         if failed:
             run.failed = True
-        show = item.config.stash[_show_key]
+        show = self.show
         wanted = (show == "all" and call.when == "call") or (show == "fail" and failed)
         # A failed trace assertion, and a chain report raised as the failure, already show the
         # traces in their message: said once.
         shown = failed and (isinstance(error, TraceAssertionError) or note is not None)
         if wanted and not shown:
-            report.sections.append(run.trees_section(color=_color(item.config)))
-        if call.when == "teardown":
-            outputs = item.config.stash.get(outputs_key, None)
-            if outputs is not None:
-                outputs.test_finished(item, run)
-            del item.stash[run_key]  # the test is over: let its spans go
-        return report
+            report.sections.append(run.trees_section(color=_color(config)))
 
 
 class _Summary:

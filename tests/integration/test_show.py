@@ -154,3 +154,53 @@ def test_a_chain_warning_turned_into_an_error_shows_its_trees_once(
     # (Under CI=true pytest's short summary repeats each message whole: counted before it.)
     assert sum(1 for line in before_short_summary(result) if "└─ orphaned.job · " in line) == 1
     assert sections_in(result) == 0
+
+
+def test_a_passing_test_s_chain_warning_is_a_section_of_its_report(
+    pytester: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    """Warn mode: the test passes, its report (-rP, junitxml) carries the chain report."""
+    pytester.makepyfile(
+        """
+        import threading
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("app")
+
+        def test_lost(tracechain):
+            with tracer.start_as_current_span("request"):
+                worker = threading.Thread(target=lambda: tracer.start_span("orphaned.job").end())
+                worker.start()
+                worker.join()
+        """
+    )
+    result = run_pytest("-rP", "-W", "ignore::pytest_tracechain.TraceChainWarning")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_lost _*",
+            "*- tracechain: broken trace chains -*",
+            "[[]lost context] 'orphaned.job' started a new trace in thread *",
+        ]
+    )
+
+
+def test_a_strict_xpass_fails_without_an_exception_and_shows_its_trees(
+    pytester: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("app")
+
+        @pytest.mark.xfail(strict=True)
+        def test_xpass(tracechain):
+            with tracer.start_as_current_span("xpass.request"):
+                pass
+        """
+    )
+    result = run_pytest("--tb=short")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*_ test_xpass _*", SECTION, "└─ xpass.request · * · thread 'MainThread'"])

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
-from opentelemetry import context
+from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Tracer
 
 from pytest_tracechain import _spawn
@@ -116,6 +116,24 @@ def test_an_unrecorded_item_overrides_the_threads_own_record() -> None:
     thread.start()
     assert done.wait(10)
     assert seen == [record("started in"), None]
+
+
+def test_mark_home_returns_the_context_current_in_the_thread(
+    tracer: Tracer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The phase-start hook reads the current span from it: empty between tests, a harness's span else."""
+    monkeypatch.setattr(_spawn, "_otel_var", context._RUNTIME_CONTEXT._current_context)  # type: ignore[attr-defined]
+    monkeypatch.setattr(_spawn, "_marked", threading.local())
+
+    def fresh() -> object:
+        return _spawn.mark_home()
+
+    assert contextvars.Context().run(fresh) == {}  # unset there: set to the empty context, returned
+    with tracer.start_as_current_span("harness") as harness:
+        assert _spawn.mark_home() is context.get_current()
+        assert trace.get_current_span(_spawn.mark_home()) is harness
+    monkeypatch.setattr(_spawn, "_otel_var", None)
+    assert _spawn.mark_home() is None  # a runtime context this module does not know: the caller asks
 
 
 # -- the router: which roots get a record ----------------------------------------------------
