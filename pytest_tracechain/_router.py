@@ -101,12 +101,10 @@ class Router(SpanProcessor):
         try:
             capture = self.current
             parent = span.parent
-            if (
-                parent is not None
-                and capture is not None
-                and parent.span_id in capture.origins
-                and not parent.is_remote
-            ):
+            if parent is None:
+                if capture is not None and self._started_root_here(span, capture):
+                    return
+            elif capture is not None and parent.span_id in capture.origins and not parent.is_remote:
                 # The common case, inlined: a local child of a span of the running test,
                 # outside asyncio, in a thread whose origin record is cached.
                 span_id = span.context.span_id
@@ -121,6 +119,24 @@ class Router(SpanProcessor):
             self._start_elsewhere(span, parent, capture, explicit=parent_context is not None)
         except Exception:
             _internal_error("on_start")
+
+    def _started_root_here(self, span: Span, capture: CaptureState) -> bool:
+        """The common root, recorded in the running test: True; False for the slow path.
+
+        A root of the test's own thread with no hand-off to look up and no fresh context to blame
+        (what ``_owner_of_root`` returns first), not a harness's span: the running test's, with no
+        spawn record, so its links and the current span need no reading.
+        """
+        scope = span.instrumentation_scope
+        if (
+            capture.closed
+            or (scope is not None and scope.name in HARNESS_SCOPES)
+            or current_spawn() is not None
+            or _spawn.in_fresh_context()
+        ):
+            return False
+        capture.record_start(span.context.span_id, span, self._origin())
+        return True
 
     def _start_elsewhere(
         self, span: Span, parent: SpanContext | None, capture: CaptureState | None, *, explicit: bool
