@@ -99,34 +99,40 @@ def _bind_proxy_tracers() -> None:
     Code that calls ``trace.get_tracer`` at import, before the first test
     installs the provider, holds a ``ProxyTracer``: it delegates every span
     through a context manager of its own (4-9 % of a span's cost). Patched
-    here, a proxy's first call finds its real tracer as before, and then puts
-    that tracer's methods on the proxy, so later calls skip the proxy
-    (undone by ``shutdown``; a bound proxy stays bound, to the same tracer).
+    here, a proxy's first look-up of ``start_span`` or ``start_as_current_span``
+    finds its real tracer as its first call did, puts that tracer's methods on
+    the proxy and gives the real method, so later spans skip the proxy, even
+    through a method held from that look-up (``span = tracer.start_as_current_span``).
+    Undone by ``shutdown``; a bound proxy stays bound, to the same tracer.
     """
     proxy_class = trace.ProxyTracer
     if _proxy_methods or not isinstance(getattr(proxy_class, "_tracer", None), property):
         return  # bound already, or an API whose proxy this does not know
     for name in ("start_span", "start_as_current_span"):
         _proxy_methods[name] = original = proxy_class.__dict__[name]
-        setattr(proxy_class, name, _binding(name, original))
+        setattr(proxy_class, name, _Binding(name, original))
 
 
-def _binding(name: str, original: Any) -> Any:
-    def method(self: trace.ProxyTracer, *args: Any, **kwargs: Any) -> Any:
-        # Bound already: a caller holding the proxy's bound method from before (``span =
-        # tracer.start_as_current_span``) still comes here, for every span; the shortest way on.
-        real = getattr(self, "_real_tracer", None)
-        if real is None:
-            found = self._tracer
-            if getattr(self, "_real_tracer", None) is not found:  # no provider yet: the no-op tracer
-                return original(self, *args, **kwargs)
-            self.start_span = found.start_span  # type: ignore[method-assign]
-            self.start_as_current_span = found.start_as_current_span  # type: ignore[method-assign]
-            real = found
-        return getattr(real, name)(*args, **kwargs)
+class _Binding:
+    """A ProxyTracer method that binds the proxy to its real tracer when it is looked up.
 
-    method.__name__ = method.__qualname__ = name
-    return method
+    A non-data descriptor: once the proxy is bound, its own attributes (the
+    real tracer's methods) are found first and this is not consulted again.
+    """
+
+    def __init__(self, name: str, original: Any) -> None:
+        self.name = name
+        self.original = original
+
+    def __get__(self, proxy: trace.ProxyTracer | None, owner: type | None = None) -> Any:
+        if proxy is None:
+            return self.original  # looked up on the class
+        found = proxy._tracer
+        if getattr(proxy, "_real_tracer", None) is not found:  # no provider yet: the no-op tracer
+            return self.original.__get__(proxy, owner)
+        proxy.start_span = found.start_span  # type: ignore[method-assign]
+        proxy.start_as_current_span = found.start_as_current_span  # type: ignore[method-assign]
+        return getattr(found, self.name)
 
 
 _proxy_methods: dict[str, Any] = {}

@@ -159,9 +159,18 @@ def test_a_proxy_tracer_taken_at_import_is_bound_to_the_real_tracer(
                 "inside", "decorated at import", "first", "second", "held"
             ]
             assert len({s.context.trace_id for s in tracechain.spans[:3]}) == 1
+
+        other = trace.get_tracer("other")  # a ProxyTracer no test has used yet
+
+        def test_a_method_looked_up_in_a_test_is_the_real_tracer_s(tracechain):
+            span = other.start_as_current_span  # held before the proxy's first call
+            assert span.__self__ is other._tracer  # no wrapper of the proxy's left on the way
+            with span("held in the test"):
+                pass
+            assert [s.name for s in tracechain.spans] == ["held in the test"]
         """
     )
-    run_pytest().assert_outcomes(passed=1)
+    run_pytest().assert_outcomes(passed=2)
 
 
 def test_attaches_to_the_applications_sdk_provider(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:
