@@ -29,6 +29,20 @@ def test_trace_assertion_fails(tracechain):
 
 SECTION = "*- tracechain: captured traces -*"
 
+# One test that loses the context at a thread: a broken chain the check reports.
+LOST_CONTEXT = """
+import threading
+from opentelemetry import trace
+
+tracer = trace.get_tracer("app")
+
+def test_lost(tracechain):
+    with tracer.start_as_current_span("request"):
+        worker = threading.Thread(target=lambda: tracer.start_span("orphaned.job").end())
+        worker.start()
+        worker.join()
+"""
+
 
 def sections_in(result: pytest.RunResult) -> int:
     return sum(1 for line in result.stdout.lines if "tracechain: captured traces" in line)
@@ -133,20 +147,7 @@ def test_all_works_without_rP(pytester: pytest.Pytester, run_pytest: RunPytest) 
 def test_a_chain_warning_turned_into_an_error_shows_its_trees_once(
     pytester: pytest.Pytester, run_pytest: RunPytest
 ) -> None:
-    pytester.makepyfile(
-        """
-        import threading
-        from opentelemetry import trace
-
-        tracer = trace.get_tracer("app")
-
-        def test_lost(tracechain):
-            with tracer.start_as_current_span("request"):
-                worker = threading.Thread(target=lambda: tracer.start_span("orphaned.job").end())
-                worker.start()
-                worker.join()
-        """
-    )
+    pytester.makepyfile(LOST_CONTEXT)
     result = run_pytest("--tb=short", "-W", "error::pytest_tracechain.TraceChainWarning")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["[[]lost context] 'orphaned.job' started a new trace in thread *"])
@@ -160,20 +161,7 @@ def test_a_passing_test_s_chain_warning_is_a_section_of_its_report(
     pytester: pytest.Pytester, run_pytest: RunPytest
 ) -> None:
     """Warn mode: the test passes, its report (-rP, junitxml) carries the chain report."""
-    pytester.makepyfile(
-        """
-        import threading
-        from opentelemetry import trace
-
-        tracer = trace.get_tracer("app")
-
-        def test_lost(tracechain):
-            with tracer.start_as_current_span("request"):
-                worker = threading.Thread(target=lambda: tracer.start_span("orphaned.job").end())
-                worker.start()
-                worker.join()
-        """
-    )
+    pytester.makepyfile(LOST_CONTEXT)
     result = run_pytest("-rP", "-W", "ignore::pytest_tracechain.TraceChainWarning")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
