@@ -187,7 +187,8 @@ class Router(SpanProcessor):
         if parent is not None and parent.span_id not in ambient:  # not a root (as _graph.is_root says)
             return capture, None, False
         # The cheap look-ups first: most roots have no hand-off and no fresh context to blame,
-        # and then their links and the current span do not matter.
+        # and then their links and the current span do not matter. (``_started_root_here`` makes
+        # the same two look-ups for a root of the running test, before this path: keep them alike.)
         spawn = current_spawn()
         fresh = spawn is None and capture is not None and _spawn.in_fresh_context()
         if (spawn is None and not fresh) or has_links(span) or (explicit and _in_a_span(ambient)):
