@@ -14,9 +14,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, get_current_span
 
 from pytest_tracechain import _origins, _spawn
@@ -62,6 +64,38 @@ def _in_a_span(ambient: Collection[int]) -> bool:
 
 def _never() -> int:
     return 0
+
+
+def _bounded_list_shape() -> type[BoundedList[Any]] | None:
+    """``BoundedList`` if it still keeps its entries in ``_dq`` and counts drops in ``dropped``."""
+    probe: BoundedList[Any] = BoundedList(0)
+    fits = isinstance(getattr(probe, "_dq", None), deque) and getattr(probe, "dropped", None) == 0
+    return BoundedList if fits else None
+
+
+# What ``_shed_empty_lists`` compares a span's event and link lists with (None: an SDK it does not know).
+_BOUNDED_LIST = _bounded_list_shape()
+
+
+def _shed_empty_lists(span: ReadableSpan) -> None:
+    """Let go of the SDK snapshot's empty event and link lists: ``()`` says the same.
+
+    Each is a ``BoundedList`` with a lock and a deque, about 0.8 kB, and most spans
+    have neither events nor links: a million kept spans held 1.5 GB in them, and the
+    collector walked them at every full pass. ``()`` is ``ReadableSpan``'s own default:
+    ``events``, ``links``, ``dropped_events`` and ``dropped_links`` read the same
+    (a list that dropped entries is kept). Only the SDK's own snapshot (exactly
+    ``ReadableSpan``, made at ``Span.end``) is touched; the live span keeps its lists.
+    """
+    if type(span) is not ReadableSpan:
+        return
+    events = span._events
+    # ``_dq``, not len(): BoundedList.__len__ is a Python call, and this runs at every end.
+    if type(events) is _BOUNDED_LIST and not events._dq and not events.dropped:  # type: ignore[attr-defined]
+        span._events = ()
+    links = span._links
+    if type(links) is _BOUNDED_LIST and not links._dq and not links.dropped:  # type: ignore[attr-defined]
+        span._links = ()
 
 
 class Router(SpanProcessor):
@@ -234,6 +268,7 @@ class Router(SpanProcessor):
                 task = _spawn.current_task()
                 if task is not None and getattr(task, "cancelling", _never)() > 0:
                     owner.cancelled.add(span_id)
+            _shed_empty_lists(span)
             owner.record_end(span_id, span)
             if owner.closed:
                 self._leaked(owner, span)

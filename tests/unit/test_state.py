@@ -14,8 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import Link, SpanKind, Tracer
 
 from pytest_tracechain import _router, _spawn
 from pytest_tracechain._capture import TraceCapture, state_of, view_of
@@ -458,3 +460,66 @@ def test_a_span_recorded_without_the_routers_proof_is_read() -> None:
     state.spawns[2] = Spawn(Boundary.THREAD, trace.SpanContext(1, 1, False), "request", "thread 'MainThread'")
     assert state.spans_to_prove() == [root]
     assert _proof(state) == (False, False)
+
+
+def test_a_kept_span_lets_go_of_its_empty_event_and_link_lists(tracer: Tracer, state: CaptureState) -> None:
+    with tracer.start_as_current_span("plain") as plain:
+        pass
+    (kept,) = state.finished
+    # ReadableSpan's own default: nothing read through its API differs
+    assert (kept._events, kept._links) == ((), ())
+    assert (kept.events, kept.links, kept.dropped_events, kept.dropped_links) == ((), (), 0, 0)
+    assert isinstance(plain, SdkSpan)
+    assert (type(plain._events), type(plain._links)) == (
+        BoundedList,
+        BoundedList,
+    )  # the live span keeps its own
+    assert ('"events": []' in kept.to_json(), '"links": []' in kept.to_json()) == (True, True)
+
+
+def test_lists_that_dropped_entries_are_kept_with_their_counts(router: Router, state: CaptureState) -> None:
+    provider = TracerProvider(span_limits=SpanLimits(max_events=0, max_links=0))  # dropped, and counted
+    provider.add_span_processor(router)
+    tracer = provider.get_tracer("unit")
+    with tracer.start_as_current_span("first") as first:
+        first.add_event("dropped")
+    with tracer.start_span("second", links=[Link(first.get_span_context())]):
+        pass
+    provider.shutdown()
+    one, two = state.finished
+    assert (one.events, one.dropped_events, type(one._events)) == ((), 1, BoundedList)
+    assert (two.links, two.dropped_links, type(two._links)) == ((), 1, BoundedList)
+
+
+def test_events_and_links_are_kept(tracer: Tracer, state: CaptureState) -> None:
+    with tracer.start_as_current_span("first") as first:
+        first.add_event("retry", {"attempt": 2})
+    with tracer.start_as_current_span("second", links=[Link(first.get_span_context())]):
+        pass
+    one, two = state.finished
+    assert [(event.name, dict(event.attributes or {})) for event in one.events] == [("retry", {"attempt": 2})]
+    assert [link.context for link in two.links] == [first.get_span_context()]
+
+
+def test_only_the_sdks_own_snapshot_has_its_lists_shed() -> None:
+    class Snapshot(ReadableSpan):
+        pass
+
+    lists: tuple[BoundedList[object], BoundedList[object]] = (BoundedList(0), BoundedList(0))
+    own = Snapshot("own", events=lists[0], links=lists[1])
+    _router._shed_empty_lists(own)
+    assert (own._events, own._links) == lists
+
+
+def test_an_sdk_whose_lists_look_different_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Unknown(BoundedList):  # type: ignore[type-arg]
+        def __init__(self, maxlen: int | None) -> None:
+            self.dropped = 0
+            self._entries: list[object] = []
+
+    monkeypatch.setattr(_router, "BoundedList", Unknown)
+    assert _router._bounded_list_shape() is None
+    monkeypatch.setattr(_router, "_BOUNDED_LIST", None)
+    empty = ReadableSpan("plain", events=BoundedList(0), links=BoundedList(0))
+    _router._shed_empty_lists(empty)
+    assert (type(empty._events), type(empty._links)) == (BoundedList, BoundedList)
