@@ -81,7 +81,7 @@ def _shed_empty_lists(span: ReadableSpan) -> None:
     """Let go of the SDK snapshot's empty event and link lists: ``()`` says the same.
 
     Each is a ``BoundedList`` with a lock and a deque, about 0.8 kB, and most spans
-    have neither events nor links: a million kept spans held 1.5 GB in them, and the
+    have neither events nor links: a test of a million spans peaked 1.9 GB higher for them, and the
     collector walked them at every full pass. ``()`` is ``ReadableSpan``'s own default:
     ``events``, ``links``, ``dropped_events`` and ``dropped_links`` read the same
     (a list that dropped entries is kept). Only the SDK's own snapshot (exactly

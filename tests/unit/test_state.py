@@ -470,10 +470,8 @@ def test_a_kept_span_lets_go_of_its_empty_event_and_link_lists(tracer: Tracer, s
     assert (kept._events, kept._links) == ((), ())
     assert (kept.events, kept.links, kept.dropped_events, kept.dropped_links) == ((), (), 0, 0)
     assert isinstance(plain, SdkSpan)
-    assert (type(plain._events), type(plain._links)) == (
-        BoundedList,
-        BoundedList,
-    )  # the live span keeps its own
+    # the live span keeps its own
+    assert (type(plain._events), type(plain._links)) == (BoundedList, BoundedList)
     assert ('"events": []' in kept.to_json(), '"links": []' in kept.to_json()) == (True, True)
 
 
