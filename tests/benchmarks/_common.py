@@ -214,21 +214,40 @@ def machine_info() -> str:
     )
 
 
-def alternate(variants: Iterable[str], reps: int, *, warmup: bool = True) -> Iterable[tuple[int, str]]:
-    """(repetition, variant) pairs: every repetition runs each variant once, in rotating order.
+def williams_orders(count: int) -> list[list[int]]:
+    """Orders of ``count`` variants, balanced for position and for what ran just before.
 
-    Rotating the order spreads slow phases of a busy machine evenly over the
-    variants. Repetition ``-1`` is an unrecorded warm-up of each variant (file
-    cache, ``.pyc`` files).
+    A Williams design: the rows of a Latin square (each variant once in every
+    position) in which every variant follows every other exactly once; for an
+    odd count, the rows and their mirror images. A plain rotation keeps the
+    cyclic order, so each variant is nearly always preceded by the same one.
+    """
+    first = [0] + [(k + 1) // 2 if k % 2 else count - k // 2 for k in range(1, count)]
+    rows = [[(x + shift) % count for x in first] for shift in range(count)]
+    return rows if count % 2 == 0 or count == 1 else rows + [row[::-1] for row in rows]
+
+
+def alternate(variants: Iterable[str], reps: int, *, warmup: bool = True) -> Iterable[tuple[int, str]]:
+    """(repetition, variant) pairs: every repetition runs each variant once, orders from ``williams_orders``.
+
+    Over a multiple of ``len(williams_orders(n))`` repetitions every variant has
+    run in every position, and after every other variant, equally often, so a
+    slow phase of a busy machine or an effect of the run before (the file cache,
+    a cooling core) falls evenly on all of them. Repetition ``-1`` is an
+    unrecorded warm-up of each variant (file cache, ``.pyc`` files).
     """
     names = list(variants)
+    orders = williams_orders(len(names))
+    if reps % len(orders):
+        progress(
+            f"note: {reps} repetitions of {len(names)} variants: the orders balance over multiples of {len(orders)}"
+        )
     if warmup:
         for name in names:
             yield -1, name
     for rep in range(reps):
-        shift = rep % len(names)
-        for name in names[shift:] + names[:shift]:
-            yield rep, name
+        for index in orders[rep % len(orders)]:
+            yield rep, names[index]
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

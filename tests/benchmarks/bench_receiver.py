@@ -25,7 +25,7 @@ repetition (median and range of those ratios). The endpoint's CPU is the pytest
 process's CPU time while the child ran, divided by N; against the null
 endpoint's it gives what decoding and capturing add. Garbage collection in that
 process is timed with ``gc.callbacks``. Variants (and venvs, with ``--python``)
-are interleaved in rotating order.
+are interleaved in balanced orders (`_common.williams_orders`).
 
 A/B: ``--python base=/work/bench-recv-base/bin/python --python new=/work/bench-recv-new/bin/python``
 
@@ -426,7 +426,7 @@ def main() -> None:
         keys += [
             f"{label}:{variant}" for variant in VARIANTS if variant != "oteltest" or has_oteltest(python)
         ]
-    print(f"N={n:,} spans per child, {reps} repetitions, variants interleaved in rotating order\n")
+    print(f"N={n:,} spans per child, {reps} repetitions, variants interleaved in balanced orders\n")
     results: dict[str, list[dict[str, float]]] = {key: [] for key in keys}
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "test_bench_receiver.py").write_text(TEST)
