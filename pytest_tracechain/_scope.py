@@ -205,13 +205,16 @@ def leftover(capture: Recording, entry_context: context.Context) -> list[ScopeEv
     when its attach was not recorded. In that case the context the test began
     with (``entry_context``) is restored, so the leak cannot reach later tests.
     """
+    current = context.get_current()
+    if (current is entry_context or not current) and (_recorder is None or not _recorder.live):
+        return []  # most tests: nothing attached by hand is left, and no span of the test is current
     here = threading.current_thread()
     records = [
         r
         for r in (_recorder.records_of(capture) if _recorder is not None else [])
         if r.thread is here or not r.thread.is_alive()
     ]
-    span = trace.get_current_span()
+    span = trace.get_current_span(current)
     span_context = span.get_span_context()
     still_current = span_context.is_valid and capture.holds(span_context.span_id)
     if still_current:
