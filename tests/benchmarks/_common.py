@@ -9,6 +9,7 @@ children or with this driver.
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import os
 import platform
 import re
@@ -227,7 +228,13 @@ def williams_orders(count: int) -> list[list[int]]:
     return rows if count % 2 == 0 or count == 1 else rows + [row[::-1] for row in rows]
 
 
-def alternate(variants: Iterable[str], reps: int, *, warmup: bool = True) -> Iterable[tuple[int, str]]:
+def alternate(
+    variants: Iterable[str],
+    reps: int,
+    *,
+    warmup: bool = True,
+    pairs: Iterable[tuple[str, str]] = (),
+) -> Iterable[tuple[int, str]]:
     """(repetition, variant) pairs: every repetition runs each variant once, orders from ``williams_orders``.
 
     Over a multiple of ``len(williams_orders(n))`` repetitions every variant has
@@ -235,19 +242,55 @@ def alternate(variants: Iterable[str], reps: int, *, warmup: bool = True) -> Ite
     slow phase of a busy machine or an effect of the run before (the file cache,
     a cooling core) falls evenly on all of them. Repetition ``-1`` is an
     unrecorded warm-up of each variant (file cache, ``.pyc`` files).
+
+    The two variants of each of ``pairs`` run next to each other, as one entry
+    of the design, the first first in half of the repetitions: their paired
+    difference then spans seconds of the machine's load, not the whole
+    repetition (on this host the load moves by ±0.2 ms a test between runs a
+    repetition apart). Over twice the design's rows each order of a pair comes
+    once in every row.
     """
     names = list(variants)
-    orders = williams_orders(len(names))
-    if reps % len(orders):
-        progress(
-            f"note: {reps} repetitions of {len(names)} variants: the orders balance over multiples of {len(orders)}"
-        )
+    paired = {name for pair in pairs for name in pair}
+    blocks: list[tuple[str, ...]] = [tuple(pair) for pair in pairs]
+    blocks += [(name,) for name in names if name not in paired]
+    orders = williams_orders(len(blocks))
+    cycle = len(orders) * (2 if pairs else 1)
+    if reps % cycle:
+        progress(f"note: {reps} repetitions: the orders balance over multiples of {cycle}")
     if warmup:
         for name in names:
             yield -1, name
     for rep in range(reps):
+        flip = (rep + rep // len(orders)) % 2
         for index in orders[rep % len(orders)]:
-            yield rep, names[index]
+            block = blocks[index]
+            for name in block[::-1] if flip else block:
+                yield rep, name
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free confidence interval for the median of ``values``.
+
+    The order statistics ``x(k)`` and ``x(n - k + 1)`` with the largest ``k``
+    for which the binomial distribution gives at least ``confidence`` that the
+    median lies between them; ``(min, max)`` when there are too few values
+    for that (under 6 at 95 %).
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    if not n:
+        raise ValueError("no values")
+    below = 0.0  # P(B <= k - 1), B the number of values under the median: Binomial(n, 1/2)
+    k = 0  # the largest k whose interval holds the median with ``confidence``
+    while k < n // 2:
+        below += math.comb(n, k) / 2**n
+        if 2 * below > 1 - confidence:
+            break
+        k += 1
+    if k == 0:
+        return ordered[0], ordered[-1]
+    return ordered[k - 1], ordered[n - k]
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -3,7 +3,8 @@
 Generates, in a temporary directory, suites of the same 2,000 tests (10 spans
 each: root -> 3 children -> 2 grandchildren each, made with a module-level
 tracer) and times whole ``pytest -q -p no:cacheprovider`` runs, flavours
-alternated, median of the repetitions:
+alternated (``_common.alternate``; (a) and (b) run side by side, in turn
+first), median of the repetitions:
 
     a      bare SDK fixture in conftest.py: one global provider set at import,
            SimpleSpanProcessor(InMemorySpanExporter()); the function fixture
@@ -51,6 +52,7 @@ from _common import (
     count_instructions,
     fingerprint_of,
     machine_info,
+    median_interval,
     parse_pythons,
     parse_sources,
     progress,
@@ -216,7 +218,7 @@ def main() -> None:
     print(machine_info())
     print(
         f"{n_tests:,} tests × {SPANS_PER_TEST} spans, {reps} repetitions, "
-        "flavours alternated, medians of whole pytest runs\n"
+        "flavours alternated, (a) and (b) of a label side by side, medians of whole pytest runs\n"
     )
     cases = {f"{label}|{key}": (label, key) for label in pythons for key in flavours}
     commands = {}
@@ -237,7 +239,9 @@ def main() -> None:
     runs: dict[tuple[str, str], Series] = {case: Series(flavours[case[1]].label) for case in cases.values()}
     with tempfile.TemporaryDirectory(prefix="tracechain-bench-") as tmp:
         suites = {key: write_suite(Path(tmp), key, f, n_tests) for key, f in flavours.items()}
-        for rep, name in alternate(cases, reps):
+        # (a) and (b) of each label next to each other: their difference is the figure.
+        pairs = [(f"{label}|a", f"{label}|b") for label in pythons]
+        for rep, name in alternate(cases, reps, pairs=pairs):
             label, key = cases[name]
             run = run_timed(commands[label, key], cwd=str(suites[key]), env=envs[label])
             summary = run.stdout.strip().splitlines()[-1]
@@ -258,10 +262,13 @@ def main() -> None:
         for label in pythons:
             a, b = runs[label, "a"].runs, runs[label, "b"].runs
             for attr in ("cpu", "wall"):
-                diff = statistics.median(
-                    getattr(x, attr) - getattr(y, attr) for x, y in zip(b, a, strict=True)
+                diffs = [
+                    (getattr(x, attr) - getattr(y, attr)) / n_tests * 1e3 for x, y in zip(b, a, strict=True)
+                ]
+                low, high = median_interval(diffs)
+                print(
+                    f"  {label}: {attr} {statistics.median(diffs):+.3f} (95 % interval {low:+.3f} to {high:+.3f})"
                 )
-                print(f"  {label}: {attr} {diff / n_tests * 1e3:+.3f}")
 
 
 def instructions(pythons: dict[str, str], envs: dict[str, dict[str, str]]) -> None:
@@ -322,10 +329,14 @@ def report(series: dict[str, Series], n_tests: int, commands: dict[str, list[str
     def ms(key: str, attr: str = "wall") -> float:
         return series[key].median(attr) / n_tests * 1e3
 
+    def differences(key: str, base: str, attr: str = "wall") -> list[float]:
+        """The per-repetition differences, ms/test."""
+        pairs = zip(series[key].runs, series[base].runs, strict=True)
+        return [(getattr(x, attr) - getattr(y, attr)) / n_tests * 1e3 for x, y in pairs]
+
     def paired(key: str, base: str, attr: str = "wall") -> float:
         """Median over repetitions of the per-repetition difference, ms/test."""
-        pairs = zip(series[key].runs, series[base].runs, strict=True)
-        return statistics.median(getattr(x, attr) - getattr(y, attr) for x, y in pairs) / n_tests * 1e3
+        return statistics.median(differences(key, base, attr))
 
     rows = []
     for key, s in series.items():
@@ -367,9 +378,20 @@ def report(series: dict[str, Series], n_tests: int, commands: dict[str, list[str
         f"(CPU {ms('b', 'cpu') - ms('a', 'cpu'):+.3f}; median of paired per-repetition "
         f"differences: wall {paired('b', 'a'):+.3f}, CPU {paired('b', 'a', 'cpu'):+.3f})"
     )
-    cpu_cost = ms("b", "cpu") - ms("a", "cpu")
-    verdict = "met" if cpu_cost <= 0.1 else "MISSED"
-    print(f"target (b) − (a) ≤ 0.100 ms/test CPU: {cpu_cost:+.3f} (wall {fixture_cost:+.3f}) -> {verdict}")
+    # The verdict reads the paired CPU differences: their median, and a distribution-free 95 %
+    # interval for it (on a shared machine one repetition's difference moves by ±0.2 ms a test).
+    cpu_paired = paired("b", "a", "cpu")
+    low, high = median_interval(differences("b", "a", "cpu"))
+    if high <= 0.1:
+        verdict = "met"
+    elif cpu_paired <= 0.1:
+        verdict = "met by the median; the interval reaches past it: not shown"
+    else:
+        verdict = "MISSED"
+    print(
+        f"target (b) − (a) ≤ 0.100 ms/test CPU, paired: {cpu_paired:+.3f} "
+        f"(95 % interval {low:+.3f} to {high:+.3f}, {len(series['a'].runs)} repetitions) -> {verdict}"
+    )
 
     parts = [
         ("a_req", "a", "a fixture taking `request` (pytest builds a FixtureDef for it each test)"),
