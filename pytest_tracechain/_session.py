@@ -16,7 +16,7 @@ import pytest
 from opentelemetry import context, trace
 
 from pytest_tracechain import _provider, _scope, _spawn
-from pytest_tracechain._capture import TraceCapture
+from pytest_tracechain._capture import TraceCapture, view_of
 from pytest_tracechain._errors import TraceAssertionError, TraceChainUsageError, TraceChainWarning
 from pytest_tracechain._intact import is_trivially_intact
 from pytest_tracechain._settings import CheckMode, Rules
@@ -45,6 +45,14 @@ def _def_line(item: pytest.Item) -> int:
         if lines[number - 1].lstrip().startswith(("def ", "async def ")):
             return number
     return line
+
+
+def running_capture() -> TraceCapture:
+    """The running test's ``TraceCapture``: the ``tracechain`` fixture's value."""
+    state = _provider.running_state()
+    if state is None:  # cannot happen: setup or pytest_fixture_setup started it
+        raise RuntimeError("pytest-tracechain: no capture is running for this test")
+    return view_of(state)
 
 
 def _analyze(state: CaptureState) -> list[Finding]:

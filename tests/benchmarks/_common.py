@@ -204,14 +204,18 @@ def machine_info() -> str:
         load = "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:  # pragma: no cover
         load = ""
-    versions = ", ".join(
-        f"{dist} {_version(dist)}"
-        for dist in ("opentelemetry-api", "opentelemetry-sdk", "pytest", "pytest-tracechain")
-    )
     return (
         f"{platform.python_implementation()} {platform.python_version()} on "
-        f"{platform.system()} {platform.machine()}, {cpus} CPUs usable, {load}\n{versions}\n"
+        f"{platform.system()} {platform.machine()}, {cpus} CPUs usable, {load}\n{versions()}\n"
         f"{package_fingerprint()}"
+    )
+
+
+def versions() -> str:
+    """The versions of what is measured, as this interpreter has them."""
+    return ", ".join(
+        f"{dist} {_version(dist)}"
+        for dist in ("opentelemetry-api", "opentelemetry-sdk", "pytest", "pytest-tracechain")
     )
 
 
@@ -244,7 +248,7 @@ def alternate(
     unrecorded warm-up of each variant (file cache, ``.pyc`` files).
 
     The two variants of each of ``pairs`` run next to each other, as one entry
-    of the design, the first first in half of the repetitions: their paired
+    of the design, each of them first in half of the repetitions: their paired
     difference then spans seconds of the machine's load, not the whole
     repetition (on this host the load moves by ±0.2 ms a test between runs a
     repetition apart). Over twice the design's rows each order of a pair comes
@@ -328,11 +332,19 @@ def parse_pythons(values: Sequence[str] | None) -> dict[str, str]:
 
 
 def fingerprint_of(python: str, env: Mapping[str, str] | None = None) -> str:
-    """``package_fingerprint()`` as seen by another interpreter (the tree its venv installs, or
-    the one ``env``'s ``PYTHONPATH`` puts first)."""
-    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import _common; print(_common.package_fingerprint())"
+    """``package_fingerprint()`` and ``versions()`` as seen by another interpreter (the tree its
+    venv installs, or the one ``env``'s ``PYTHONPATH`` puts first)."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import _common; "
+        "print(_common.package_fingerprint() + '; ' + _common.versions())"
+    )
     return subprocess.run(
-        [python, "-c", code], capture_output=True, text=True, check=True, env=dict(env or clean_env())
+        [python, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(env or clean_env()),
+        cwd=tempfile.gettempdir(),  # not the repository, whose tree would shadow a venv's
     ).stdout.strip()
 
 

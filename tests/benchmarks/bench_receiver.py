@@ -347,21 +347,6 @@ def in_process(n: int) -> list[str]:
 # -- the driver -----------------------------------------------------------------------
 
 
-def fingerprint(python: str) -> str:
-    """Which pytest_tracechain ``python`` imports: run outside the repository, whose tree would shadow a venv's."""
-    from _common import clean_env
-
-    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import _common; print(_common.package_fingerprint())"
-    return subprocess.run(
-        [python, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=clean_env(),
-        cwd=tempfile.gettempdir(),
-    ).stdout.strip()
-
-
 def has_oteltest(python: str) -> bool:
     from _common import clean_env
 
@@ -397,6 +382,7 @@ def main() -> None:
     from _common import (
         alternate,
         clean_env,
+        fingerprint_of,
         machine_info,
         parse_pythons,
         progress,
@@ -409,7 +395,7 @@ def main() -> None:
     print(machine_info())
     for label, python in pythons.items():
         if label:
-            print(f"{label}: {python}: {fingerprint(python)}")
+            print(f"{label}: {python}: {fingerprint_of(python)}")
     if args.in_process:
         for label, python in pythons.items():
             done = subprocess.run(
