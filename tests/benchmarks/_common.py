@@ -248,11 +248,11 @@ def alternate(
     unrecorded warm-up of each variant (file cache, ``.pyc`` files).
 
     The two variants of each of ``pairs`` run next to each other, as one entry
-    of the design, each of them first in half of the repetitions: their paired
-    difference then spans seconds of the machine's load, not the whole
-    repetition (on this host the load moves by ±0.2 ms a test between runs a
-    repetition apart). Over twice the design's rows each order of a pair comes
-    once in every row.
+    of the design, each of them first in half of the repetitions, so that a
+    slow phase of the machine longer than the two runs falls on both (on this
+    host much of the load moves faster than that: it takes many repetitions
+    either way, see ``median_interval``). Over twice the design's rows each
+    order of a pair comes once in every row.
     """
     names = list(variants)
     paired = {name for pair in pairs for name in pair}
