@@ -208,6 +208,13 @@ def leftover(capture: Recording, entry_context: context.Context) -> list[ScopeEv
     current = context.get_current()
     if (current is entry_context or not current) and (_recorder is None or not _recorder.live):
         return []  # most tests: nothing attached by hand is left, and no span of the test is current
+    return _leftovers(capture, entry_context, current)
+
+
+def _leftovers(
+    capture: Recording, entry_context: context.Context, current: context.Context
+) -> list[ScopeEvent]:
+    """``leftover`` where something may be left: the recorded attaches and the current span, read."""
     here = threading.current_thread()
     records = [
         r
