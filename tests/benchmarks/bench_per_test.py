@@ -260,11 +260,8 @@ def main() -> None:
             "\nA/B, tracechain over the bare fixture, median of paired per-repetition differences (ms/test):"
         )
         for label in pythons:
-            a, b = runs[label, "a"].runs, runs[label, "b"].runs
             for attr in ("cpu", "wall"):
-                diffs = [
-                    (getattr(x, attr) - getattr(y, attr)) / n_tests * 1e3 for x, y in zip(b, a, strict=True)
-                ]
+                diffs = per_test_differences(runs[label, "b"], runs[label, "a"], n_tests, attr)
                 low, high = median_interval(diffs)
                 print(
                     f"  {label}: {attr} {statistics.median(diffs):+.3f} (95 % interval {low:+.3f} to {high:+.3f})"
@@ -325,18 +322,19 @@ def has_testbase(python: str) -> bool:
     return subprocess.run([python, "-c", code], capture_output=True, env=clean_env()).returncode == 0
 
 
+def per_test_differences(runs: Series, base: Series, n_tests: int, attr: str) -> list[float]:
+    """Each repetition's ``runs`` minus the same repetition's ``base``, in ms a test."""
+    pairs = zip(runs.runs, base.runs, strict=True)
+    return [(getattr(x, attr) - getattr(y, attr)) / n_tests * 1e3 for x, y in pairs]
+
+
 def report(series: dict[str, Series], n_tests: int, commands: dict[str, list[str]]) -> None:
     def ms(key: str, attr: str = "wall") -> float:
         return series[key].median(attr) / n_tests * 1e3
 
-    def differences(key: str, base: str, attr: str = "wall") -> list[float]:
-        """The per-repetition differences, ms/test."""
-        pairs = zip(series[key].runs, series[base].runs, strict=True)
-        return [(getattr(x, attr) - getattr(y, attr)) / n_tests * 1e3 for x, y in pairs]
-
     def paired(key: str, base: str, attr: str = "wall") -> float:
         """Median over repetitions of the per-repetition difference, ms/test."""
-        return statistics.median(differences(key, base, attr))
+        return statistics.median(per_test_differences(series[key], series[base], n_tests, attr))
 
     rows = []
     for key, s in series.items():
@@ -381,7 +379,7 @@ def report(series: dict[str, Series], n_tests: int, commands: dict[str, list[str
     # The verdict reads the paired CPU differences: their median, and a distribution-free 95 %
     # interval for it (on a shared machine one repetition's difference moves by ±0.2 ms a test).
     cpu_paired = paired("b", "a", "cpu")
-    low, high = median_interval(differences("b", "a", "cpu"))
+    low, high = median_interval(per_test_differences(series["b"], series["a"], n_tests, "cpu"))
     if high <= 0.1:
         verdict = "met"
     elif cpu_paired <= 0.1:
