@@ -80,6 +80,12 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def has_module(python: str, module: str) -> bool:
+    """Whether ``module`` imports under ``python`` (a peer's package is installed)."""
+    code = f"import {module}"
+    return subprocess.run([python, "-c", code], capture_output=True, env=clean_env()).returncode == 0
+
+
 def run_timed(cmd: Sequence[str], *, cwd: str | None = None, env: Mapping[str, str] | None = None) -> Run:
     """Run ``cmd`` to completion; fail loudly if it exits non-zero."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:

@@ -22,6 +22,10 @@ and, unless --main-only, more flavours that take the difference apart:
     c2     as c, with the plugin enabled (its hooks run for tests that do not use it)
     peer   opentelemetry-test-utils' TestBase (unittest classes, spans from its own
            provider), -p no:tracechain; only if installed (the bench group)
+    peer2  pytest-otel-capture: a conftest fixture as its README shows (an ``OTelMocker``
+           whose span processor goes into a ``TracerProvider`` of the test's own, shut
+           down after it; spans from that provider), -p no:tracechain; only if
+           installed (the bench-otel-capture group, Python >= 3.12)
 
 A/B: ``--python base=/work/bench-base/bin/python --python new=/work/bench-new/bin/python``
 runs every flavour under both interpreters, interleaved, one table per interpreter
@@ -39,7 +43,6 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +54,7 @@ from _common import (
     clean_env,
     count_instructions,
     fingerprint_of,
+    has_module,
     machine_info,
     median_interval,
     parse_pythons,
@@ -88,8 +92,13 @@ FLAVOURS = {
     "b2": Flavour("tracechain fixture, SDK provider set in conftest.py", "provider", "tracechain"),
     "c2": Flavour("empty tests, no fixture, plugin enabled", None, None),
     "peer": Flavour("peer: opentelemetry-test-utils TestBase, -p no:tracechain", None, "testbase", NO_PLUGIN),
+    "peer2": Flavour(
+        "peer: pytest-otel-capture OTelMocker fixture, -p no:tracechain", "otel_capture", "otel", NO_PLUGIN
+    ),
 }
 MAIN = ("a", "b", "c")
+# Each peer, and the module that has to import for its flavour to run.
+PEERS = {"peer": "opentelemetry.test.test_base", "peer2": "pytest_otel_capture"}
 
 BARE_REQUEST_CONFTEST = BARE_CONFTEST.replace("def spans():", "def spans(request):")
 
@@ -138,6 +147,43 @@ class Test{i}(TestBase):
         assert len(self.memory_exporter.get_finished_spans()) == 10
 """
 
+# pytest-otel-capture 0.1.1 is a helper library, not a plugin: its README's fixture owns the provider.
+OTEL_CAPTURE_CONFTEST = """\
+import pytest
+import pytest_otel_capture as capture
+from opentelemetry.sdk.trace import TracerProvider
+
+
+@pytest.fixture
+def otel():
+    collected = capture.OTelMocker(
+        capture.InMemoryLogRecordExporter(),
+        capture.InMemorySpanExporter(),
+        capture.InMemoryMetricReader(),
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(collected.span_processor)
+    try:
+        yield provider, collected
+    finally:
+        provider.shutdown()
+"""
+
+OTEL_CAPTURE_TEST = """
+
+def test_{i}(otel):
+    provider, collected = otel
+    tracer = provider.get_tracer("bench")
+    with tracer.start_as_current_span("root"):
+        for _ in range(3):
+            with tracer.start_as_current_span("child"):
+                with tracer.start_as_current_span("grandchild"):
+                    pass
+                with tracer.start_as_current_span("grandchild"):
+                    pass
+    assert len(collected.get_finished_spans()) == 10
+"""
+
 EMPTY_TEST = """
 
 def test_{i}():
@@ -149,6 +195,7 @@ CONFTESTS = {
     "bare": BARE_CONFTEST,
     "bare_request": BARE_REQUEST_CONFTEST,
     "provider": PROVIDER_CONFTEST,
+    "otel_capture": OTEL_CAPTURE_CONFTEST,
 }
 FINISHED = {"spans": "spans.get_finished_spans()", "tracechain": "tracechain.spans"}
 
@@ -166,6 +213,8 @@ def write_suite(root: Path, name: str, flavour: Flavour, n_tests: int) -> Path:
             body = "".join(EMPTY_TEST.format(i=i) for i in range(count))
         elif flavour.fixture == "testbase":
             body = TESTBASE_HEADER + "".join(TESTBASE_TEST.format(i=i) for i in range(count))
+        elif flavour.fixture == "otel":
+            body = "".join(OTEL_CAPTURE_TEST.format(i=i) for i in range(count))
         else:
             body = SPANNING_HEADER + "".join(
                 SPANNING_TEST.format(i=i, fixture=flavour.fixture, finished=FINISHED[flavour.fixture])
@@ -180,9 +229,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="500 tests, 3 repetitions")
     parser.add_argument("--tests", type=int, help="tests per suite (default 2,000)")
     parser.add_argument("--reps", type=int, help="repetitions (default 5)")
-    parser.add_argument("--main-only", action="store_true", help="only flavours a, b and c (and peer)")
+    parser.add_argument("--main-only", action="store_true", help="only flavours a, b and c (and the peers)")
     parser.add_argument("--python", action="append", help="LABEL=PATH, repeatable: an A/B of venvs")
-    parser.add_argument("--no-peer", action="store_true", help="leave the peer row out (long suites)")
+    parser.add_argument("--no-peer", action="store_true", help="leave the peer rows out (long suites)")
     parser.add_argument(
         "--source",
         action="append",
@@ -208,12 +257,13 @@ def main() -> None:
         return
     n_tests = args.tests or (500 if args.quick else 2_000)
     reps = args.reps or (3 if args.quick else 5)
-    flavours = {k: v for k, v in FLAVOURS.items() if not args.main_only or k in (*MAIN, "peer")}
-    if args.no_peer:
-        del flavours["peer"]
-    elif not all(has_testbase(python) for python in pythons.values()):
-        progress("note: opentelemetry-test-utils is not installed (the bench group): no peer row")
-        del flavours["peer"]
+    flavours = {k: v for k, v in FLAVOURS.items() if not args.main_only or k in (*MAIN, *PEERS)}
+    for peer, module in PEERS.items():
+        if args.no_peer:
+            del flavours[peer]
+        elif not all(has_module(python, module) for python in pythons.values()):
+            progress(f"note: {module} does not import ({FLAVOURS[peer].label}): no {peer} row")
+            del flavours[peer]
 
     print(machine_info())
     print(
@@ -315,11 +365,6 @@ def instructions(pythons: dict[str, str], envs: dict[str, dict[str, str]]) -> No
             f"  {label or 'this venv'}: (a) bare SDK fixture {per['a']:,.0f}; (b) tracechain {per['b']:,.0f}; "
             f"(b) − (a) {per['b'] - per['a']:+,.0f} ({per['b'] / per['a']:.3f}×)"
         )
-
-
-def has_testbase(python: str) -> bool:
-    code = "import opentelemetry.test.test_base"
-    return subprocess.run([python, "-c", code], capture_output=True, env=clean_env()).returncode == 0
 
 
 def per_test_differences(runs: Series, base: Series, n_tests: int, attr: str) -> list[float]:

@@ -347,17 +347,6 @@ def in_process(n: int) -> list[str]:
 # -- the driver -----------------------------------------------------------------------
 
 
-def has_oteltest(python: str) -> bool:
-    from _common import clean_env
-
-    return (
-        subprocess.run(
-            [python, "-c", "import oteltest.sink"], capture_output=True, env=clean_env()
-        ).returncode
-        == 0
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="N=10,000, 3 repetitions")
@@ -383,6 +372,7 @@ def main() -> None:
         alternate,
         clean_env,
         fingerprint_of,
+        has_module,
         machine_info,
         parse_pythons,
         progress,
@@ -410,7 +400,9 @@ def main() -> None:
     keys = []
     for label, python in pythons.items():
         keys += [
-            f"{label}:{variant}" for variant in VARIANTS if variant != "oteltest" or has_oteltest(python)
+            f"{label}:{variant}"
+            for variant in VARIANTS
+            if variant != "oteltest" or has_module(python, "oteltest.sink")
         ]
     print(f"N={n:,} spans per child, {reps} repetitions, variants interleaved in balanced orders\n")
     results: dict[str, list[dict[str, float]]] = {key: [] for key in keys}

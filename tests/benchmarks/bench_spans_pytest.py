@@ -37,7 +37,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -48,6 +47,7 @@ from _common import (
     clean_env,
     count_instructions,
     fingerprint_of,
+    has_module,
     machine_info,
     parse_pythons,
     progress,
@@ -202,11 +202,6 @@ def instructions(pythons: dict[str, str], wanted: list[str], shapes: list[str], 
     print(table(["python", "shape", "variant", "instructions per span", "÷ bare"], rows))
 
 
-def has_testbase(python: str) -> bool:
-    code = "import opentelemetry.test.test_base"
-    return subprocess.run([python, "-c", code], capture_output=True, env=clean_env()).returncode == 0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="N=20,000, 3 repetitions")
@@ -232,7 +227,9 @@ def main() -> None:
     unknown = set(wanted) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
-    if "testbase" in wanted and not all(has_testbase(p) for p in pythons.values()):
+    if "testbase" in wanted and not all(
+        has_module(p, "opentelemetry.test.test_base") for p in pythons.values()
+    ):
         progress("note: opentelemetry-test-utils is not installed (the bench group): no TestBase row")
         wanted.remove("testbase")
 
