@@ -19,9 +19,17 @@ test starts the child with ``subprocess.run`` and waits for it.
     oteltest  oteltest's ``HttpSink`` with its ``AccumulatingHandler`` (parses
               each request and keeps it; HTTP/1.0, a connection per export), a
               peer, where oteltest is installed (``-p no:tracechain``)
+    first     with ``--answer-first`` only: the test's ``otlp_receiver`` patched
+              (in the test, not in the plugin) to answer 200 as soon as it has
+              read a body, then decode and capture it; the test waits for all N
+              spans (``wait_for``) after the child's timing. No receiver that
+              answers first can make a child wait less: the floor of that design
+              (docs/performance.md, section 17)
 
 "÷ null" is the child's export time over the null endpoint's in the same
-repetition (median and range of those ratios). The endpoint's CPU is the pytest
+repetition (median and range of those ratios); "drain over null's" the same
+for the shutdown alone, where the child's exports wait for their answers one
+after another, as a difference. The endpoint's CPU is the pytest
 process's CPU time while the child ran, divided by N; against the null
 endpoint's it gives what decoding and capturing add. Garbage collection in that
 process is timed with ``gc.callbacks``. Variants (and venvs, with ``--python``)
@@ -32,6 +40,7 @@ A/B: ``--python base=/work/bench-recv-base/bin/python --python new=/work/bench-r
     python tests/benchmarks/bench_receiver.py            # N=50,000, 5 repetitions
     python tests/benchmarks/bench_receiver.py --quick    # N=10,000, 3 repetitions
     python tests/benchmarks/bench_receiver.py --in-process   # decode and receive only, no HTTP
+    python tests/benchmarks/bench_receiver.py --answer-first --reps 8   # and the floor of answering first
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ VARIANTS = {
     "null": "child -> null endpoint (answers 200, discards)",
     "receiver": "child -> otlp_receiver (decodes, captures)",
     "oteltest": "child -> oteltest's HttpSink (parses, keeps)",
+    "first": "child -> otlp_receiver patched to answer before it decodes (the floor)",
 }
 SPANS_PER_ROOT = 10
 
@@ -159,6 +169,29 @@ def test_receiver(tracechain, otlp_receiver):
     print("RESULT " + json.dumps(dict(report, received=received)))
 
 
+def test_first(tracechain, otlp_receiver, monkeypatch):
+    from pytest_tracechain import _otlp
+
+    read_body, answer = _otlp._Handler._read_body, _otlp._Handler._answer
+
+    def read_then_answer(self):
+        body = read_body(self)
+        answer(self, 200, "protobuf", b"")
+        self.answered_first = True
+        return body
+
+    def answer_unless_answered(self, status, media_type, body):
+        if not getattr(self, "answered_first", False):
+            answer(self, status, media_type, body)
+        self.answered_first = False
+
+    monkeypatch.setattr(_otlp._Handler, "_read_body", read_then_answer)
+    monkeypatch.setattr(_otlp._Handler, "_answer", answer_unless_answered)
+    report = run_child(otlp_receiver.env)
+    received = len(tracechain.wait_for(count=N, timeout=60))  # the last requests may still be decoding
+    print("RESULT " + json.dumps(dict(report, received=received)))
+
+
 def test_oteltest():
     import logging
 
@@ -251,6 +284,7 @@ def in_process(n: int) -> list[str]:
     import gc
 
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     from pytest_tracechain import _otlp_decode
     from pytest_tracechain._router import Router
@@ -317,7 +351,8 @@ def in_process(n: int) -> list[str]:
 
     lines = [
         f"one 512-span batch: the exporter encodes it in {best(lambda: [encode_spans(batch).SerializeToString() for _ in range(20)], 20 * 512):.2f} µs per span; "
-        f"the receiver decodes it from protobuf in {best(lambda: [_otlp_decode.decode(body, 'protobuf') for _ in range(20)], 20 * 512):.2f} µs, "
+        f"the receiver decodes it from protobuf in {best(lambda: [_otlp_decode.decode(body, 'protobuf') for _ in range(20)], 20 * 512):.2f} µs "
+        f"(of it parsing, which no receiver can skip, {best(lambda: [ExportTraceServiceRequest.FromString(body) for _ in range(20)], 20 * 512):.2f} µs), "
         f"from OTLP JSON in {best(lambda: [_otlp_decode.decode(json_body, 'json') for _ in range(5)], 5 * 512):.2f} µs",
     ]
     ingest_cpu = best(ingest, n)
@@ -354,6 +389,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, help="repetitions (default 5)")
     parser.add_argument("--python", action="append", help="LABEL=PATH, repeatable: an A/B of venvs")
     parser.add_argument("--in-process", action="store_true", help="only the in-process figures")
+    parser.add_argument(
+        "--answer-first", action="store_true", help="also the receiver patched to answer before it decodes"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--in-process-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -402,7 +440,8 @@ def main() -> None:
         keys += [
             f"{label}:{variant}"
             for variant in VARIANTS
-            if variant != "oteltest" or has_module(python, "oteltest.sink")
+            if (variant != "oteltest" or has_module(python, "oteltest.sink"))
+            and (variant != "first" or args.answer_first)
         ]
     print(f"N={n:,} spans per child, {reps} repetitions, variants interleaved in balanced orders\n")
     results: dict[str, list[dict[str, float]]] = {key: [] for key in keys}
@@ -426,7 +465,7 @@ def main() -> None:
                 "-p",
                 "no:cacheprovider",
                 *blockers[label],
-                *(["-p", "no:tracechain"] if variant != "receiver" else []),
+                *(["-p", "no:tracechain"] if variant not in ("receiver", "first") else []),
                 f"test_bench_receiver.py::test_{variant}",
             ]
             done = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True)
@@ -453,6 +492,7 @@ def main() -> None:
         label, variant = key.split(":")
         null = results[f"{label}:null"]
         ratios = [r["export"] / base["export"] for r, base in zip(results[key], null, strict=True)]
+        drains = [r["drain"] - base["drain"] for r, base in zip(results[key], null, strict=True)]
         rows.append(
             [
                 f"{label + ': ' if label else ''}{variant}: {VARIANTS[variant]}",
@@ -460,6 +500,7 @@ def main() -> None:
                 spread(ratios, ".2f"),
                 f"{n / med(key, 'export'):,.0f}",
                 f"{med(key, 'drain'):.2f} s",
+                spread(drains, "+.3f") + " s",
                 f"{med(key, 'cpu') / n * 1e6:.1f} µs",
                 spread([r["endpoint_cpu"] / n * 1e6 for r in results[key]], ".1f") + " µs",
                 f"{med(key, 'endpoint_gc') / n * 1e6:.1f} µs",
@@ -474,6 +515,7 @@ def main() -> None:
                 "÷ null",
                 "spans/s",
                 "drain",
+                "drain over null's",
                 "child CPU per span",
                 "endpoint CPU per span",
                 "of it GC",
