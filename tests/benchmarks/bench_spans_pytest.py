@@ -4,6 +4,9 @@
 one runs a generated one-test suite in a fresh ``pytest`` process per
 repetition, the way a suite makes spans:
 
+    floor     conftest.py sets an SDK provider with no span processor at import: the
+              SDK's own work per span, which every variant pays and which keeps
+              nothing; -p no:tracechain
     bare      conftest.py sets an SDK provider with SimpleSpanProcessor(InMemorySpanExporter())
               at import (so the module-level tracer is a real one); -p no:tracechain
     proxy     the tracechain fixture; the module-level tracer was taken at import,
@@ -58,12 +61,21 @@ from _common import (
 )
 
 VARIANTS = {
+    "floor": "SDK floor: a provider with no span processor in conftest.py",
     "bare": "bare SDK: SimpleSpanProcessor(InMemorySpanExporter()) in conftest.py",
     "proxy": "tracechain, module-level ProxyTracer",
     "fixture": "tracechain, `tracer` fixture",
     "testbase": "peer: opentelemetry-test-utils TestBase",
 }
 SHAPES = {"tenth": 10, "half": 2}  # spans per root
+NO_PLUGIN = ("floor", "bare", "testbase")  # the variants run with -p no:tracechain
+
+FLOOR_CONFTEST = """\
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+trace.set_tracer_provider(TracerProvider())
+"""
 
 # The span loops, by shape: ``span`` is the tracer's start_as_current_span.
 LOOPS = {
@@ -103,12 +115,12 @@ tracer = trace.get_tracer("bench")
 
 
 @pytest.mark.parametrize("_test", range({tests}))
-def test_spans({args}, _test):
+def test_spans({args}):
     span = {tracer}.start_as_current_span
     wall, cpu = time.perf_counter(), time.process_time()
 {loop}
     _report(time.perf_counter() - wall, time.process_time() - cpu)
-    assert len({finished}) == N
+    {check}
 """
 
 TESTBASE_TEST = """\
@@ -141,15 +153,24 @@ def write_suite(root: Path, variant: str, shape: str, n: int, tests: int = 1) ->
             timing=TIMING, n=n, loop=re.sub("^", "    ", loop, flags=re.M), methods=methods
         )
     else:
-        if variant == "bare":
-            (suite / "conftest.py").write_text(BARE_CONFTEST)
-        args, tracer, finished = {
-            "bare": ("spans", "tracer", "spans.get_finished_spans()"),
-            "proxy": ("tracechain", "tracer", "tracechain.spans"),
-            "fixture": ("tracechain, tracer", "tracer", "tracechain.spans"),
+        conftest = {"floor": FLOOR_CONFTEST, "bare": BARE_CONFTEST}.get(variant)
+        if conftest:
+            (suite / "conftest.py").write_text(conftest)
+        args, tracer, check = {
+            # Nothing keeps the floor's spans: its check is that they were real SDK spans, dropped.
+            "floor": ("", "tracer", "assert span.__self__.span_processor._span_processors == ()"),
+            "bare": ("spans", "tracer", "assert len(spans.get_finished_spans()) == N"),
+            "proxy": ("tracechain", "tracer", "assert len(tracechain.spans) == N"),
+            "fixture": ("tracechain, tracer", "tracer", "assert len(tracechain.spans) == N"),
         }[variant]
         body = FUNCTION_TEST.format(
-            timing=TIMING, n=n, args=args, tracer=tracer, loop=loop, finished=finished, tests=tests
+            timing=TIMING,
+            n=n,
+            args=", ".join(filter(None, (args, "_test"))),
+            tracer=tracer,
+            loop=loop,
+            check=check,
+            tests=tests,
         )
     (suite / "test_spans.py").write_text(body)
     return suite
@@ -176,7 +197,7 @@ def instructions(pythons: dict[str, str], wanted: list[str], shapes: list[str], 
         for label, python in pythons.items():
             blockers = pytest_blockers(python)
             for variant in wanted:
-                no_plugin = ["-p", "no:tracechain"] if variant in ("bare", "testbase") else []
+                no_plugin = ["-p", "no:tracechain"] if variant in NO_PLUGIN else []
                 command = [*pytest_command(python), "-q", "-p", "no:cacheprovider", *blockers, *no_plugin]
                 for shape in shapes:
                     for size in sizes:
@@ -253,7 +274,7 @@ def main() -> None:
         for label, python in pythons.items():
             blockers = pytest_blockers(python)
             for variant in wanted:
-                no_plugin = ["-p", "no:tracechain"] if variant in ("bare", "testbase") else []
+                no_plugin = ["-p", "no:tracechain"] if variant in NO_PLUGIN else []
                 commands[label, variant] = [
                     *pytest_command(python),
                     "-q",
