@@ -7,6 +7,9 @@ repetition, the way a suite makes spans:
     floor     conftest.py sets an SDK provider with no span processor at import: the
               SDK's own work per span, which every variant pays and which keeps
               nothing; -p no:tracechain
+    keep      conftest.py sets an SDK provider whose one processor keeps each ended span in a
+              list, its empty event and link lists shed as the plugin's router sheds them:
+              retaining a span, and nothing else the capture does; -p no:tracechain
     bare      conftest.py sets an SDK provider with SimpleSpanProcessor(InMemorySpanExporter())
               at import (so the module-level tracer is a real one); -p no:tracechain
     proxy     the tracechain fixture; the module-level tracer was taken at import,
@@ -62,19 +65,48 @@ from _common import (
 
 VARIANTS = {
     "floor": "SDK floor: a provider with no span processor in conftest.py",
+    "keep": "retaining alone: a processor that keeps each span, lists shed",
     "bare": "bare SDK: SimpleSpanProcessor(InMemorySpanExporter()) in conftest.py",
     "proxy": "tracechain, module-level ProxyTracer",
     "fixture": "tracechain, `tracer` fixture",
     "testbase": "peer: opentelemetry-test-utils TestBase",
 }
 SHAPES = {"tenth": 10, "half": 2}  # spans per root
-NO_PLUGIN = ("floor", "bare", "testbase")  # the variants run with -p no:tracechain
+NO_PLUGIN = ("floor", "keep", "bare", "testbase")  # the variants run with -p no:tracechain
 
 FLOOR_CONFTEST = """\
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 trace.set_tracer_provider(TracerProvider())
+"""
+
+# Retaining alone: what any capture that keeps its spans pays, kept the way the router keeps them
+# (the SDK snapshot, its empty event and link lists shed), with none of the router's bookkeeping.
+KEEP_CONFTEST = """\
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from pytest_tracechain._router import _shed_empty_lists
+
+_kept = []
+
+
+class Keep(SpanProcessor):
+    def on_end(self, span):
+        _shed_empty_lists(span)
+        _kept.append(span)
+
+
+_provider = TracerProvider()
+_provider.add_span_processor(Keep())
+trace.set_tracer_provider(_provider)
+
+
+@pytest.fixture
+def kept():
+    yield _kept
+    _kept.clear()
 """
 
 # The span loops, by shape: ``span`` is the tracer's start_as_current_span.
@@ -153,12 +185,13 @@ def write_suite(root: Path, variant: str, shape: str, n: int, tests: int = 1) ->
             timing=TIMING, n=n, loop=re.sub("^", "    ", loop, flags=re.M), methods=methods
         )
     else:
-        conftest = {"floor": FLOOR_CONFTEST, "bare": BARE_CONFTEST}.get(variant)
+        conftest = {"floor": FLOOR_CONFTEST, "keep": KEEP_CONFTEST, "bare": BARE_CONFTEST}.get(variant)
         if conftest:
             (suite / "conftest.py").write_text(conftest)
         args, tracer, check = {
             # Nothing keeps the floor's spans: its check is that they were real SDK spans, dropped.
             "floor": ("", "tracer", "assert span.__self__.span_processor._span_processors == ()"),
+            "keep": ("kept", "tracer", "assert len(kept) == N and kept[0]._events == ()"),
             "bare": ("spans", "tracer", "assert len(spans.get_finished_spans()) == N"),
             "proxy": ("tracechain", "tracer", "assert len(tracechain.spans) == N"),
             "fixture": ("tracechain, tracer", "tracer", "assert len(tracechain.spans) == N"),
