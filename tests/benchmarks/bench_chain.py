@@ -42,16 +42,10 @@ from _common import (
     table,
 )
 
+# bench_per_test.py's ten spans, the root named after its test.
 TEST_BODY = """
 def test_{n}({fixture}):
-    with tracer.start_as_current_span("request {n}"):
-        for _ in range(3):
-            with tracer.start_as_current_span("child"):
-                with tracer.start_as_current_span("grandchild"):
-                    pass
-                with tracer.start_as_current_span("grandchild"):
-                    pass
-"""
+""" + bench_per_test.TEN_SPANS.replace('span("root")', 'span("request {n}")')
 
 # The same conftests as bench_per_test.py: a bare SDK fixture, and an
 # application's own provider with no processor (spans are real in every flavour

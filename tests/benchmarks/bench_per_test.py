@@ -44,6 +44,7 @@ import argparse
 import re
 import statistics
 import tempfile
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,9 +116,8 @@ from opentelemetry import trace
 tracer = trace.get_tracer("bench")
 """
 
-SPANNING_TEST = """
-
-def test_{i}({fixture}):
+# Every flavour's test makes the same ten spans: a root, 3 children, 2 grandchildren each.
+TEN_SPANS = """\
     with tracer.start_as_current_span("root"):
         for _ in range(3):
             with tracer.start_as_current_span("child"):
@@ -125,8 +125,13 @@ def test_{i}({fixture}):
                     pass
                 with tracer.start_as_current_span("grandchild"):
                     pass
-    assert len({finished}) == 10
 """
+
+SPANNING_TEST = """
+
+def test_{i}({fixture}):
+{spans}    assert len({finished}) == 10
+""".replace("{spans}", TEN_SPANS)
 
 TESTBASE_HEADER = """\
 from opentelemetry.test.test_base import TestBase
@@ -137,15 +142,8 @@ TESTBASE_TEST = """
 class Test{i}(TestBase):
     def test_{i}(self):
         tracer = self.tracer_provider.get_tracer("bench")
-        with tracer.start_as_current_span("root"):
-            for _ in range(3):
-                with tracer.start_as_current_span("child"):
-                    with tracer.start_as_current_span("grandchild"):
-                        pass
-                    with tracer.start_as_current_span("grandchild"):
-                        pass
-        assert len(self.memory_exporter.get_finished_spans()) == 10
-"""
+{spans}        assert len(self.memory_exporter.get_finished_spans()) == 10
+""".replace("{spans}", textwrap.indent(TEN_SPANS, "    "))
 
 # pytest-otel-capture 0.1.1 is a helper library, not a plugin: its README's fixture owns the provider.
 OTEL_CAPTURE_CONFTEST = """\
@@ -174,15 +172,8 @@ OTEL_CAPTURE_TEST = """
 def test_{i}(otel):
     provider, collected = otel
     tracer = provider.get_tracer("bench")
-    with tracer.start_as_current_span("root"):
-        for _ in range(3):
-            with tracer.start_as_current_span("child"):
-                with tracer.start_as_current_span("grandchild"):
-                    pass
-                with tracer.start_as_current_span("grandchild"):
-                    pass
-    assert len(collected.get_finished_spans()) == 10
-"""
+{spans}    assert len(collected.get_finished_spans()) == 10
+""".replace("{spans}", TEN_SPANS)
 
 EMPTY_TEST = """
 
