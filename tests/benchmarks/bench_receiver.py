@@ -25,6 +25,11 @@ test starts the child with ``subprocess.run`` and waits for it.
               spans (``wait_for``) after the child's timing. No receiver that
               answers first can make a child wait less: the floor of that design
               (docs/performance.md, section 17)
+    check     with ``--answer-first`` only: the same, but the patched receiver
+              first parses the body and runs every check behind a 400 on every
+              span (``check_only``), then answers, then decodes and captures:
+              the floor of a receiver that checks, answers, then captures
+              (docs/performance.md, section 19)
 
 "÷ null" is the child's export time over the null endpoint's in the same
 repetition (median and range of those ratios); "drain over null's" the same
@@ -40,7 +45,7 @@ A/B: ``--python base=/work/bench-recv-base/bin/python --python new=/work/bench-r
     python tests/benchmarks/bench_receiver.py            # N=50,000, 5 repetitions
     python tests/benchmarks/bench_receiver.py --quick    # N=10,000, 3 repetitions
     python tests/benchmarks/bench_receiver.py --in-process   # decode and receive only, no HTTP
-    python tests/benchmarks/bench_receiver.py --answer-first --reps 8   # and the floor of answering first
+    python tests/benchmarks/bench_receiver.py --answer-first --reps 8   # and the floors of answering first, of checking first
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ VARIANTS = {
     "receiver": "child -> otlp_receiver (decodes, captures)",
     "oteltest": "child -> oteltest's HttpSink (parses, keeps)",
     "first": "child -> otlp_receiver patched to answer before it decodes (the floor)",
+    "check": "child -> otlp_receiver patched to check, answer, then decode",
 }
 SPANS_PER_ROOT = 10
 
@@ -169,13 +175,15 @@ def test_receiver(tracechain, otlp_receiver):
     print("RESULT " + json.dumps(dict(report, received=received)))
 
 
-def test_first(tracechain, otlp_receiver, monkeypatch):
+def answer_early(monkeypatch, check):
+    """Patch the receiver to answer 200 once it has read a body (and ``check`` took it), then decode it."""
     from pytest_tracechain import _otlp
 
     read_body, answer = _otlp._Handler._read_body, _otlp._Handler._answer
 
     def read_then_answer(self):
         body = read_body(self)
+        check(body)
         answer(self, 200, "protobuf", b"")
         self.answered_first = True
         return body
@@ -187,6 +195,20 @@ def test_first(tracechain, otlp_receiver, monkeypatch):
 
     monkeypatch.setattr(_otlp._Handler, "_read_body", read_then_answer)
     monkeypatch.setattr(_otlp._Handler, "_answer", answer_unless_answered)
+
+
+def test_first(tracechain, otlp_receiver, monkeypatch):
+    answer_early(monkeypatch, lambda body: None)
+    report = run_child(otlp_receiver.env)
+    received = len(tracechain.wait_for(count=N, timeout=60))  # the last requests may still be decoding
+    print("RESULT " + json.dumps(dict(report, received=received)))
+
+
+def test_check(tracechain, otlp_receiver, monkeypatch):
+    sys.path.insert(0, os.path.dirname(os.environ["BENCH_SCRIPT"]))
+    from bench_receiver import check_only
+
+    answer_early(monkeypatch, check_only)
     report = run_child(otlp_receiver.env)
     received = len(tracechain.wait_for(count=N, timeout=60))  # the last requests may still be decoding
     print("RESULT " + json.dumps(dict(report, received=received)))
@@ -235,6 +257,39 @@ def otel_env() -> dict[str, str]:
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
+
+
+def check_only(body: bytes) -> int:
+    """Parse a protobuf request and run, on every span, the checks behind a 400 and nothing else: its ids,
+    kind, status code and links, with the receiver's own functions. What a receiver that checks, then
+    answers, then captures must do before it answers. The number of spans."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from pytest_tracechain import _otlp_decode
+
+    request = ExportTraceServiceRequest.FromString(body)
+    span_ids, has_field, status, link = (
+        _otlp_decode._span_ids,
+        _otlp_decode._has_field,
+        _otlp_decode._status,
+        _otlp_decode._link,
+    )
+    count = 0
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                span_ids(span)
+                kind = span.kind
+                if not 0 <= kind <= 5:
+                    raise ValueError(f"kind {kind}")
+                if has_field(span, "status"):
+                    status(span)
+                links = span.links
+                if links:
+                    for index, one in enumerate(links):
+                        link(one, index)
+                count += 1
+    return count
 
 
 # -- in this process: decoding and receiving without HTTP ------------------------------
@@ -352,7 +407,8 @@ def in_process(n: int) -> list[str]:
     lines = [
         f"one 512-span batch: the exporter encodes it in {best(lambda: [encode_spans(batch).SerializeToString() for _ in range(20)], 20 * 512):.2f} µs per span; "
         f"the receiver decodes it from protobuf in {best(lambda: [_otlp_decode.decode(body, 'protobuf') for _ in range(20)], 20 * 512):.2f} µs "
-        f"(of it parsing, which no receiver can skip, {best(lambda: [ExportTraceServiceRequest.FromString(body) for _ in range(20)], 20 * 512):.2f} µs), "
+        f"(of it parsing, which no receiver can skip, {best(lambda: [ExportTraceServiceRequest.FromString(body) for _ in range(20)], 20 * 512):.2f} µs; "
+        f"parsing and checking only, {best(lambda: [check_only(body) for _ in range(20)], 20 * 512):.2f} µs), "
         f"from OTLP JSON in {best(lambda: [_otlp_decode.decode(json_body, 'json') for _ in range(5)], 5 * 512):.2f} µs",
     ]
     ingest_cpu = best(ingest, n)
@@ -390,7 +446,9 @@ def main() -> None:
     parser.add_argument("--python", action="append", help="LABEL=PATH, repeatable: an A/B of venvs")
     parser.add_argument("--in-process", action="store_true", help="only the in-process figures")
     parser.add_argument(
-        "--answer-first", action="store_true", help="also the receiver patched to answer before it decodes"
+        "--answer-first",
+        action="store_true",
+        help="also the receiver patched to answer before it decodes, and to check, answer, then decode",
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--in-process-child", action="store_true", help=argparse.SUPPRESS)
@@ -441,7 +499,7 @@ def main() -> None:
             f"{label}:{variant}"
             for variant in VARIANTS
             if (variant != "oteltest" or has_module(python, "oteltest.sink"))
-            and (variant != "first" or args.answer_first)
+            and (variant not in ("first", "check") or args.answer_first)
         ]
     print(f"N={n:,} spans per child, {reps} repetitions, variants interleaved in balanced orders\n")
     results: dict[str, list[dict[str, float]]] = {key: [] for key in keys}
@@ -465,7 +523,7 @@ def main() -> None:
                 "-p",
                 "no:cacheprovider",
                 *blockers[label],
-                *(["-p", "no:tracechain"] if variant not in ("receiver", "first") else []),
+                *(["-p", "no:tracechain"] if variant not in ("receiver", "first", "check") else []),
                 f"test_bench_receiver.py::test_{variant}",
             ]
             done = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True)
