@@ -32,9 +32,10 @@ test starts the child with ``subprocess.run`` and waits for it.
               (docs/performance.md, section 19)
 
 "÷ null" is the child's export time over the null endpoint's in the same
-repetition (median and range of those ratios); "drain over null's" the same
-for the shutdown alone, where the child's exports wait for their answers one
-after another, as a difference. The endpoint's CPU is the pytest
+repetition (median and range of those ratios, then a distribution-free 95 %
+interval of their median); "drain over null's" the same for the shutdown
+alone, where the child's exports wait for their answers one after another, as
+a difference. The endpoint's CPU is the pytest
 process's CPU time while the child ran, divided by N; against the null
 endpoint's it gives what decoding and capturing add. Garbage collection in that
 process is timed with ``gc.callbacks``. Variants (and venvs, with ``--python``)
@@ -470,6 +471,7 @@ def main() -> None:
         fingerprint_of,
         has_module,
         machine_info,
+        median_interval,
         parse_pythons,
         progress,
         pytest_blockers,
@@ -545,6 +547,10 @@ def main() -> None:
     def spread(values: list[float], fmt: str) -> str:
         return f"{format(statistics.median(values), fmt)} [{format(min(values), fmt)}–{format(max(values), fmt)}]"
 
+    def interval(values: list[float], fmt: str) -> str:
+        low, high = median_interval(values)
+        return f"{format(low, fmt)} to {format(high, fmt)}"
+
     rows = []
     for key in keys:
         label, variant = key.split(":")
@@ -556,9 +562,11 @@ def main() -> None:
                 f"{label + ': ' if label else ''}{variant}: {VARIANTS[variant]}",
                 spread([r["export"] for r in results[key]], ".2f") + " s",
                 spread(ratios, ".2f"),
+                interval(ratios, ".3f"),
                 f"{n / med(key, 'export'):,.0f}",
                 f"{med(key, 'drain'):.2f} s",
                 spread(drains, "+.3f") + " s",
+                interval(drains, "+.3f") + " s",
                 f"{med(key, 'cpu') / n * 1e6:.1f} µs",
                 spread([r["endpoint_cpu"] / n * 1e6 for r in results[key]], ".1f") + " µs",
                 f"{med(key, 'endpoint_gc') / n * 1e6:.1f} µs",
@@ -571,9 +579,11 @@ def main() -> None:
                 "variant",
                 "child: first span to shutdown",
                 "÷ null",
+                "÷ null: 95 % interval of the median",
                 "spans/s",
                 "drain",
                 "drain over null's",
+                "drain over null's: 95 % interval",
                 "child CPU per span",
                 "endpoint CPU per span",
                 "of it GC",
