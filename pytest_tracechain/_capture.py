@@ -16,6 +16,7 @@ from typing import Any, final
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind
 
+from pytest_tracechain import _provider
 from pytest_tracechain._graph import Trace, is_root
 from pytest_tracechain._origins import Origin
 from pytest_tracechain._router import Router
@@ -48,6 +49,12 @@ class TraceCapture:
         state.view = weakref.ref(self)
 
     @property
+    def _read(self) -> CaptureState:
+        """The state, once the spans the ``otlp_receiver`` answered for are in it (``_provider.settle``)."""
+        _provider.settle()
+        return self._state
+
+    @property
     def name(self) -> str:
         """The node id of the test."""
         return self._state.name
@@ -55,7 +62,7 @@ class TraceCapture:
     @property
     def spans(self) -> list[ReadableSpan]:
         """The finished spans of this test, in end order (a copy)."""
-        return self._state.spans
+        return self._read.spans
 
     @property
     def open_spans(self) -> list[ReadableSpan]:
@@ -83,7 +90,7 @@ class TraceCapture:
         that must be a subset of the span's attributes.
         """
         __tracebackhide__ = True
-        return self._state.find(
+        return self._read.find(
             name, kind=kind, trace_id=trace_id, attributes=attributes, func="TraceCapture.find"
         )
 
@@ -97,7 +104,7 @@ class TraceCapture:
     ) -> ReadableSpan:
         """Exactly one finished span matching the filters, else ``TraceAssertionError``."""
         __tracebackhide__ = True
-        return self._state.one(
+        return self._read.one(
             name, kind=kind, trace_id=trace_id, attributes=attributes, func="TraceCapture.one"
         )
 
@@ -117,7 +124,7 @@ class TraceCapture:
         ``TraceAssertionError`` showing the captured and still-open spans.
         """
         __tracebackhide__ = True
-        return self._state.wait_for(
+        return self._read.wait_for(
             name,
             count=count,
             timeout=timeout,
@@ -134,7 +141,7 @@ class TraceCapture:
         a span (pytest-opentelemetry), each span whose parent is that ambient
         span starts a ``Trace`` of its own, although the trace ids are equal.
         """
-        return self._state.traces()
+        return self._read.traces()
 
     def origin(self, span: ReadableSpan | SpanContext | str) -> Origin:
         """Where ``span`` started: process id, thread name and id, asyncio task name.
@@ -142,7 +149,7 @@ class TraceCapture:
         ``span`` is a span, a ``SpanContext``, or a span name (resolved with ``one``).
         """
         __tracebackhide__ = True
-        return self._state.origin(span, "TraceCapture.origin")
+        return self._read.origin(span, "TraceCapture.origin")
 
     def is_root(self, span: ReadableSpan) -> bool:
         """No parent, or only the test's ambient span."""
@@ -168,7 +175,7 @@ class TraceCapture:
         from pytest_tracechain._render import check_render_arguments  # here: most tests render nothing
 
         check_render_arguments("TraceCapture.render", highlight, limit, color)
-        return self._state.render(highlight=highlight, limit=limit, color=color)
+        return self._read.render(highlight=highlight, limit=limit, color=color)
 
     def tree(
         self,
@@ -197,7 +204,7 @@ class TraceCapture:
         __tracebackhide__ = True
         from pytest_tracechain._tree_text import capture_tree  # here: most sessions never take a snapshot
 
-        state = self._state
+        state = self._read
         return capture_tree(
             state.spans,
             state.ambient,
@@ -210,16 +217,17 @@ class TraceCapture:
 
     def clear(self) -> None:
         """Forget the finished spans captured so far (open spans stay tracked)."""
-        self._state.clear()
+        self._read.clear()  # the spans answered for before the call go too
 
     def __repr__(self) -> str:
-        state = self._state
+        state = self._read
         return f"<TraceCapture {state.name!r}: {len(state.finished)} finished, {len(state.open)} open>"
 
 
 def state_of(capture: TraceCapture) -> CaptureState:
-    """The internal state behind the user's ``capture``."""
-    return capture._state
+    """The internal state behind the user's ``capture``, once the spans the ``otlp_receiver`` answered for
+    are in it."""
+    return capture._read
 
 
 def view_of(state: CaptureState) -> TraceCapture:

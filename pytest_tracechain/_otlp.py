@@ -8,7 +8,10 @@ of the test that owns them.
 
 Answers, in the request's content type where it is one of those two:
 
-- 200 with an empty ``ExportTraceServiceResponse``;
+- 200 with an empty ``ExportTraceServiceResponse`` once the request is parsed
+  and every span checked; its spans then join the captures, and every read of
+  a capture waits for the requests answered before it (``Router.settle``), so
+  the exporter waits for the checks alone;
 - 400 with a ``google.rpc.Status`` (code 3, INVALID_ARGUMENT) whose message
   says what is wrong and where (``resourceSpans[0].scopeSpans[0].spans[2].traceId
   must be 16 bytes, got 3``);
@@ -99,14 +102,17 @@ class OtlpReceiver:
     that would decode to more than 4 million JSON values or 2 million protobuf
     messages, get a 413, and malformed ones a 400 that names the bad field (a
     ``google.rpc.Status`` in the request's content type). The answer comes once
-    the spans are in the capture, so a child that flushed its exporter before
-    exiting has delivered everything when it exits.
+    the spans are checked, and they join the capture right after; a read of a
+    capture waits for the requests answered before it, so a child that flushed
+    its exporter before exiting has delivered, when it exits, everything its
+    test then reads.
     """
 
     def __init__(self, endpoint: str) -> None:
         #: The base URL, ``http://127.0.0.1:<port>``.
         self.endpoint = endpoint
-        #: The last 100 requests answered with a 4xx or 5xx status: (status, reason), the latest last.
+        #: The last 100 requests answered with a 4xx or 5xx status, or whose spans an internal error lost
+        #: after their 200 (500): (status, reason), the latest last.
         self.rejected: deque[tuple[int, str]] = deque(maxlen=100)
         #: Spans accepted so far (including those dropped because no test was running).
         self.received = 0
@@ -170,7 +176,7 @@ def serve() -> Iterator[OtlpReceiver]:
     receiver = OtlpReceiver(f"http://127.0.0.1:{port}")
     server.receiver = receiver
     server.router = router
-    server.decode = _otlp_decode.decode
+    server.check = _otlp_decode.check
     server.bad_request = _otlp_decode.BadRequest
     server.too_large = _otlp_decode.TooLarge
     thread = threading.Thread(target=server.serve_forever, name="tracechain-otlp-receiver", daemon=True)
@@ -181,6 +187,7 @@ def serve() -> Iterator[OtlpReceiver]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+        router.settle()  # what it answered is captured before it stops
         router.stop_receiving()
 
 
@@ -194,7 +201,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = LISTEN_BACKLOG
     receiver: OtlpReceiver
     router: Router
-    decode: Any
+    check: Any
     bad_request: type[Exception]
     too_large: type[Exception]
 
@@ -228,20 +235,39 @@ class _Handler(BaseHTTPRequestHandler):
             media_type = media
             body = _decompress(self._read_body(), self.headers.get("Content-Encoding", ""))
             try:
-                decoded = self.server.decode(body, media)
+                checked = self.server.check(body, media)
             except self.server.too_large as exc:
                 raise _Reject(413, str(exc)) from None
             except self.server.bad_request as exc:
                 raise _Reject(400, str(exc)) from None
-            self.server.receiver._count(len(decoded.spans))
-            if self.server.router.receive_rows(decoded.spans, decoded.undecided) == len(decoded.spans):
-                decoded.forget()  # all dropped (no test running): freed now
-            self._answer(200, media_type, b"" if media_type == "protobuf" else b"{}")
+            self.server.receiver._count(checked.count)
+            number, running = self.server.router.answered()
+            try:
+                self._answer(200, media_type, b"" if media_type == "protobuf" else b"{}")
+            finally:  # captured even when the exporter hung up before it read the answer
+                self._capture(checked, number, running)
         except _Reject as rejection:
             self._reject(rejection.status, rejection.reason, media_type)
         except Exception:
             _log.exception("otlp_receiver: internal error while handling a request; answered 500")
             self._reject(500, "internal error in pytest-tracechain's otlp_receiver (logged)", media_type)
+
+    def _capture(self, checked: Any, number: int, running: Any) -> None:
+        """Put the spans of an answered request in the captures (reads of a capture wait for it)."""
+        router = self.server.router
+        try:
+            decoded = checked.decode()
+            if router.receive_answered(decoded.spans, decoded.undecided, running) == len(decoded.spans):
+                decoded.forget()  # all dropped (no test running): freed now
+        except Exception:
+            _log.exception(
+                "otlp_receiver: internal error while capturing a request answered 200; its spans are lost"
+            )
+            self.server.receiver.rejected.append(
+                (500, "internal error in pytest-tracechain's otlp_receiver after answering 200 (logged)")
+            )
+        finally:
+            router.captured(number)
 
     def _not_allowed(self) -> None:
         self._drain_or_close()

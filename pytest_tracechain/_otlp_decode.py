@@ -33,7 +33,16 @@ from pytest_tracechain._received import ReceivedSpan
 if TYPE_CHECKING:
     from pytest_tracechain._router import ReceivedRow
 
-__all__ = ["MAX_JSON_VALUES", "MAX_PROTOBUF_MESSAGES", "BadRequest", "Decoded", "TooLarge", "decode"]
+__all__ = [
+    "MAX_JSON_VALUES",
+    "MAX_PROTOBUF_MESSAGES",
+    "BadRequest",
+    "Checked",
+    "Decoded",
+    "TooLarge",
+    "check",
+    "decode",
+]
 
 # OTLP span and link flags (opentelemetry/proto/trace/v1/trace.proto, SpanFlags):
 # the low byte holds the W3C trace flags.
@@ -102,8 +111,58 @@ class Decoded:
             scope.forget()
 
 
+#: A span that passed the checks: its kind, status, links, trace id, span id and parent span id (0: none).
+_CheckedSpan = tuple[SpanKind, Status, tuple[Link, ...], int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A request whose every span passed the checks behind a 400: what the receiver answers 200 for.
+
+    What the checks read (ids, kind, status, links) is kept for ``decode``,
+    which builds the spans the router takes, after the answer: the child
+    waits for the parse and the checks alone. ``count`` is the number of spans.
+    """
+
+    count: int
+    parts: tuple[tuple[_ScopeSpans, Origin, list[_CheckedSpan]], ...]
+    undecided: list[tuple[int, int, int]]  # (span id, parent span id, pid)
+
+    def decode(self) -> Decoded:
+        """The spans, each as ``Router.receive_rows`` takes it."""
+        spans: list[ReceivedRow] = []
+        append = spans.append
+        received_span = ReceivedSpan
+        for scope, origin, checked in self.parts:
+            first = len(spans)
+            for kind, status, links, trace_id, span_id, parent_id in checked:
+                append((received_span(kind, status, links, scope), origin, trace_id, span_id, parent_id))
+            # The spans, not their rows: a row (a tuple) kept until the first read would be one more object
+            # per span for the garbage collector to traverse while the child exports.
+            scope.spans = [cast("ReceivedSpan", row[0]) for row in spans[first:]]
+        scopes = tuple(scope for scope, _, _ in self.parts)
+        undecided = self.undecided
+        if not undecided:  # exporters that set the flags (opentelemetry-python's since 1.25) leave none
+            return Decoded(spans, frozenset(), scopes)
+        # A parent sent in the same request by the same process is local.
+        local_ids = {(origin.pid, span_id) for _, origin, _, span_id, _ in spans}
+        return Decoded(
+            spans,
+            frozenset(span_id for span_id, parent_id, pid in undecided if (pid, parent_id) not in local_ids),
+            scopes,
+        )
+
+
 def decode(body: bytes, media_type: str) -> Decoded:
     """Decode an ``ExportTraceServiceRequest`` body; ``media_type`` is ``protobuf`` or ``json``."""
+    return check(body, media_type).decode()
+
+
+def check(body: bytes, media_type: str) -> Checked:
+    """Parse an ``ExportTraceServiceRequest`` body and check every span; ``BadRequest`` says what is wrong.
+
+    ``media_type`` is ``protobuf`` or ``json``.
+    """
     if media_type == "json":
         request = _parse_json(body)
     else:
@@ -119,7 +178,7 @@ def decode(body: bytes, media_type: str) -> Decoded:
             request.ParseFromString(body)
         except DecodeError as exc:
             raise BadRequest(f"body is not a protobuf ExportTraceServiceRequest ({exc})") from None
-    return _convert(request)
+    return _check(request)
 
 
 # -- what decoding will cost -------------------------------------------------------------
@@ -299,17 +358,19 @@ _has_field = ProtoSpan.HasField
 
 # -- spans decoded at their first read (``_received``) ------------------------------------------
 #
-# The receiving loop (``_spans``) reads and checks what routing and checking the
-# request need; the rest is read when one of the spans is first read, a scope's
-# spans in one loop (``_ScopeSpans.decode``): well over half of the decoding,
-# and of the objects built.
+# The checking loop (``_check_spans``, before the receiver answers) reads and
+# checks what routing and checking the request need, and ``Checked.decode``
+# (after the answer) builds a ``ReceivedSpan`` from it; the rest is read when
+# one of the spans is first read, a scope's spans in one loop
+# (``_ScopeSpans.decode``): well over half of the decoding, and of the objects
+# built.
 
 
 class _ScopeSpans:
     """The spans of one scope of a request, as parsed, until they are decoded (``_received.Pending``).
 
     ``spans`` are the ``ReceivedSpan`` built from ``messages``, in their order
-    (set once the scope is checked). ``contexts`` and ``lock`` are the
+    (set by ``Checked.decode``). ``contexts`` and ``lock`` are the
     request's: the local contexts built so far, by span id (see
     ``_contexts``), and what makes one thread at a time decode its spans.
     ``remote`` holds the spans whose parent the router found remote before
@@ -372,13 +433,13 @@ class _ScopeSpans:
             self.spans = self.messages = None
 
 
-def _convert(request: ExportTraceServiceRequest) -> Decoded:
-    spans: list[ReceivedRow] = []
+def _check(request: ExportTraceServiceRequest) -> Checked:
+    parts: list[tuple[_ScopeSpans, Origin, list[_CheckedSpan]]] = []
     undecided: list[tuple[int, int, int]] = []  # (span id, parent span id, pid)
     origins: dict[int, Origin] = {}
     contexts: dict[int, SpanContext] = {}
     lock = threading.Lock()
-    scopes: list[_ScopeSpans] = []
+    count = 0
     for r_index, resource_spans in enumerate(request.resource_spans):
         resource, pid = _resource(resource_spans.resource)
         origin = origins.get(pid)
@@ -386,46 +447,38 @@ def _convert(request: ExportTraceServiceRequest) -> Decoded:
             origin = origins[pid] = Origin(pid, None, None, None)
         for s_index, scope_spans in enumerate(resource_spans.scope_spans):
             scope = _scope(scope_spans.scope, scope_spans.schema_url)
+            messages = scope_spans.spans
+            checked: list[_CheckedSpan] = []
             try:
-                scopes.append(_ScopeSpans(scope_spans.spans, resource, scope, contexts, lock))
-                _spans(scopes[-1], origin, spans, undecided)
+                _check_spans(messages, pid, checked, undecided)
             except _Invalid as invalid:
                 raise BadRequest(
                     f"resourceSpans[{r_index}].scopeSpans[{s_index}].spans[{invalid.index}].{invalid.path} "
                     f"{invalid.problem}"
                 ) from None
-    if not undecided:  # exporters that set the flags (opentelemetry-python's since 1.25) leave none
-        return Decoded(spans, frozenset(), tuple(scopes))
-    # A parent sent in the same request by the same process is local.
-    local_ids = {(origin.pid, span_id) for _, origin, _, span_id, _ in spans}
-    return Decoded(
-        spans,
-        frozenset(span_id for span_id, parent_id, pid in undecided if (pid, parent_id) not in local_ids),
-        tuple(scopes),
-    )
+            parts.append((_ScopeSpans(messages, resource, scope, contexts, lock), origin, checked))
+            count += len(checked)
+    return Checked(count, tuple(parts), undecided)
 
 
-def _spans(
-    scope: _ScopeSpans,
-    origin: Origin,
-    spans: list[ReceivedRow],
+def _check_spans(
+    messages: Any,
+    pid: int,
+    checked: list[_CheckedSpan],
     undecided: list[tuple[int, int, int]],
 ) -> None:
-    """Check the spans of one scope, appending them to ``spans``; ``_Invalid`` names the bad one.
+    """Check the span messages of one scope, appending what routing and ``ReceivedSpan`` read to ``checked``;
+    ``_Invalid`` names the bad one.
 
-    Each span is checked whole, and built with what routing and checking read
-    (``ReceivedSpan`` decodes the rest at its first read). One loop for the
-    whole batch: this runs for every received span, so the names it uses are
-    bound once.
+    Each span is checked whole. One loop for the whole batch: this runs for
+    every received span, before the receiver answers, so the names it uses
+    are bound once.
     """
     kinds = _KINDS
-    pid = origin.pid
-    received_span = ReceivedSpan
     span_ids, status_of, has_field = _span_ids, _status, _has_field
-    append = spans.append
-    first = len(spans)  # a span's index in its scope is how many were appended before it
+    append = checked.append
     try:
-        for span in scope.messages:
+        for span in messages:
             trace_id, span_id, parent_id = span_ids(span)
             if parent_id and not (span.flags if _HAS_FLAGS else 0) & HAS_IS_REMOTE:
                 undecided.append((span_id, parent_id, pid))
@@ -436,21 +489,17 @@ def _spans(
             links = tuple(_link(link, i) for i, link in enumerate(links)) if links else ()  # checked first
             append(
                 (
-                    received_span(
-                        kinds[kind], status_of(span) if has_field(span, "status") else _UNSET, links, scope
-                    ),
-                    origin,
+                    kinds[kind],
+                    status_of(span) if has_field(span, "status") else _UNSET,
+                    links,
                     trace_id,
                     span_id,
                     parent_id,
                 )
             )
     except _Invalid as invalid:
-        invalid.index = len(spans) - first
+        invalid.index = len(checked)  # a span's index in its scope is how many were checked before it
         raise
-    # The spans, not their rows: a row (a tuple) kept until the first read would be one more object per span
-    # for the garbage collector to traverse while the child exports.
-    scope.spans = [cast("ReceivedSpan", row[0]) for row in spans[first:]]
 
 
 def _span_ids(span: Any) -> tuple[int, int, int]:

@@ -66,6 +66,16 @@ def shutdown() -> None:
     _patched = False
 
 
+def settle() -> None:
+    """Wait until the requests the ``otlp_receiver`` answered are in the captures (at once when none is left).
+
+    Every read of a capture calls it first (``Router.settle``).
+    """
+    active = _router
+    if active is not None:
+        active.settle()
+
+
 def existing_router() -> Router | None:
     """The router if some test already installed it, without installing it."""
     return _router

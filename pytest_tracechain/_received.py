@@ -1,9 +1,11 @@
 """Spans received from another process, decoded at their first read.
 
-The receiver answers the child once its spans are in the capture, so what the
-receiver's thread does per span the child waits for. Routing needs a span's
-ids, and checking the request its kind, status and links: ``_otlp_decode``
-builds a ``ReceivedSpan`` with those alone. The rest (the contexts, name,
+The receiver answers the child once its spans are checked, and captures them
+after (reads of a capture wait for that), so what the receiver's thread does
+per span before its answer the child waits for, and what it does after, the
+test's first read. Routing needs a span's ids, and checking the request its
+kind, status and links: ``_otlp_decode`` builds a ``ReceivedSpan`` with those
+alone. The rest (the contexts, name,
 times, attributes, events, resource, scope) is read from the parsed request
 when one of its spans is first read, mostly by the test's own thread after the
 child has gone, for all the spans of that part of the request at once.

@@ -46,6 +46,9 @@ CLOSED_CAPTURES = 8
 LATE_SPANS_KEPT = 1000
 # How many of a test's latest open spans a root in a fresh context is compared with.
 _FRESH_LOOKBACK = 64
+#: Seconds a read of a capture waits, at most, for requests the receiver answered to be captured (they
+#: take milliseconds; past this something is wrong, and the read goes on without them, logged).
+SETTLE_TIMEOUT = 60.0
 
 
 def _internal_error(where: str) -> None:
@@ -125,6 +128,13 @@ class Router(SpanProcessor):
         self._refreshed = False
         self._receive_lock = threading.Lock()
         self.dropped = 0
+        self._answering()
+
+    def _answering(self) -> None:
+        """No request answered and still to capture (``answered``, ``captured``, ``settle``)."""
+        self._answered = 0  # requests answered so far, each numbered by this count
+        self._uncaptured: set[int] = set()  # the numbers of those not captured yet
+        self._captured = threading.Condition(threading.Lock())
 
     # -- SpanProcessor -----------------------------------------------------------
 
@@ -361,6 +371,48 @@ class Router(SpanProcessor):
                             entry.index_then_forget_finished()
                     closed.let_go()
 
+    # -- spans received from other processes ---------------------------------------------
+    #
+    # The receiver answers a request once it is checked, and captures it after:
+    # the exporter waits for the parse and the checks alone. Every read of a
+    # capture (``settle``) first waits for the requests answered before it, so
+    # a child that flushed its exporter before it exited has delivered, when
+    # it exits, everything its test then reads.
+
+    def answered(self) -> tuple[int, CaptureState | None]:
+        """A checked request is about to be answered: its number, for ``captured``, and the running test,
+        which takes the spans no test owns (``receive_answered``)."""
+        with self._captured:
+            self._answered += 1
+            number = self._answered
+            self._uncaptured.add(number)
+        return number, self.current
+
+    def captured(self, number: int) -> None:
+        """The request ``answered`` numbered is in the captures (or failed, logged): reads go on."""
+        with self._captured:
+            self._uncaptured.discard(number)
+            self._captured.notify_all()
+
+    def settle(self, timeout: float = SETTLE_TIMEOUT) -> None:
+        """Wait until every request answered so far is captured; at once when none is left.
+
+        Only for those answered before the call: a process that keeps
+        exporting cannot keep a reader waiting.
+        """
+        if not self._uncaptured:  # the common case: one attribute read
+            return
+        with self._captured:
+            last = self._answered
+            if not self._captured.wait_for(
+                lambda: not self._uncaptured or min(self._uncaptured) > last, timeout
+            ):
+                logging.getLogger("pytest_tracechain").warning(
+                    "pytest-tracechain: requests the otlp_receiver answered were not captured after %g s; "
+                    "the capture is read without them",
+                    timeout,
+                )
+
     def receive(self, spans: Sequence[tuple[ReadableSpan, Origin]], undecided: Collection[int] = ()) -> int:
         """Add finished spans received from other processes to the captures that own them.
 
@@ -377,11 +429,18 @@ class Router(SpanProcessor):
         return self.receive_rows(rows, undecided)
 
     def receive_rows(self, spans: Sequence[ReceivedRow], undecided: Collection[int] = ()) -> int:
+        """``receive_answered`` with the test running now."""
+        return self.receive_answered(spans, undecided, self.current)
+
+    def receive_answered(
+        self, spans: Sequence[ReceivedRow], undecided: Collection[int], running: CaptureState | None
+    ) -> int:
         """Add finished spans received from other processes to the captures that own them.
 
         A span belongs to the capture holding its parent span, else to the one
-        holding its trace id, else to the running test's; between tests it is
-        dropped (counted in ``dropped``). The captures of the last
+        holding its trace id, else to ``running``, the test running when the
+        request was answered; between tests it is dropped (counted in
+        ``dropped``). The captures of the last
         ``RECENT_CAPTURES`` tests since the receiver started are searched, so
         a late span never lands in a later test: it is recorded as a leak of
         its own test when it ended after that test's teardown. ``undecided``
@@ -399,7 +458,7 @@ class Router(SpanProcessor):
         this loop.
         """
         with self._receive_lock:
-            batch = _Batch(self, undecided)
+            batch = _Batch(self, undecided, running)
             take = batch.take
             for row in spans:
                 take(row)
@@ -462,6 +521,7 @@ class Router(SpanProcessor):
         self._task_origins = {}
         self.receiving = False
         self._recent = deque(maxlen=RECENT_CAPTURES)
+        self._answering()
 
     # -- internals -------------------------------------------------------------------
 
@@ -528,8 +588,7 @@ class _Batch:
     Made and used under the router's receive lock.
     """
 
-    def __init__(self, router: Router, undecided: Collection[int]) -> None:
-        current = router.current
+    def __init__(self, router: Router, undecided: Collection[int], current: CaptureState | None) -> None:
         recent = router._recent
         if current is not None and not any(entry.capture is current for entry in recent):
             recent.append(_Received(current))  # the test that started the receiver

@@ -116,12 +116,14 @@ class TestRun:
     def check_call(self, *, test_failed: bool) -> None:
         """When the test function returns (or raised): the analysis of finished spans."""
         if self.check is not CheckMode.OFF:
+            self.router.settle()
             self.finished_at_call = len(self.state.finished)
             self._act_on(_analyze(self.state) + self._new_scope_findings(), test_failed=test_failed)
 
     def end(self) -> None:
         """At the end of teardown: close the capture; unended spans, scope leaks, leaks."""
         leftovers = _scope.leftover(self.state, self.entry_context)
+        self.router.settle()  # the spans the receiver answered for during the test are the test's
         self.router.close(self.state)
         if not self.state.origins:
             reason = _provider.why_nothing_is_captured()

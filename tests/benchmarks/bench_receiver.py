@@ -451,6 +451,9 @@ def main() -> None:
         action="store_true",
         help="also the receiver patched to answer before it decodes, and to check, answer, then decode",
     )
+    parser.add_argument(
+        "--variants", help=f"comma-separated, of {', '.join(VARIANTS)} (default: all; null is always run)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--in-process-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -462,6 +465,9 @@ def main() -> None:
         print("\n".join(in_process(n)))
         return
     reps = args.reps or (3 if args.quick else 5)
+    wanted = set(args.variants.split(",") if args.variants else VARIANTS) | {"null"}  # the ratios' base
+    if wanted - set(VARIANTS):
+        parser.error(f"unknown variants: {', '.join(sorted(wanted - set(VARIANTS)))}")
     if n % SPANS_PER_ROOT:
         parser.error(f"-n must be a multiple of {SPANS_PER_ROOT}")
 
@@ -500,7 +506,8 @@ def main() -> None:
         keys += [
             f"{label}:{variant}"
             for variant in VARIANTS
-            if (variant != "oteltest" or has_module(python, "oteltest.sink"))
+            if variant in wanted
+            and (variant != "oteltest" or has_module(python, "oteltest.sink"))
             and (variant not in ("first", "check") or args.answer_first)
         ]
     print(f"N={n:,} spans per child, {reps} repetitions, variants interleaved in balanced orders\n")

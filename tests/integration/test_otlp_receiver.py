@@ -455,22 +455,41 @@ def test_bad_requests_are_answered_and_the_server_keeps_serving(
             accepted(otlp_receiver, tracechain)
 
         def test_handler_error_is_a_500(tracechain, otlp_receiver, monkeypatch, caplog):
-            from pytest_tracechain import _provider
+            from pytest_tracechain import _otlp_decode
 
             def broken(*args):
-                raise RuntimeError("broken router")
+                raise RuntimeError("broken checks")
 
-            monkeypatch.setattr(_provider.router(), "receive_rows", broken)
+            monkeypatch.setattr(_otlp_decode, "_check", broken)
             status, _, body = post(otlp_receiver, request(span("x", b"\\x01" * 8)).SerializeToString())
             assert (status, rpc_status(body)) == (
                 500, (13, "internal error in pytest-tracechain's otlp_receiver (logged)"))
             assert "otlp_receiver: internal error while handling a request; answered 500" in caplog.text
             monkeypatch.undo()
             accepted(otlp_receiver, tracechain)
+
+        def test_an_error_after_the_answer_is_logged_and_recorded(tracechain, otlp_receiver, monkeypatch, caplog):
+            from pytest_tracechain import _provider
+
+            def broken(*args):
+                raise RuntimeError("broken router")
+
+            monkeypatch.setattr(_provider.router(), "receive_answered", broken)
+            status, _, body = post(otlp_receiver, request(span("x", b"\\x01" * 8)).SerializeToString())
+            assert (status, body) == (200, b"")  # answered once checked: the spans were sound
+            assert tracechain.spans == []  # waits for the capture, which failed
+            assert (
+                "otlp_receiver: internal error while capturing a request answered 200; its spans are lost"
+                in caplog.text
+            )
+            assert otlp_receiver.rejected[-1] == (
+                500, "internal error in pytest-tracechain's otlp_receiver after answering 200 (logged)")
+            monkeypatch.undo()
+            accepted(otlp_receiver, tracechain)
         """
     )
     result = run_pytest("--tb=short")
-    result.assert_outcomes(passed=10)
+    result.assert_outcomes(passed=11)
 
 
 def test_chunked_bodies(inner: pytest.Pytester, run_pytest: RunPytest) -> None:
@@ -791,6 +810,7 @@ def test_ownership_and_remote_parents_without_flags(inner: pytest.Pytester, run_
             before = router.dropped
             receiver = held["receiver"]
             assert post(receiver, request(span("nobody", b"\\x16" * 8, trace=b"\\x0e" * 16)).SerializeToString())[0] == 200
+            router.settle()  # answered first, then dropped
             assert router.dropped == before + 1
         """
     )
@@ -803,6 +823,49 @@ def test_ownership_and_remote_parents_without_flags(inner: pytest.Pytester, run_
             "tracechain: otlp_receiver dropped 1 span that arrived while no test was running",
         ]
     )
+
+
+def test_a_request_is_answered_once_checked_and_reads_wait_until_it_is_captured(
+    inner: pytest.Pytester, run_pytest: RunPytest
+) -> None:
+    """The exporter waits for the parse and the checks only; a read of the capture waits for the rest."""
+    inner.makepyfile(
+        """
+        import threading
+        from conftest import post, request, span
+        from pytest_tracechain import _otlp_decode
+
+        def test_answered_then_captured(tracechain, otlp_receiver, monkeypatch):
+            release = threading.Event()
+            decode = _otlp_decode.Checked.decode
+
+            def held_back(self):
+                assert release.wait(30)
+                return decode(self)
+
+            monkeypatch.setattr(_otlp_decode.Checked, "decode", held_back)
+            status, _, _ = post(otlp_receiver, request(span("sent", b"\\x21" * 8)).SerializeToString())
+            assert status == 200  # answered while its spans are held back
+            assert otlp_receiver.received == 1
+            read, returned = [], threading.Event()
+
+            def read_names():
+                read.extend(one.name for one in tracechain.spans)
+                returned.set()
+
+            threading.Thread(target=read_names, daemon=True).start()
+            assert not returned.wait(0.2)  # the read waits for the answered request
+            release.set()
+            assert returned.wait(10)
+            assert read == ["sent"]
+
+        def test_a_malformed_span_is_still_refused_before_the_answer(tracechain, otlp_receiver):
+            status, _, body = post(otlp_receiver, request(span("bad", b"\\x22" * 3)).SerializeToString())
+            assert status == 400
+            assert tracechain.spans == []
+        """
+    )
+    run_pytest("-p", "no:randomly").assert_outcomes(passed=2)
 
 
 def test_missing_extra_names_the_install_command(pytester: pytest.Pytester, run_pytest: RunPytest) -> None:

@@ -86,7 +86,7 @@ def test_only_the_capture_module_reads_the_views_state() -> None:
         for path in PACKAGE.glob("*.py")
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         if isinstance(node, ast.Attribute)
-        and node.attr == "_state"
+        and node.attr in ("_state", "_read")  # the view's state, and the same once settled
         and not (isinstance(node.value, ast.Name) and node.value.id == "self")
     )
     assert readers == ["_capture"]

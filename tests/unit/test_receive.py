@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer, set_span_in_context
 
@@ -163,3 +165,101 @@ def test_a_trace_of_a_finished_test_that_let_go_of_its_spans_is_still_found(
     receiving.receive([(received, CHILD)])
     assert first.finished == [received]
     assert second.finished == []
+
+
+# -- answered first, captured after: reads wait (Router.answered, captured, settle) -----------------
+
+
+def _rows(spans: list) -> list:
+    """The spans as ``Router.receive_answered`` takes them, from the receiver's decoding."""
+    return [
+        (one, CHILD, one.context.trace_id, one.context.span_id, one.parent.span_id if one.parent else 0)
+        for one in spans
+    ]
+
+
+def _settling(router: Router) -> threading.Event:
+    """``router.settle()`` on a thread of its own; the event is set once it returns."""
+    returned = threading.Event()
+
+    def settle() -> None:
+        router.settle(timeout=30)
+        returned.set()
+
+    threading.Thread(target=settle, daemon=True).start()
+    return returned
+
+
+def test_a_read_waits_for_the_requests_answered_before_it_until_they_are_captured(receiving: Router) -> None:
+    number, _ = receiving.answered()
+    returned = _settling(receiving)
+    assert not returned.wait(0.2)  # still waiting: the request is answered, not captured
+    receiving.captured(number)
+    assert returned.wait(10)
+    receiving.settle(timeout=0)  # nothing left: at once
+
+
+def test_a_read_does_not_wait_for_requests_answered_after_it(receiving: Router) -> None:
+    first, _ = receiving.answered()
+    returned = _settling(receiving)
+    assert not returned.wait(0.2)
+    later, _ = receiving.answered()  # a process that keeps exporting
+    receiving.captured(first)
+    assert returned.wait(10)  # although ``later`` is not captured
+    receiving.captured(later)
+
+
+def test_a_read_gives_up_after_its_timeout_and_says_so(
+    receiving: Router, caplog: pytest.LogCaptureFixture
+) -> None:
+    number, _ = receiving.answered()
+    receiving.settle(timeout=0.01)
+    assert caplog.messages == [
+        "pytest-tracechain: requests the otlp_receiver answered were not captured after 0.01 s; "
+        "the capture is read without them"
+    ]
+    receiving.captured(number)
+
+
+def test_spans_no_test_owns_go_to_the_test_running_when_their_request_was_answered(
+    receiving: Router,
+) -> None:
+    first = _open(receiving, "first")
+    _, running = receiving.answered()
+    assert running is first
+    receiving.close(first)  # the test ended before the request was captured
+    second = _open(receiving, "second")
+    spans = _trace(0xA, 100)
+    assert receiving.receive_answered(_rows(spans), (), running) == 0
+    assert first.finished == spans
+    assert second.finished == []
+    receiving.close(second)
+    assert (
+        receiving.receive_answered(_rows(_trace(0xB, 200)), (), None) == 7
+    )  # answered between tests: dropped
+
+
+def test_a_capture_read_waits_for_what_was_answered(
+    receiving: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_tracechain import _provider
+    from pytest_tracechain._capture import view_of
+
+    monkeypatch.setattr(_provider, "_router", receiving)
+    state = _open(receiving, "t")
+    capture = view_of(state)
+    number, running = receiving.answered()
+    read: list[list[str]] = []
+    returned = threading.Event()
+
+    def read_names() -> None:
+        read.append([one.name for one in capture.spans])
+        returned.set()
+
+    threading.Thread(target=read_names, daemon=True).start()
+    assert not returned.wait(0.2)
+    spans = _trace(0xA, 100)
+    receiving.receive_answered(_rows(spans), (), running)
+    receiving.captured(number)
+    assert returned.wait(10)
+    assert read == [[one.name for one in spans]]
