@@ -47,6 +47,7 @@ A/B: ``--python base=/work/bench-recv-base/bin/python --python new=/work/bench-r
     python tests/benchmarks/bench_receiver.py --quick    # N=10,000, 3 repetitions
     python tests/benchmarks/bench_receiver.py --in-process   # decode and receive only, no HTTP
     python tests/benchmarks/bench_receiver.py --answer-first --reps 8   # and the floors of answering first, of checking first
+    python tests/benchmarks/bench_receiver.py --answer-first --variants null,receiver,first --reps 20
 """
 
 from __future__ import annotations
