@@ -333,10 +333,7 @@ class _Summary:
                 terminalreporter.write_sep("_", nodeid)
                 terminalreporter.line(text)
 
-        provider = sys.modules.get("pytest_tracechain._provider")
-        router = provider.existing_router() if provider is not None else None
-        if router is not None:
-            router.settle()  # requests the receiver answered last are counted
+        router = _settled_router()
         leaked = _leak_lines(self.leaked, router)
         dropped = router.dropped if router is not None else 0  # otlp_receiver, between tests
         if dropped:
@@ -356,6 +353,15 @@ class _Summary:
                 terminalreporter.line(f"  {nodeid}: {'; '.join(dict.fromkeys(values))}")
         for leak in leaked:
             terminalreporter.line(f"tracechain: {leak}")
+
+
+def _settled_router() -> Any:
+    """This process's router once the requests the receiver answered are captured (None if never made)."""
+    provider = sys.modules.get("pytest_tracechain._provider")
+    router = provider.existing_router() if provider is not None else None
+    if router is not None:
+        router.settle()  # what the receiver answered last is counted, dropped or leaked
+    return router
 
 
 def _leak_lines(reported: list[object], router: Any) -> list[str]:
