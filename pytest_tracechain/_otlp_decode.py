@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from google.protobuf import json_format  # type: ignore[import-untyped,unused-ignore]
@@ -60,9 +61,11 @@ _KINDS = (
     SpanKind.PRODUCER,
     SpanKind.CONSUMER,
 )
-_STATUS_CODES = (StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR)
 _UNSET = Status(StatusCode.UNSET)
 _OK = Status(StatusCode.OK)
+_STATUSES = (_UNSET, _OK, None)  # by OTLP status code; an error's holds its message
+_ZERO_TRACE_ID = bytes(16)
+_ZERO_SPAN_ID = bytes(8)
 _EMPTY_STATE = TraceState()
 _PID_KEY = "process.pid"
 # Received resources are cached by their serialized form: an exporter sends the
@@ -111,37 +114,44 @@ class Decoded:
             scope.forget()
 
 
-#: A span that passed the checks: its kind, status, links, trace id, span id and parent span id (0: none).
-_CheckedSpan = tuple[SpanKind, Status, tuple[Link, ...], int, int, int]
+#: A span that passed the checks, as they read it: its trace id, span id and parent span id (bytes,
+#: b"" for none), kind, status code, links (its ``Link`` objects where it has any) and flags.
+_CheckedSpan = tuple[bytes, bytes, bytes, int, int, Any, int]
 
 
 @dataclass(frozen=True, slots=True)
 class Checked:
     """A request whose every span passed the checks behind a 400: what the receiver answers 200 for.
 
-    What the checks read (ids, kind, status, links) is kept for ``decode``,
-    which builds the spans the router takes, after the answer: the child
-    waits for the parse and the checks alone. ``count`` is the number of spans.
+    What the checks read (ids, kind, status code, links, flags) is kept as
+    they read it for ``decode``, which turns it into the spans the router
+    takes, after the answer: the child waits for the parse and the checks
+    alone. ``count`` is the number of spans.
     """
 
     count: int
     parts: tuple[tuple[_ScopeSpans, Origin, list[_CheckedSpan]], ...]
-    undecided: list[tuple[int, int, int]]  # (span id, parent span id, pid)
 
     def decode(self) -> Decoded:
         """The spans, each as ``Router.receive_rows`` takes it."""
         spans: list[ReceivedRow] = []
+        undecided: list[tuple[int, int, int]] = []  # (span id, parent span id, pid)
         append = spans.append
-        received_span = ReceivedSpan
+        received_span, from_bytes, kinds, statuses = ReceivedSpan, int.from_bytes, _KINDS, _STATUSES
         for scope, origin, checked in self.parts:
             first = len(spans)
-            for kind, status, links, trace_id, span_id, parent_id in checked:
-                append((received_span(kind, status, links, scope), origin, trace_id, span_id, parent_id))
+            for trace_raw, span_raw, parent_raw, kind, code, links, flags in checked:
+                span_id = from_bytes(span_raw, "big")
+                parent_id = from_bytes(parent_raw, "big") if parent_raw else 0
+                if parent_id and not flags & HAS_IS_REMOTE:
+                    undecided.append((span_id, parent_id, origin.pid))
+                status = statuses[code] or _error_status(scope.messages[len(spans) - first])
+                span = received_span(kinds[kind], status, links if links else (), scope)
+                append((span, origin, from_bytes(trace_raw, "big"), span_id, parent_id))
             # The spans, not their rows: a row (a tuple) kept until the first read would be one more object
             # per span for the garbage collector to traverse while the child exports.
             scope.spans = [cast("ReceivedSpan", row[0]) for row in spans[first:]]
         scopes = tuple(scope for scope, _, _ in self.parts)
-        undecided = self.undecided
         if not undecided:  # exporters that set the flags (opentelemetry-python's since 1.25) leave none
             return Decoded(spans, frozenset(), scopes)
         # A parent sent in the same request by the same process is local.
@@ -435,7 +445,6 @@ class _ScopeSpans:
 
 def _check(request: ExportTraceServiceRequest) -> Checked:
     parts: list[tuple[_ScopeSpans, Origin, list[_CheckedSpan]]] = []
-    undecided: list[tuple[int, int, int]] = []  # (span id, parent span id, pid)
     origins: dict[int, Origin] = {}
     contexts: dict[int, SpanContext] = {}
     lock = threading.Lock()
@@ -450,7 +459,7 @@ def _check(request: ExportTraceServiceRequest) -> Checked:
             messages = scope_spans.spans
             checked: list[_CheckedSpan] = []
             try:
-                _check_spans(messages, pid, checked, undecided)
+                _check_spans(messages, checked)
             except _Invalid as invalid:
                 raise BadRequest(
                     f"resourceSpans[{r_index}].scopeSpans[{s_index}].spans[{invalid.index}].{invalid.path} "
@@ -458,48 +467,64 @@ def _check(request: ExportTraceServiceRequest) -> Checked:
                 ) from None
             parts.append((_ScopeSpans(messages, resource, scope, contexts, lock), origin, checked))
             count += len(checked)
-    return Checked(count, tuple(parts), undecided)
+    return Checked(count, tuple(parts))
 
 
-def _check_spans(
-    messages: Any,
-    pid: int,
-    checked: list[_CheckedSpan],
-    undecided: list[tuple[int, int, int]],
-) -> None:
-    """Check the span messages of one scope, appending what routing and ``ReceivedSpan`` read to ``checked``;
-    ``_Invalid`` names the bad one.
+def _check_spans(messages: Any, checked: list[_CheckedSpan]) -> None:
+    """Check the span messages of one scope, appending what the checks read to ``checked``; ``_Invalid``
+    names the bad one.
 
-    Each span is checked whole. One loop for the whole batch: this runs for
-    every received span, before the receiver answers, so the names it uses
-    are bound once.
+    This runs for every received span before the receiver answers, and
+    reading a field of a parsed message costs more than checking it: the
+    fields are read in one call (``_checked_fields``), kept as they are read
+    (``Checked.decode`` converts them after the answer), and checked in one
+    expression. A span it fails is checked again one field at a time
+    (``_check_span``), for the message.
     """
-    kinds = _KINDS
-    span_ids, status_of, has_field = _span_ids, _status, _has_field
     append = checked.append
+    link, trace_zero, span_zero = _link, _ZERO_TRACE_ID, _ZERO_SPAN_ID
     try:
-        for span in messages:
-            trace_id, span_id, parent_id = span_ids(span)
-            if parent_id and not (span.flags if _HAS_FLAGS else 0) & HAS_IS_REMOTE:
-                undecided.append((span_id, parent_id, pid))
-            kind = span.kind
-            if not 0 <= kind <= 5:
-                raise _Invalid("kind", f"is {kind}, not an OTLP span kind (0-5)")
-            links = span.links
-            links = tuple(_link(link, i) for i, link in enumerate(links)) if links else ()  # checked first
-            append(
-                (
-                    kinds[kind],
-                    status_of(span) if has_field(span, "status") else _UNSET,
-                    links,
-                    trace_id,
-                    span_id,
-                    parent_id,
-                )
-            )
+        for fields in map(_checked_fields, messages):
+            trace_id, span_id, parent_id, kind, code, links, flags = fields
+            if (
+                len(trace_id) != 16
+                or trace_id == trace_zero
+                or len(span_id) != 8
+                or span_id == span_zero
+                or (parent_id and (len(parent_id) != 8 or parent_id == span_zero))
+                or not 0 <= kind <= 5
+                or not 0 <= code <= 2
+            ):
+                _check_span(messages[len(checked)])
+            if links:  # checked and built now: the check is most of the work
+                links = tuple(link(one, index) for index, one in enumerate(links))
+                fields = (trace_id, span_id, parent_id, kind, code, links, flags)
+            append(fields)
     except _Invalid as invalid:
         invalid.index = len(checked)  # a span's index in its scope is how many were checked before it
         raise
+
+
+def _check_span(span: Any) -> None:
+    """Every check ``_check_spans`` makes, one at a time, in the order a 400 names the first that fails."""
+    _span_ids(span)
+    kind = span.kind
+    if not 0 <= kind <= 5:
+        raise _Invalid("kind", f"is {kind}, not an OTLP span kind (0-5)")
+    for index, one in enumerate(span.links):
+        _link(one, index)
+    if _has_field(span, "status"):
+        _status(span)
+
+
+_CHECKED = ("trace_id", "span_id", "parent_span_id", "kind", "status.code", "links")
+if _HAS_FLAGS:
+    _checked_fields: Callable[[Any], _CheckedSpan] = attrgetter(*_CHECKED, "flags")
+else:  # opentelemetry-proto before 1.25: no span flags
+    _fields = attrgetter(*_CHECKED)
+
+    def _checked_fields(span: Any) -> _CheckedSpan:
+        return (*_fields(span), 0)
 
 
 def _span_ids(span: Any) -> tuple[int, int, int]:
@@ -569,6 +594,10 @@ def _context(
     return context
 
 
+def _error_status(span: Any) -> Status:
+    return Status(StatusCode.ERROR, span.status.message or None)
+
+
 def _status(span: Any) -> Status:
     """The status of a span message that has one (most have none: asking is cheaper than reading it)."""
     code = span.status.code
@@ -577,7 +606,7 @@ def _status(span: Any) -> Status:
     if code == 1:
         return _OK
     if code == 2:
-        return Status(StatusCode.ERROR, span.status.message or None)
+        return _error_status(span)
     raise _Invalid("status.code", f"is {code}, not an OTLP status code (0-2)")
 
 

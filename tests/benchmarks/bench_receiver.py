@@ -46,6 +46,7 @@ A/B: ``--python base=/work/bench-recv-base/bin/python --python new=/work/bench-r
     python tests/benchmarks/bench_receiver.py            # N=50,000, 5 repetitions
     python tests/benchmarks/bench_receiver.py --quick    # N=10,000, 3 repetitions
     python tests/benchmarks/bench_receiver.py --in-process   # decode and receive only, no HTTP
+    python tests/benchmarks/bench_receiver.py --instructions   # what the receiver does before it answers, in instructions
     python tests/benchmarks/bench_receiver.py --answer-first --reps 8   # and the floors of answering first, of checking first
     python tests/benchmarks/bench_receiver.py --answer-first --variants null,receiver,first --reps 20
 """
@@ -354,6 +355,11 @@ def in_process(n: int) -> list[str]:
     bodies = [encode_spans(spans[i : i + 512]).SerializeToString() for i in range(0, len(spans), 512)]
     del spans
 
+    def checked(body: bytes) -> object:
+        """What the receiver does before it answers; ``check_only`` in a version from before ``check``."""
+        check = getattr(_otlp_decode, "check", None)
+        return check(body, "protobuf") if check is not None else check_only(body)
+
     def best(fn: object, per: int, rounds: int = 5) -> float:
         results = []
         for _ in range(rounds):
@@ -410,7 +416,7 @@ def in_process(n: int) -> list[str]:
         f"one 512-span batch: the exporter encodes it in {best(lambda: [encode_spans(batch).SerializeToString() for _ in range(20)], 20 * 512):.2f} µs per span; "
         f"the receiver decodes it from protobuf in {best(lambda: [_otlp_decode.decode(body, 'protobuf') for _ in range(20)], 20 * 512):.2f} µs "
         f"(of it parsing, which no receiver can skip, {best(lambda: [ExportTraceServiceRequest.FromString(body) for _ in range(20)], 20 * 512):.2f} µs; "
-        f"parsing and checking only, {best(lambda: [check_only(body) for _ in range(20)], 20 * 512):.2f} µs), "
+        f"parsing and checking, all it does before it answers, {best(lambda: [checked(body) for _ in range(20)], 20 * 512):.2f} µs), "
         f"from OTLP JSON in {best(lambda: [_otlp_decode.decode(json_body, 'json') for _ in range(5)], 5 * 512):.2f} µs",
     ]
     ingest_cpu = best(ingest, n)
@@ -437,6 +443,35 @@ def in_process(n: int) -> list[str]:
     return lines
 
 
+# -- instructions (callgrind): deterministic where time on this host is not --------------
+
+INSTRUCTION_BATCH = 512
+INSTRUCTION_CALLS = 20
+INSTRUCTION_WHAT = {
+    "parse": "parsing alone (ExportTraceServiceRequest.FromString)",
+    "check": "parsing and checking, all the receiver does before it answers (_otlp_decode.check)",
+    "decode": "parsing, checking and building the spans the router takes (_otlp_decode.decode)",
+}
+
+
+def instructions_child(what: str, calls: str) -> None:
+    """Make one batch, then run ``what`` on it ``calls`` times: the count of 0 calls is the baseline."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from pytest_tracechain import _otlp_decode
+
+    body = encode_spans(_exported_spans(INSTRUCTION_BATCH)).SerializeToString()
+    check = getattr(_otlp_decode, "check", None)
+    run = {
+        "parse": ExportTraceServiceRequest.FromString,
+        "check": (lambda body: check(body, "protobuf")) if check is not None else check_only,
+        "decode": lambda body: _otlp_decode.decode(body, "protobuf"),
+    }[what]
+    for _ in range(int(calls)):
+        run(body)
+
+
 # -- the driver -----------------------------------------------------------------------
 
 
@@ -457,6 +492,12 @@ def main() -> None:
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--in-process-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instructions a span (callgrind) of what the receiver does before it answers, and of its decoding",
+    )
+    parser.add_argument("--instructions-child", nargs=2, help=argparse.SUPPRESS)  # what, calls
     args = parser.parse_args()
     n = args.n or (10_000 if args.quick else 50_000)
     if args.child:
@@ -464,6 +505,9 @@ def main() -> None:
         return
     if args.in_process_child:
         print("\n".join(in_process(n)))
+        return
+    if args.instructions_child:
+        instructions_child(*args.instructions_child)
         return
     reps = args.reps or (3 if args.quick else 5)
     wanted = set(args.variants.split(",") if args.variants else VARIANTS) | {"null"}  # the ratios' base
@@ -475,6 +519,7 @@ def main() -> None:
     from _common import (
         alternate,
         clean_env,
+        count_instructions,
         fingerprint_of,
         has_module,
         machine_info,
@@ -491,6 +536,23 @@ def main() -> None:
     for label, python in pythons.items():
         if label:
             print(f"{label}: {python}: {fingerprint_of(python)}")
+    if args.instructions:
+        for label, python in pythons.items():
+            print(
+                f"\ninstructions a span, one {INSTRUCTION_BATCH}-span batch{f' ({label})' if label else ''}:"
+            )
+            for what in ("parse", "check", "decode"):
+                runs = [
+                    count_instructions(
+                        [python, __file__, "--instructions-child", what, str(calls)],
+                        cwd=tempfile.gettempdir(),
+                        env=clean_env({"PYTHONHASHSEED": "0"}),
+                    )
+                    for calls in (0, INSTRUCTION_CALLS)
+                ]
+                per_span = (runs[1] - runs[0]) / INSTRUCTION_CALLS / INSTRUCTION_BATCH
+                print(f"  {INSTRUCTION_WHAT[what]}: {per_span:,.0f}")
+        return
     if args.in_process:
         for label, python in pythons.items():
             done = subprocess.run(

@@ -395,6 +395,16 @@ def test_a_bad_field_is_named_with_the_index_of_its_span(field: str, value: obje
     assert str(raised.value) == f"resourceSpans[0].scopeSpans[0].spans[2].{reason}"
 
 
+def test_a_bad_status_code_is_named_with_the_index_of_its_span() -> None:
+    request = encode_spans(_exported())
+    request.resource_spans[0].scope_spans[0].spans[3].status.code = 7
+    with pytest.raises(BadRequest) as raised:
+        decode(request.SerializeToString(), "protobuf")
+    assert str(raised.value) == (
+        "resourceSpans[0].scopeSpans[0].spans[3].status.code is 7, not an OTLP status code (0-2)"
+    )
+
+
 def test_a_bad_link_is_named_with_its_span_and_its_index() -> None:
     request = encode_spans(_exported())
     spans = request.resource_spans[0].scope_spans[0].spans
