@@ -295,6 +295,15 @@ def check_only(body: bytes) -> int:
     return count
 
 
+def receiver_check(body: bytes) -> object:
+    """What the receiver does before it answers (``_otlp_decode.check``); ``check_only`` in a version from
+    before it, for an A/B."""
+    from pytest_tracechain import _otlp_decode
+
+    check = getattr(_otlp_decode, "check", None)
+    return check(body, "protobuf") if check is not None else check_only(body)
+
+
 # -- in this process: decoding and receiving without HTTP ------------------------------
 
 
@@ -355,11 +364,6 @@ def in_process(n: int) -> list[str]:
     bodies = [encode_spans(spans[i : i + 512]).SerializeToString() for i in range(0, len(spans), 512)]
     del spans
 
-    def checked(body: bytes) -> object:
-        """What the receiver does before it answers; ``check_only`` in a version from before ``check``."""
-        check = getattr(_otlp_decode, "check", None)
-        return check(body, "protobuf") if check is not None else check_only(body)
-
     def best(fn: object, per: int, rounds: int = 5) -> float:
         results = []
         for _ in range(rounds):
@@ -416,7 +420,7 @@ def in_process(n: int) -> list[str]:
         f"one 512-span batch: the exporter encodes it in {best(lambda: [encode_spans(batch).SerializeToString() for _ in range(20)], 20 * 512):.2f} µs per span; "
         f"the receiver decodes it from protobuf in {best(lambda: [_otlp_decode.decode(body, 'protobuf') for _ in range(20)], 20 * 512):.2f} µs "
         f"(of it parsing, which no receiver can skip, {best(lambda: [ExportTraceServiceRequest.FromString(body) for _ in range(20)], 20 * 512):.2f} µs; "
-        f"parsing and checking, all it does before it answers, {best(lambda: [checked(body) for _ in range(20)], 20 * 512):.2f} µs), "
+        f"parsing and checking, all it does before it answers, {best(lambda: [receiver_check(body) for _ in range(20)], 20 * 512):.2f} µs), "
         f"from OTLP JSON in {best(lambda: [_otlp_decode.decode(json_body, 'json') for _ in range(5)], 5 * 512):.2f} µs",
     ]
     ingest_cpu = best(ingest, n)
@@ -462,10 +466,9 @@ def instructions_child(what: str, calls: str) -> None:
     from pytest_tracechain import _otlp_decode
 
     body = encode_spans(_exported_spans(INSTRUCTION_BATCH)).SerializeToString()
-    check = getattr(_otlp_decode, "check", None)
     run = {
         "parse": ExportTraceServiceRequest.FromString,
-        "check": (lambda body: check(body, "protobuf")) if check is not None else check_only,
+        "check": receiver_check,
         "decode": lambda body: _otlp_decode.decode(body, "protobuf"),
     }[what]
     for _ in range(int(calls)):
